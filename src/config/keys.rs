@@ -1,0 +1,537 @@
+//! The registry of every key the file accepts: name, type, default and meaning.
+//!
+//! It is the one source of truth for three consumers: the reader (unknown keys, type checks and
+//! `did you mean`), the JSON Schema (`pypm schema`, `schema/pypm.schema.json`) and the docs. A key
+//! that is not here is rejected; a key that is here but never read is caught by a test.
+
+use serde_json::{Value, json};
+
+/// The shape a value must have.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ty {
+    Str,
+    /// A string or a number, kept as text (`revision`).
+    Text,
+    Bool,
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// A positive number (integer or float).
+    PositiveNumber,
+    Duration,
+    Size,
+    /// A string split like a POSIX shell, or an array of strings.
+    Command,
+    StrList,
+    StrOrStrList,
+    IntList {
+        min: i64,
+        max: i64,
+    },
+    /// A table of environment variables (string, number or boolean values).
+    EnvMap,
+    Enum(&'static [&'static str]),
+    /// A list of app names, or a table of app name → condition.
+    DependsOn,
+    Signal,
+    /// A regular expression (not `${VAR}`-expanded: `$` anchors).
+    Regex,
+    /// A sub-table with its own keys.
+    Table(&'static [Key]),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Key {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub doc: &'static str,
+    /// The default as a JSON literal, for the schema and docs.
+    pub default: Option<&'static str>,
+}
+
+const fn key(name: &'static str, ty: Ty, default: Option<&'static str>, doc: &'static str) -> Key {
+    Key {
+        name,
+        ty,
+        doc,
+        default,
+    }
+}
+
+pub const CONDITIONS: &[&str] = &["started", "ready", "completed"];
+pub const KINDS: &[&str] = &["service", "task"];
+pub const RESTART_POLICIES: &[&str] = &["always", "on-failure", "never"];
+pub const EVENT_NAMES: &[&str] = &[
+    "started",
+    "ready",
+    "exited",
+    "restarting",
+    "stopped",
+    "failed",
+    "memory_limit",
+    "unhealthy",
+    "config_error",
+    "config_applied",
+    "log_error",
+];
+
+pub const TOP_KEYS: &[&str] = &["pypm", "environments", "apps", "notify"];
+
+pub const PYPM_KEYS: &[Key] = &[
+    key(
+        "state_dir",
+        Ty::Str,
+        Some("\".pypm\""),
+        "directory for the control socket, state, events and pid file; relative to the file",
+    ),
+    key(
+        "log_dir",
+        Ty::Str,
+        Some("\".pypm/logs\""),
+        "directory for app logs; relative to the file (default: STATE_DIR/logs)",
+    ),
+    key(
+        "http",
+        Ty::Str,
+        None,
+        "HOST:PORT for the dashboard, HTTP API and /metrics; absent = off",
+    ),
+    key(
+        "http_public",
+        Ty::Bool,
+        Some("false"),
+        "must be true to bind `http` to a non-loopback address",
+    ),
+    key(
+        "statsd",
+        Ty::Str,
+        None,
+        "HOST:PORT to push StatsD metrics over UDP; absent = off",
+    ),
+    key(
+        "watch_config",
+        Ty::Bool,
+        Some("true"),
+        "hot reload when this file or an env_file changes",
+    ),
+];
+
+pub const ENVIRONMENT_KINDS: &[&str] = &["venv", "conda", "python"];
+
+pub const ENVIRONMENT_KEYS: &[Key] = &[
+    key(
+        "venv",
+        Ty::Str,
+        None,
+        "a virtualenv directory (has pyvenv.cfg), relative to the file",
+    ),
+    key("conda", Ty::Str, None, "a conda/mamba env name, or a prefix path"),
+    key("python", Ty::Str, None, "an interpreter on PATH, or a path"),
+];
+
+pub const PROBE_KINDS: &[&str] = &["http", "tcp", "exec", "log", "notify"];
+
+const PROBE_KIND_KEYS: [Key; 5] = [
+    key("http", Ty::Str, None, "URL; passes when it answers 2xx"),
+    key("tcp", Ty::Str, None, "HOST:PORT; passes when a connection succeeds"),
+    key("exec", Ty::Command, None, "a command; passes when it exits 0"),
+    key(
+        "log",
+        Ty::Regex,
+        None,
+        "a regex; passes when a stdout/stderr line matches",
+    ),
+    key(
+        "notify",
+        Ty::Bool,
+        None,
+        "passes when the app sends READY=1 to NOTIFY_SOCKET (sd_notify)",
+    ),
+];
+
+pub const READY_KEYS: &[Key] = &[
+    PROBE_KIND_KEYS[0],
+    PROBE_KIND_KEYS[1],
+    PROBE_KIND_KEYS[2],
+    PROBE_KIND_KEYS[3],
+    PROBE_KIND_KEYS[4],
+    key("interval", Ty::Duration, Some("\"500ms\""), "time between attempts"),
+    key(
+        "timeout",
+        Ty::Duration,
+        Some("\"60s\""),
+        "not ready by then: the start failed (counts toward max_restarts)",
+    ),
+];
+
+pub const HEALTH_KEYS: &[Key] = &[
+    PROBE_KIND_KEYS[0],
+    PROBE_KIND_KEYS[1],
+    PROBE_KIND_KEYS[2],
+    PROBE_KIND_KEYS[3],
+    PROBE_KIND_KEYS[4],
+    key("interval", Ty::Duration, Some("\"10s\""), "time between attempts"),
+    key(
+        "failures",
+        Ty::Int { min: 1, max: 1000 },
+        Some("3"),
+        "consecutive failures before the instance is restarted",
+    ),
+    key(
+        "timeout",
+        Ty::Duration,
+        None,
+        "one attempt's time limit (default: min(interval, 5s))",
+    ),
+];
+
+pub const PROGRAM_KEYS: &[&str] = &["command", "script", "module"];
+
+pub const APP_KEYS: &[Key] = &[
+    key(
+        "command",
+        Ty::Command,
+        None,
+        "string (split like a POSIX shell, run without a shell) or array",
+    ),
+    key(
+        "script",
+        Ty::Str,
+        None,
+        "a file to run; interpreter from its extension",
+    ),
+    key("module", Ty::Str, None, "a Python module, run as `python -m MODULE`"),
+    key("args", Ty::StrList, Some("[]"), "extra arguments for script / module"),
+    key(
+        "interpreter",
+        Ty::Str,
+        None,
+        "python | node | bash | sh | none | a path",
+    ),
+    key(
+        "environment",
+        Ty::Str,
+        None,
+        "a named [environments] entry; omitted = automatic resolution",
+    ),
+    key("cwd", Ty::Str, None, "working directory, relative to the file"),
+    key("env", Ty::EnvMap, Some("{}"), "environment variables"),
+    key(
+        "env_file",
+        Ty::StrOrStrList,
+        None,
+        "KEY=VALUE files (# comments, optional quotes), later files win",
+    ),
+    key(
+        "kind",
+        Ty::Enum(KINDS),
+        Some("\"service\""),
+        "service (kept running) | task (runs to completion)",
+    ),
+    key(
+        "enabled",
+        Ty::Bool,
+        Some("true"),
+        "false = declared stopped: pypm stops it and keeps it stopped",
+    ),
+    key(
+        "instances",
+        Ty::Int { min: 1, max: 1024 },
+        Some("1"),
+        "number of copies; each gets PYPM_INSTANCE=0..N-1",
+    ),
+    key(
+        "listen",
+        Ty::StrList,
+        Some("[]"),
+        "sockets pypm binds and passes to every instance: tcp://HOST:PORT or unix:/path",
+    ),
+    key(
+        "depends_on",
+        Ty::DependsOn,
+        Some("[]"),
+        "apps to wait for: a list (condition `started`) or { app = \"started\" | \"ready\" | \"completed\" }",
+    ),
+    key(
+        "restart",
+        Ty::Enum(RESTART_POLICIES),
+        None,
+        "always | on-failure | never (default: always for services, never for tasks)",
+    ),
+    key(
+        "restart_delay",
+        Ty::Duration,
+        Some("\"100ms\""),
+        "first backoff; doubles each consecutive failure",
+    ),
+    key(
+        "restart_delay_max",
+        Ty::Duration,
+        Some("\"30s\""),
+        "backoff cap",
+    ),
+    key(
+        "max_restarts",
+        Ty::Int {
+            min: 0,
+            max: 1_000_000,
+        },
+        Some("10"),
+        "restarts allowed within restart_window before the app is marked failed",
+    ),
+    key(
+        "restart_window",
+        Ty::Duration,
+        Some("\"60s\""),
+        "window for max_restarts",
+    ),
+    key(
+        "min_uptime",
+        Ty::Duration,
+        Some("\"1s\""),
+        "an exit sooner than this counts as a failed start",
+    ),
+    key(
+        "success_exit_codes",
+        Ty::IntList { min: 0, max: 255 },
+        Some("[0]"),
+        "exit codes that are not failures",
+    ),
+    key(
+        "stop_signal",
+        Ty::Signal,
+        Some("\"SIGTERM\""),
+        "signal sent to the process group to stop",
+    ),
+    key(
+        "stop_timeout",
+        Ty::Duration,
+        Some("\"10s\""),
+        "then SIGKILL to the whole process group",
+    ),
+    key("memory_max", Ty::Size, None, "memory limit of the instance"),
+    key("cpu_max", Ty::PositiveNumber, None, "CPU limit in cores"),
+    key(
+        "nofile",
+        Ty::Int {
+            min: 1,
+            max: 1 << 30,
+        },
+        None,
+        "RLIMIT_NOFILE",
+    ),
+    key("nice", Ty::Int { min: -20, max: 19 }, Some("0"), "scheduling priority"),
+    key("user", Ty::Str, None, "run as this user (only when pypm runs as root)"),
+    key(
+        "watch",
+        Ty::StrList,
+        Some("[]"),
+        "globs (relative to cwd); a change restarts the app",
+    ),
+    key(
+        "revision",
+        Ty::Text,
+        None,
+        "free text; changing it rolls the app (a deploy trigger)",
+    ),
+    key(
+        "log_timestamps",
+        Ty::Bool,
+        Some("false"),
+        "prefix each log line with an RFC 3339 timestamp",
+    ),
+    key(
+        "log_max_size",
+        Ty::Size,
+        Some("\"10M\""),
+        "rotate a log file at this size",
+    ),
+    key(
+        "log_max_files",
+        Ty::Int { min: 0, max: 1000 },
+        Some("5"),
+        "rotated files kept",
+    ),
+    key("ready", Ty::Table(READY_KEYS), None, "readiness probe"),
+    key("health", Ty::Table(HEALTH_KEYS), None, "liveness probe"),
+];
+
+pub const NOTIFY_KINDS: &[&str] = &["webhook", "email", "exec"];
+
+pub const NOTIFY_KEYS: &[Key] = &[
+    key("webhook", Ty::Str, None, "URL that receives each event as a JSON POST"),
+    key("email", Ty::Str, None, "address that receives each event (needs smtp)"),
+    key("smtp", Ty::Str, None, "HOST:PORT of the SMTP server for email"),
+    key(
+        "exec",
+        Ty::Command,
+        None,
+        "command run with the event as JSON on stdin",
+    ),
+    key(
+        "events",
+        Ty::StrList,
+        None,
+        "event names to send (default: all)",
+    ),
+];
+
+pub fn names(keys: &[Key]) -> impl Iterator<Item = &'static str> + '_ {
+    keys.iter().map(|k| k.name)
+}
+
+pub const APP_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
+
+const DURATION_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h)?\s*$";
+const SIZE_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*([KkMmGgTt]([Ii]?[Bb])?|[Bb])?\s*$";
+
+fn ty_schema(ty: Ty) -> Value {
+    let string_list = json!({"type": "array", "items": {"type": "string"}});
+    match ty {
+        Ty::Str => json!({"type": "string"}),
+        Ty::Text => json!({"type": ["string", "number"]}),
+        Ty::Bool => json!({"type": "boolean"}),
+        Ty::Int { min, max } => json!({"type": "integer", "minimum": min, "maximum": max}),
+        Ty::PositiveNumber => json!({"type": "number", "exclusiveMinimum": 0}),
+        Ty::Duration => json!({
+            "type": ["string", "number"], "pattern": DURATION_PATTERN, "minimum": 0
+        }),
+        Ty::Size => json!({"type": ["string", "integer"], "pattern": SIZE_PATTERN, "minimum": 0}),
+        Ty::Command => json!({"oneOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "items": {"type": "string"}, "minItems": 1}
+        ]}),
+        Ty::StrList => string_list,
+        Ty::StrOrStrList => json!({"oneOf": [{"type": "string"}, string_list]}),
+        Ty::IntList { min, max } => json!({
+            "type": "array", "items": {"type": "integer", "minimum": min, "maximum": max}
+        }),
+        Ty::EnvMap => json!({
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number", "boolean"]}
+        }),
+        Ty::Enum(values) => json!({"enum": values}),
+        Ty::DependsOn => json!({"oneOf": [
+            {"type": "array", "items": {"type": "string", "pattern": APP_NAME_PATTERN}},
+            {"type": "object", "propertyNames": {"pattern": APP_NAME_PATTERN},
+             "additionalProperties": {"enum": CONDITIONS}}
+        ]}),
+        Ty::Signal => json!({"type": "string", "pattern": "^(SIG)?[A-Z0-9]+$"}),
+        Ty::Regex => json!({"type": "string"}),
+        Ty::Table(keys) => table_schema(keys, None),
+    }
+}
+
+fn table_schema(keys: &[Key], exactly_one_of: Option<&[&str]>) -> Value {
+    let mut props = serde_json::Map::new();
+    for k in keys {
+        let mut s = ty_schema(k.ty);
+        if let Value::Object(m) = &mut s {
+            m.insert("description".into(), Value::String(k.doc.into()));
+            if let Some(d) = k.default
+                && let Ok(v) = serde_json::from_str::<Value>(d)
+            {
+                m.insert("default".into(), v);
+            }
+        }
+        props.insert(k.name.into(), s);
+    }
+    let mut schema = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": props,
+    });
+    if let (Some(one_of), Value::Object(m)) = (exactly_one_of, &mut schema) {
+        let alternatives: Vec<Value> = one_of
+            .iter()
+            .map(|k| {
+                let others: Vec<Value> = one_of
+                    .iter()
+                    .filter(|o| *o != k)
+                    .map(|o| json!({"required": [o]}))
+                    .collect();
+                json!({"required": [k], "not": {"anyOf": others}})
+            })
+            .collect();
+        m.insert("oneOf".into(), Value::Array(alternatives));
+    }
+    schema
+}
+
+/// The JSON Schema of the whole file, generated from the registry.
+pub fn json_schema() -> Value {
+    let mut app = table_schema(APP_KEYS, Some(PROGRAM_KEYS));
+    if let Value::Object(m) = &mut app
+        && let Some(Value::Object(props)) = m.get_mut("properties")
+    {
+        props.insert(
+            "ready".into(),
+            probe_schema(READY_KEYS, "readiness probe: exactly one of http / tcp / exec / log / notify"),
+        );
+        props.insert(
+            "health".into(),
+            probe_schema(HEALTH_KEYS, "liveness probe: exactly one of http / tcp / exec / log / notify"),
+        );
+    }
+    let mut pypm = table_schema(PYPM_KEYS, None);
+    if let Value::Object(m) = &mut pypm {
+        m.insert("description".into(), "supervisor-wide settings".into());
+    }
+    let environment = table_schema(ENVIRONMENT_KEYS, Some(ENVIRONMENT_KINDS));
+    let mut notify = table_schema(NOTIFY_KEYS, Some(NOTIFY_KINDS));
+    if let Value::Object(m) = &mut notify
+        && let Some(Value::Object(props)) = m.get_mut("properties")
+    {
+        props.insert(
+            "events".into(),
+            json!({"type": "array", "items": {"enum": EVENT_NAMES},
+                   "description": "event names to send (default: all)"}),
+        );
+    }
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": "https://pypm.dev/schema/pypm.schema.json",
+        "title": "pypm.toml",
+        "description": "pypm: a declarative process supervisor for Python services",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "pypm": pypm,
+            "environments": {
+                "type": "object",
+                "description": "named Python environments (exactly one of venv / conda / python)",
+                "propertyNames": {"pattern": APP_NAME_PATTERN},
+                "additionalProperties": environment,
+            },
+            "apps": {
+                "type": "object",
+                "description": "the apps pypm keeps running",
+                "propertyNames": {"pattern": APP_NAME_PATTERN},
+                "additionalProperties": app,
+            },
+            "notify": {
+                "type": "array",
+                "description": "notifiers",
+                "items": notify,
+            },
+        },
+    })
+}
+
+fn probe_schema(keys: &[Key], doc: &str) -> Value {
+    let mut s = table_schema(keys, None);
+    if let Value::Object(m) = &mut s {
+        m.insert("description".into(), doc.into());
+        let kinds: Vec<Value> = PROBE_KINDS.iter().map(|k| json!({"required": [k]})).collect();
+        m.insert("anyOf".into(), Value::Array(kinds));
+    }
+    s
+}
+
+/// The schema as `pypm schema` prints it and `schema/pypm.schema.json` stores it.
+pub fn json_schema_text() -> String {
+    let mut s = serde_json::to_string_pretty(&json_schema()).unwrap_or_default();
+    s.push('\n');
+    s
+}

@@ -1,0 +1,323 @@
+//! The configuration model: `pypm.toml` read into typed, validated structures.
+//!
+//! Owns: finding the file, parsing it with positions, every validation rule of SPEC §1, defaults of
+//! SPEC §8, `${VAR}` expansion and `env_file` contents. It runs nothing and touches no process; the
+//! Python environment of each app is resolved afterwards by [`crate::resolve`].
+
+pub mod expand;
+pub mod keys;
+mod read;
+pub mod units;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::diagnostic::{Diagnostic, Renderer, Span};
+
+/// A configuration file, read and validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file as found (absolute).
+    pub path: PathBuf,
+    /// Its directory: relative paths in the file are relative to it.
+    pub dir: PathBuf,
+    pub pypm: Settings,
+    pub environments: IndexMap<String, Environment>,
+    /// Apps in the order the file declares them.
+    pub apps: IndexMap<String, App>,
+    pub notify: Vec<Notifier>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Settings {
+    pub state_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub http: Option<String>,
+    pub http_public: bool,
+    pub statsd: Option<String>,
+    pub watch_config: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Environment {
+    pub name: String,
+    pub decl: EnvDecl,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// A declared Python environment; paths are absolute.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvDecl {
+    Venv(PathBuf),
+    /// A name, or an absolute prefix path.
+    Conda(String),
+    /// An absolute path, or a name looked up on PATH.
+    Python(String),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Service,
+    Task,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    Started,
+    Ready,
+    Completed,
+}
+
+impl Condition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Started => "started",
+            Condition::Ready => "ready",
+            Condition::Completed => "completed",
+        }
+    }
+}
+
+/// What an app runs, as declared.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Program {
+    /// Already split into words, each expanded.
+    Command(Vec<String>),
+    Script(String),
+    Module(String),
+}
+
+/// A socket the supervisor binds for an app (SPEC §5).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Listen {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Tcp(a) => write!(f, "tcp://{a}"),
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeCheck {
+    Http(String),
+    Tcp(String),
+    Exec(Vec<String>),
+    Log(String),
+    Notify,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
+pub struct Probe {
+    pub check: ProbeCheck,
+    pub interval: Duration,
+    /// Ready: the overall deadline. Health: one attempt's limit.
+    pub timeout: Duration,
+    /// Health only: consecutive failures before a restart.
+    pub failures: u32,
+}
+
+/// One app, with defaults applied and every string expanded.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct App {
+    pub name: String,
+    pub program: Program,
+    pub args: Vec<String>,
+    pub interpreter: Option<String>,
+    pub environment: Option<String>,
+    /// Absolute.
+    pub cwd: PathBuf,
+    /// `env` as declared, expanded (declared order).
+    pub env: Vec<(String, String)>,
+    /// Absolute paths of the env files.
+    pub env_file: Vec<PathBuf>,
+    /// What the env files contain, in order (later files win).
+    pub env_file_vars: Vec<(String, String)>,
+    pub kind: Kind,
+    pub enabled: bool,
+    pub instances: u32,
+    pub listen: Vec<Listen>,
+    pub depends_on: Vec<(String, Condition)>,
+    pub restart: RestartPolicy,
+    pub restart_delay: Duration,
+    pub restart_delay_max: Duration,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+    pub min_uptime: Duration,
+    pub success_exit_codes: Vec<i32>,
+    /// Canonical name, e.g. `SIGTERM`.
+    pub stop_signal: String,
+    pub stop_timeout: Duration,
+    pub memory_max: Option<u64>,
+    pub cpu_max: Option<f64>,
+    pub nofile: Option<u64>,
+    pub nice: i32,
+    pub user: Option<String>,
+    pub watch: Vec<String>,
+    pub revision: Option<String>,
+    pub log_timestamps: bool,
+    pub log_max_size: u64,
+    pub log_max_files: u32,
+    pub ready: Option<Probe>,
+    pub health: Option<Probe>,
+    /// Where each key's value is, for later diagnostics (environment resolution).
+    #[serde(skip)]
+    pub spans: AppSpans,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppSpans {
+    /// The app's name in its table header.
+    pub name: Span,
+    pub keys: HashMap<String, Span>,
+}
+
+impl AppSpans {
+    /// The span of `key`'s value, else of the app's name.
+    pub fn of(&self, key: &str) -> Span {
+        self.keys.get(key).cloned().unwrap_or(self.name.clone())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifierKind {
+    Webhook(String),
+    Email { to: String, smtp: String },
+    Exec(Vec<String>),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Notifier {
+    pub kind: NotifierKind,
+    /// Empty = all events.
+    pub events: Vec<String>,
+}
+
+/// Why a file could not be used: every problem at once, renderable with positions.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    /// The path as shown to the user.
+    pub file: String,
+    pub source: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ConfigError {
+    pub fn io(file: &Path, err: &std::io::Error) -> Self {
+        ConfigError {
+            file: file.display().to_string(),
+            source: String::new(),
+            diagnostics: vec![Diagnostic::new(
+                format!("cannot read `{}`: {err}", file.display()),
+                None,
+            )],
+        }
+    }
+
+    /// Every diagnostic, rendered.
+    pub fn render(&self) -> String {
+        Renderer {
+            file: &self.file,
+            source: &self.source,
+        }
+        .render_all(&self.diagnostics)
+    }
+
+    /// The first error's one-line summary with its position, for `status` and events.
+    pub fn summary(&self) -> (String, Option<(usize, usize)>) {
+        match self.diagnostics.first() {
+            Some(d) => {
+                let pos = d
+                    .span
+                    .as_ref()
+                    .map(|s| crate::diagnostic::line_col(&self.source, s.start));
+                let msg = match pos {
+                    Some((l, c)) => format!("{}:{l}:{c}: {}", self.file, d.message),
+                    None => format!("{}: {}", self.file, d.message),
+                };
+                (msg, pos)
+            }
+            None => (format!("{}: invalid", self.file), None),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads and validates the file at `path`. `display` is how the path is shown in messages;
+/// `host` is the environment `${VAR}` expands from.
+pub fn load(
+    path: &Path,
+    display: &str,
+    host: &HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    parse(&source, &abs, display, host)
+}
+
+/// Parses and validates `source` as if read from `path` (absolute).
+pub fn parse(
+    source: &str,
+    path: &Path,
+    display: &str,
+    host: &HashMap<String, String>,
+) -> Result<Config, ConfigError> {
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    read::read(source, path, &dir, host).map_err(|diagnostics| ConfigError {
+        file: display.to_string(),
+        source: source.to_string(),
+        diagnostics,
+    })
+}
+
+/// Where the file is: `--config FILE`, else `$PYPM_CONFIG`, else `pypm.toml` in `cwd` or its
+/// nearest parent.
+pub fn discover(explicit: Option<&Path>, env_config: Option<&str>, cwd: &Path) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(cwd.join(p));
+    }
+    if let Some(p) = env_config.filter(|p| !p.is_empty()) {
+        return Some(cwd.join(p));
+    }
+    cwd.ancestors()
+        .map(|d| d.join("pypm.toml"))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,338 @@
+//! Table-driven tests of the reader: defaults, values, and one rendered diagnostic per error kind.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn host() -> HashMap<String, String> {
+    HashMap::from([
+        ("HOME".to_string(), "/home/u".to_string()),
+        ("PORT".to_string(), "8000".to_string()),
+    ])
+}
+
+fn parse_in(dir: &Path, src: &str) -> Result<Config, ConfigError> {
+    parse(src, &dir.join("pypm.toml"), "pypm.toml", &host())
+}
+
+fn ok(src: &str) -> Config {
+    let dir = std::env::temp_dir();
+    match parse_in(&dir, src) {
+        Ok(c) => c,
+        Err(e) => panic!("expected a valid file, got:\n{}", e.render()),
+    }
+}
+
+fn errors(src: &str) -> String {
+    let dir = std::env::temp_dir();
+    match parse_in(&dir, src) {
+        Ok(_) => panic!("expected errors for:\n{src}"),
+        Err(e) => e.render(),
+    }
+}
+
+#[test]
+fn defaults_are_spec_section_8() {
+    let c = ok("[apps.api]\ncommand = \"python3 app.py\"\n");
+    let a = &c.apps["api"];
+    assert_eq!(a.kind, Kind::Service);
+    assert!(a.enabled);
+    assert_eq!(a.instances, 1);
+    assert_eq!(a.cwd, c.dir);
+    assert_eq!(a.restart, RestartPolicy::Always);
+    assert_eq!(a.restart_delay, Duration::from_millis(100));
+    assert_eq!(a.restart_delay_max, Duration::from_secs(30));
+    assert_eq!(a.max_restarts, 10);
+    assert_eq!(a.restart_window, Duration::from_secs(60));
+    assert_eq!(a.min_uptime, Duration::from_secs(1));
+    assert_eq!(a.success_exit_codes, vec![0]);
+    assert_eq!(a.stop_signal, "SIGTERM");
+    assert_eq!(a.stop_timeout, Duration::from_secs(10));
+    assert!(!a.log_timestamps);
+    assert_eq!(a.log_max_size, 10 * 1024 * 1024);
+    assert_eq!(a.log_max_files, 5);
+    assert_eq!(a.nice, 0);
+    assert_eq!(a.program, Program::Command(vec!["python3".into(), "app.py".into()]));
+    assert_eq!(c.pypm.state_dir, c.dir.join(".pypm"));
+    assert_eq!(c.pypm.log_dir, c.dir.join(".pypm").join("logs"));
+    assert!(c.pypm.watch_config);
+    assert!(!c.pypm.http_public);
+
+    let t = ok("[apps.m]\nkind = \"task\"\nscript = \"m.py\"\n");
+    assert_eq!(t.apps["m"].restart, RestartPolicy::Never);
+}
+
+#[test]
+fn probe_defaults() {
+    let c = ok(r#"
+[apps.api]
+command = "x"
+[apps.api.ready]
+tcp = "127.0.0.1:8000"
+[apps.api.health]
+http = "http://127.0.0.1:8000/health"
+"#);
+    let a = &c.apps["api"];
+    let ready = a.ready.as_ref().map(|p| (p.interval, p.timeout));
+    assert_eq!(
+        ready,
+        Some((Duration::from_millis(500), Duration::from_secs(60)))
+    );
+    let health = a.health.as_ref().map(|p| (p.interval, p.timeout, p.failures));
+    assert_eq!(
+        health,
+        Some((Duration::from_secs(10), Duration::from_secs(5), 3))
+    );
+}
+
+#[test]
+fn every_key_is_read() {
+    // A file using every registered key parses, so the reader and the registry agree.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    std::fs::write(dir.path().join(".env"), "A=1\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(dir.path().join("svc")).unwrap_or_else(|e| panic!("{e}"));
+    let src = r#"
+[pypm]
+state_dir = ".st"
+log_dir = "logs"
+http = "127.0.0.1:9615"
+http_public = false
+statsd = "127.0.0.1:8125"
+watch_config = false
+
+[environments.web]
+venv = ".venv"
+[environments.ml]
+conda = "ml"
+[environments.legacy]
+python = "python3.11"
+
+[apps.db]
+command = ["sleep", "100"]
+
+[apps.api]
+script = "app.py"
+args = ["--port", "${PORT}"]
+interpreter = "python"
+environment = "web"
+cwd = "svc"
+env = { DEBUG = "0", N = 3, FLAG = true }
+env_file = ".env"
+kind = "service"
+enabled = true
+instances = 2
+listen = ["tcp://127.0.0.1:8000", "unix:api.sock"]
+depends_on = { db = "ready" }
+restart = "on-failure"
+restart_delay = "1s"
+restart_delay_max = "30s"
+max_restarts = 10
+restart_window = "60s"
+min_uptime = "1s"
+success_exit_codes = [0, 3]
+stop_signal = "INT"
+stop_timeout = "10s"
+memory_max = "512M"
+cpu_max = 1.5
+nofile = 65536
+nice = 5
+user = "www-data"
+watch = ["**/*.py"]
+revision = 7
+log_timestamps = true
+log_max_size = "1M"
+log_max_files = 3
+
+[apps.api.ready]
+http = "http://127.0.0.1:8000/health"
+interval = "200ms"
+timeout = "30s"
+
+[apps.api.health]
+exec = "true"
+interval = "5s"
+failures = 2
+timeout = "1s"
+
+[[notify]]
+webhook = "https://hooks.example.com/pypm"
+events = ["failed", "unhealthy"]
+[[notify]]
+email = "ops@example.com"
+smtp = "127.0.0.1:25"
+[[notify]]
+exec = "notify-send pypm"
+"#;
+    let c = match parse_in(dir.path(), src) {
+        Ok(c) => c,
+        Err(e) => panic!("{}", e.render()),
+    };
+    let a = &c.apps["api"];
+    assert_eq!(a.args, vec!["--port", "8000"]);
+    assert_eq!(a.cwd, dir.path().join("svc"));
+    assert_eq!(
+        a.env,
+        vec![
+            ("DEBUG".into(), "0".into()),
+            ("N".into(), "3".into()),
+            ("FLAG".into(), "true".into())
+        ]
+    );
+    assert_eq!(a.env_file_vars, vec![("A".into(), "1".into())]);
+    assert_eq!(a.depends_on, vec![("db".into(), Condition::Ready)]);
+    assert_eq!(
+        a.listen,
+        vec![
+            Listen::Tcp("127.0.0.1:8000".into()),
+            Listen::Unix(dir.path().join("api.sock"))
+        ]
+    );
+    assert_eq!(a.stop_signal, "SIGINT");
+    assert_eq!(a.memory_max, Some(512 * 1024 * 1024));
+    assert_eq!(a.cpu_max, Some(1.5));
+    assert_eq!(a.revision.as_deref(), Some("7"));
+    assert_eq!(a.success_exit_codes, vec![0, 3]);
+    assert_eq!(c.notify.len(), 3);
+    assert_eq!(c.pypm.log_dir, dir.path().join("logs"));
+    assert_eq!(
+        c.environments["web"].decl,
+        EnvDecl::Venv(dir.path().join(".venv"))
+    );
+}
+
+#[test]
+fn expansion_uses_env_file_and_env() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    std::fs::write(dir.path().join("a.env"), "NAME=from-file\n").unwrap_or_else(|e| panic!("{e}"));
+    let c = parse_in(
+        dir.path(),
+        r#"
+[apps.x]
+command = "echo ${NAME} ${GREETING} $$HOME ${HOME}"
+env_file = "a.env"
+env = { GREETING = "hi-${NAME}" }
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(
+        c.apps["x"].program,
+        Program::Command(vec![
+            "echo".into(),
+            "from-file".into(),
+            "hi-from-file".into(),
+            "$HOME".into(),
+            "/home/u".into()
+        ])
+    );
+}
+
+/// One case per error kind: the whole rendered diagnostic is snapshotted.
+#[test]
+fn each_error_kind_renders_with_position_and_hint() {
+    let cases: &[(&str, &str)] = &[
+        ("unknown_key", "[apps.api]\ncomand = \"python3 app.py\"\n"),
+        ("unknown_top_level", "[app.api]\ncommand = \"x\"\n"),
+        ("unknown_pypm_key", "[pypm]\nstate_dri = \"x\"\n"),
+        ("wrong_type", "[apps.api]\ncommand = \"x\"\ninstances = \"two\"\n"),
+        ("bad_duration", "[apps.api]\ncommand = \"x\"\nrestart_delay = \"5 parsecs\"\n"),
+        ("bad_size", "[apps.api]\ncommand = \"x\"\nmemory_max = \"10X\"\n"),
+        ("invalid_app_name", "[apps.\"my app\"]\ncommand = \"x\"\n"),
+        ("two_programs", "[apps.api]\ncommand = \"x\"\nscript = \"app.py\"\n"),
+        ("no_program", "[apps.api]\ncwd = \".\"\n"),
+        (
+            "unknown_environment",
+            "[environments.web]\nvenv = \".venv\"\n[apps.api]\ncommand = \"x\"\nenvironment = \"wbe\"\n",
+        ),
+        (
+            "unknown_dependency",
+            "[apps.api]\ncommand = \"x\"\ndepends_on = [\"migrat\"]\n[apps.migrate]\ncommand = \"y\"\n",
+        ),
+        (
+            "dependency_cycle",
+            "[apps.a]\ncommand = \"x\"\ndepends_on = [\"b\"]\n[apps.b]\ncommand = \"x\"\ndepends_on = [\"c\"]\n[apps.c]\ncommand = \"x\"\ndepends_on = [\"a\"]\n",
+        ),
+        (
+            "duplicate_listen",
+            "[apps.a]\ncommand = \"x\"\nlisten = [\"tcp://127.0.0.1:8000\"]\n[apps.b]\ncommand = \"x\"\nlisten = [\"tcp://127.0.0.1:9000\", \"tcp://127.0.0.1:8000\"]\n",
+        ),
+        (
+            "probe_without_kind",
+            "[apps.api]\ncommand = \"x\"\n[apps.api.ready]\ninterval = \"1s\"\n",
+        ),
+        (
+            "probe_with_two_kinds",
+            "[apps.api]\ncommand = \"x\"\n[apps.api.health]\nhttp = \"http://127.0.0.1:1/\"\ntcp = \"127.0.0.1:1\"\n",
+        ),
+        (
+            "undefined_variable",
+            "[apps.api]\ncommand = \"python3 app.py --port ${NO_SUCH_PORT}\"\n",
+        ),
+        (
+            "unreadable_env_file",
+            "[apps.api]\ncommand = \"x\"\nenv_file = \"missing.env\"\n",
+        ),
+        ("public_http", "[pypm]\nhttp = \"0.0.0.0:9615\"\n"),
+        (
+            "environment_with_two_kinds",
+            "[environments.web]\nvenv = \".venv\"\nconda = \"ml\"\n",
+        ),
+        ("bad_enum", "[apps.api]\ncommand = \"x\"\nrestart = \"on-failur\"\n"),
+        ("bad_signal", "[apps.api]\ncommand = \"x\"\nstop_signal = \"SIGTREM\"\n"),
+        ("out_of_range", "[apps.api]\ncommand = \"x\"\nnice = 40\n"),
+        ("invalid_toml", "[apps.api]\ncommand = \"x\n"),
+        ("bad_listen", "[apps.api]\ncommand = \"x\"\nlisten = [\"http://127.0.0.1:80\"]\n"),
+        ("bad_condition", "[apps.a]\ncommand = \"x\"\ndepends_on = { b = \"healthy\" }\n[apps.b]\ncommand = \"x\"\n"),
+        ("unknown_notify_event", "[[notify]]\nexec = \"cat\"\nevents = [\"faild\"]\n"),
+    ];
+    for (name, src) in cases {
+        insta::assert_snapshot!(*name, errors(src), src);
+    }
+}
+
+#[test]
+fn all_errors_are_collected_at_once() {
+    let out = errors(
+        r#"
+[apps.api]
+comand = "x"
+restart_delay = "soon"
+
+[apps.web]
+command = "y"
+depends_on = ["nope"]
+"#,
+    );
+    assert_eq!(out.matches("error: ").count(), 4, "{out}");
+    assert!(out.contains("unknown key `comand`"));
+    assert!(out.contains("has none of `command`"));
+    assert!(out.contains("invalid duration"));
+    assert!(out.contains("depends on `nope`"));
+}
+
+#[test]
+fn discovery_order() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let nested = dir.path().join("a/b");
+    std::fs::create_dir_all(&nested).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("pypm.toml"), "").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        discover(None, None, &nested),
+        Some(dir.path().join("pypm.toml"))
+    );
+    assert_eq!(
+        discover(None, Some("other.toml"), &nested),
+        Some(nested.join("other.toml"))
+    );
+    assert_eq!(
+        discover(Some(Path::new("/x/y.toml")), Some("other.toml"), &nested),
+        Some("/x/y.toml".into())
+    );
+    let empty = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    // Only finds files above a directory that has none if some ancestor has one; a fresh temp dir
+    // under /tmp has none.
+    if !Path::new("/tmp/pypm.toml").exists() && !Path::new("/pypm.toml").exists() {
+        assert_eq!(discover(None, None, empty.path()), None);
+    }
+}
