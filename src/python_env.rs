@@ -532,7 +532,8 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
         let python = match (interpreter, env) {
             (Some(i), _) if i != "python" => program(i, app, env, host),
             (_, Some(env)) => env.interpreter.to_string_lossy().into_owned(),
-            (_, None) => unreachable!("a module always gets a python environment"),
+            // Unreachable (a module always gets an environment), but harmless.
+            (_, None) => lookup("python3", None, host),
         };
         argv.extend([python, "-m".to_string(), module.to_string()]);
     } else if let Some(script) = app.script {
