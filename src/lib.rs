@@ -10,3 +10,4 @@
 pub mod config;
 pub mod diagnostic;
 pub mod graph;
+pub mod python_env;
