@@ -11,3 +11,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod graph;
 pub mod python_env;
+pub mod cli;
+pub mod commands;
+pub mod resolve;
+pub mod init;

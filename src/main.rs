@@ -1,3 +1,12 @@
+use clap::Parser;
+
 fn main() {
-    std::process::exit(0);
+    let cli = pypm::cli::Cli::parse();
+    if let Err(failure) = pypm::commands::run(cli) {
+        let msg = failure.to_string();
+        if !msg.is_empty() {
+            eprintln!("{}", msg.trim_end());
+        }
+        std::process::exit(failure.exit_code());
+    }
 }

@@ -83,7 +83,8 @@ impl HostEnv {
 }
 
 /// A declared `[environments.NAME]`, with paths already absolute.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EnvDecl {
     /// A virtualenv directory (has `pyvenv.cfg`).
     Venv(PathBuf),

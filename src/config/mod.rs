@@ -50,16 +50,7 @@ pub struct Environment {
     pub span: Span,
 }
 
-/// A declared Python environment; paths are absolute.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum EnvDecl {
-    Venv(PathBuf),
-    /// A name, or an absolute prefix path.
-    Conda(String),
-    /// An absolute path, or a name looked up on PATH.
-    Python(String),
-}
+pub use crate::python_env::EnvDecl;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]

@@ -699,7 +699,14 @@ fn read_app(
         .copied()
         .filter(|k| t.get(k).is_some())
         .collect();
+    // A misspelt `command` is already reported as an unknown key with its suggestion.
+    let misspelt_program = body.iter().any(|(k, _)| {
+        let k: &str = k.get_ref();
+        !keys::APP_KEYS.iter().any(|key| key.name == k)
+            && did_you_mean(k, keys::PROGRAM_KEYS.iter().copied()).is_some()
+    });
     let program = match present.as_slice() {
+        [] if misspelt_program => None,
         [] => {
             cx.err_help(
                 name_span.clone(),

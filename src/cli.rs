@@ -1,0 +1,133 @@
+//! The command line (clap derive only; behaviour lives in `commands`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// pypm: a declarative process supervisor for Python services.
+///
+/// Describe the apps you want running in `pypm.toml`; `pypm up` makes reality match the file and
+/// keeps it matching. Exit codes: 0 success, 1 error, 2 usage error (and `plan` with changes),
+/// 3 no supervisor is running for this file.
+#[derive(Debug, Parser)]
+#[command(name = "pypm", version, propagate_version = true)]
+pub struct Cli {
+    /// The configuration file [default: $PYPM_CONFIG, else pypm.toml here or in the nearest parent]
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the supervisor for the file (foreground; `-d` to detach)
+    Up(UpArgs),
+    /// Stop every app in reverse dependency order, then the supervisor
+    Down,
+    /// Validate the file without running anything (exit 0 valid, 1 invalid)
+    Check(CheckArgs),
+    /// Show what applying the file would change (exit 0 no change, 2 changes, 1 invalid)
+    Plan(JsonArgs),
+    /// Apply the file now (the same as saving it, or SIGHUP to the supervisor)
+    Reload,
+    /// One row per instance: state, pid, uptime, restarts, CPU, memory, readiness
+    Status(StatusArgs),
+    /// Show the last lines of app logs; `-f` follows, across rotation
+    Logs(LogsArgs),
+    /// Show an app's resolved command, environment, limits, probes, pids and exits
+    Inspect(InspectArgs),
+    /// Roll an app's instances one at a time (the declared state is unchanged)
+    Restart(RestartArgs),
+    /// Print the JSON Schema of pypm.toml
+    Schema,
+    /// Write a commented starter pypm.toml for the current directory
+    Init,
+    /// Convert a PM2 ecosystem file, a Procfile or a supervisord.conf (planned)
+    Import {
+        /// The file to convert
+        file: PathBuf,
+    },
+    /// Print the dashboard URL with its token (planned)
+    Dashboard,
+    /// Install an OS service unit that runs `pypm up` at boot (planned)
+    Service {
+        /// install, uninstall or print
+        action: String,
+    },
+    /// Run the supervisor in this process (used by `up -d`)
+    #[command(hide = true)]
+    Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Detach: run the supervisor in the background and return once no instance is `starting`
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// With -d: the longest to wait for instances to leave `starting`
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub wait: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also print each app's resolved command line, interpreter and the rule that chose it, and
+    /// the start order
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this app
+    pub app: Option<String>,
+    /// Machine-readable output (format: SPEC §8)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only this app (default: every app, each line prefixed with its instance name)
+    pub app: Option<String>,
+    /// Keep printing new lines as they are written
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many lines of each stream to show
+    #[arg(short = 'n', long = "lines", default_value_t = 20)]
+    pub lines: usize,
+    /// Only stdout
+    #[arg(long, conflicts_with = "err")]
+    pub out: bool,
+    /// Only stderr
+    #[arg(long)]
+    pub err: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The app
+    pub app: String,
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// The app to roll
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub app: Option<String>,
+    /// Roll every app
+    #[arg(long)]
+    pub all: bool,
+}

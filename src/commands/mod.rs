@@ -1,0 +1,101 @@
+//! One module per CLI verb. Each returns `Result<(), Failure>`; `main` maps the failure to the
+//! exit code of SPEC §2.
+
+mod check;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command};
+use crate::config::ConfigError;
+
+/// Why a command did not succeed, with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Exit 1: an error; the message's first line stands alone.
+    #[error("{0}")]
+    Error(String),
+    /// Exit 1: the file is invalid.
+    #[error("{}", render_config_error(.0))]
+    Config(ConfigError),
+    /// Exit 2: a usage error (or `plan` with changes, which prints its own output).
+    #[error("{0}")]
+    Usage(String),
+    /// Exit 2 without a message (`plan` found changes).
+    #[error("")]
+    Changes,
+    /// Exit 3: no supervisor runs for this file.
+    #[error("{0}")]
+    NoSupervisor(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Error(_) | Failure::Config(_) => 1,
+            Failure::Usage(_) | Failure::Changes => 2,
+            Failure::NoSupervisor(_) => 3,
+        }
+    }
+}
+
+fn render_config_error(e: &ConfigError) -> String {
+    let n = e.diagnostics.len();
+    let head = if n == 1 {
+        format!("error: `{}` is invalid (1 error)", e.file)
+    } else {
+        format!("error: `{}` is invalid ({n} errors)", e.file)
+    };
+    format!("{head}\n\n{}", e.render().trim_end())
+}
+
+/// The configuration file for this invocation, and how to show it.
+pub struct Located {
+    pub path: PathBuf,
+    pub display: String,
+}
+
+pub fn locate(cli_config: Option<&Path>) -> Result<Located, Failure> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::Error(format!("error: cannot read the current directory: {e}")))?;
+    let env_config = std::env::var("PYPM_CONFIG").ok();
+    let path = crate::config::discover(cli_config, env_config.as_deref(), &cwd).ok_or_else(|| {
+        Failure::Error(format!(
+            "error: no `pypm.toml` in `{}` or any parent directory\n\nwrite one with `pypm init`, or pass `--config FILE`",
+            cwd.display()
+        ))
+    })?;
+    if !path.is_file() {
+        return Err(Failure::Error(format!(
+            "error: configuration file `{}` does not exist",
+            path.display()
+        )));
+    }
+    let display = path
+        .strip_prefix(&cwd)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string());
+    Ok(Located { path, display })
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Check(args) => check::check(config, args.verbose),
+        Command::Schema => {
+            print!("{}", crate::config::keys::json_schema_text());
+            Ok(())
+        }
+        Command::Init => check::init(),
+        Command::Import { .. } => Err(planned("import")),
+        Command::Dashboard => Err(planned("dashboard")),
+        Command::Service { .. } => Err(planned("service")),
+        _ => Err(planned("this command")),
+    }
+}
+
+fn planned(what: &str) -> Failure {
+    Failure::Error(format!(
+        "error: `{what}` is not available in this version of pypm yet"
+    ))
+}
