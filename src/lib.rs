@@ -15,3 +15,4 @@ pub mod cli;
 pub mod commands;
 pub mod resolve;
 pub mod init;
+pub mod control;

@@ -77,6 +77,31 @@ pub fn locate(cli_config: Option<&Path>) -> Result<Located, Failure> {
     Ok(Located { path, display })
 }
 
+/// The state directory of the file: from the file when it is valid, else its `[pypm] state_dir`
+/// read leniently (so `status`, `down` and `logs` work while the file has errors), else `.pypm`
+/// beside the file.
+pub fn state_dir_for(located: &Located) -> PathBuf {
+    let dir = located
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let host: std::collections::HashMap<String, String> = std::env::vars().collect();
+    if let Ok(c) = crate::config::load(&located.path, &located.display, &host) {
+        return c.pypm.state_dir;
+    }
+    let lenient = std::fs::read_to_string(&located.path)
+        .ok()
+        .and_then(|s| s.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("pypm")?
+                .get("state_dir")?
+                .as_str()
+                .map(str::to_string)
+        });
+    dir.join(lenient.as_deref().unwrap_or(".pypm"))
+}
+
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     let config = cli.config.as_deref();

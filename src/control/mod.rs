@@ -1,0 +1,4 @@
+//! The control plane: the protocol shared by client and daemon, the socket server the supervisor
+//! runs, and the client the CLI uses.
+
+pub mod protocol;

@@ -1,0 +1,152 @@
+//! The one request/response protocol between the CLI (and later the HTTP API) and the supervisor.
+//!
+//! Framing: one JSON object per line over the Unix socket `state_dir/pypm.sock`, at most
+//! [`MAX_FRAME`] bytes. Every frame carries `v` = [`VERSION`]; a daemon answers a request of another
+//! version with an error naming both versions.
+
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+pub const MAX_FRAME: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestFrame {
+    pub v: u32,
+    #[serde(flatten)]
+    pub request: Request,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// Status of every instance (or one app's).
+    Status { app: Option<String> },
+    /// One app's resolved spec and instances.
+    Inspect { app: String },
+    /// Roll an app's instances (or every app's).
+    Restart { app: Option<String> },
+    /// Re-read the file and apply it.
+    Reload,
+    /// What applying the file would change.
+    Plan,
+    /// Stop every app in reverse dependency order, then exit.
+    Shutdown,
+    /// The supervisor's pid and the file it runs.
+    Ping,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseFrame {
+    pub v: u32,
+    #[serde(flatten)]
+    pub response: Response,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Status(StatusReport),
+    Inspect(Box<InspectReport>),
+    Pong { pid: u32, config_file: String },
+    /// A request that changed something: a short human summary.
+    Done { message: String },
+    Plan(PlanReport),
+    /// The request failed; `code` is the exit code the CLI should use.
+    Error { message: String, code: i32 },
+}
+
+/// `status --json` (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub config_file: String,
+    pub config_error: Option<ConfigErrorInfo>,
+    pub instances: Vec<Row>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigErrorInfo {
+    pub message: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+/// One instance (SPEC §8 ROW).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// `api`, or `api.0` when the app has several instances.
+    pub name: String,
+    pub app: String,
+    pub instance: u32,
+    pub state: String,
+    pub pid: Option<u32>,
+    pub uptime_secs: Option<f64>,
+    pub restarts: u32,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub ready: bool,
+    pub reason: Option<String>,
+    pub last_exit: Option<LastExit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastExit {
+    pub code: Option<i32>,
+    pub signal: Option<String>,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// `inspect --json`: the resolved spec plus the app's instances as ROWs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InspectReport {
+    pub app: String,
+    /// The resolved spec (argv, interpreter, rule, cwd, env with secrets masked, limits, probes).
+    pub spec: serde_json::Value,
+    /// How each limit is enforced, e.g. `{"memory_max": "not enforced yet"}`.
+    pub limits: serde_json::Value,
+    pub instances: Vec<Row>,
+    /// Recent restarts: `{"at", "instance", "reason"}`.
+    pub restart_history: Vec<serde_json::Value>,
+}
+
+/// `plan --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanReport {
+    pub config_file: String,
+    /// False when no supervisor runs (every app shown as `start`).
+    pub running: bool,
+    pub changes: Vec<PlanChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanChange {
+    pub app: String,
+    /// `start`, `stop`, `restart` or `scale N → M`.
+    pub verb: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for PlanChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} ({})", self.app, self.verb, self.reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_with_version() {
+        let f = RequestFrame {
+            v: VERSION,
+            request: Request::Status {
+                app: Some("api".into()),
+            },
+        };
+        let text = serde_json::to_string(&f).unwrap_or_default();
+        assert_eq!(text, r#"{"v":1,"cmd":"status","app":"api"}"#);
+        let back: RequestFrame = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, f);
+    }
+}
