@@ -16,3 +16,4 @@ pub mod commands;
 pub mod resolve;
 pub mod init;
 pub mod control;
+pub mod supervisor;

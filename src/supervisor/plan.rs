@@ -1,0 +1,280 @@
+//! The pure, level-triggered planner: `plan(desired, observed, now) -> (actions, wake_at)`.
+//!
+//! It never knows which event woke it, so running it twice on the same state gives the same
+//! answer; the loop records `starting` / `stopping` before effects run, so no action is issued
+//! twice. It touches no process, file or clock.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+
+use super::state::{Instance, State, StopIntent};
+use crate::config::{Condition, Kind};
+
+/// What the planner needs to know of one desired app.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Want {
+    pub name: String,
+    pub kind: Kind,
+    pub enabled: bool,
+    pub instances: u32,
+    pub depends_on: Vec<(String, Condition)>,
+    pub stop_timeout: Duration,
+}
+
+impl Want {
+    pub fn from_app(a: &crate::config::App) -> Self {
+        Want {
+            name: a.name.clone(),
+            kind: a.kind,
+            enabled: a.enabled,
+            instances: a.instances,
+            depends_on: a.depends_on.clone(),
+            stop_timeout: a.stop_timeout,
+        }
+    }
+}
+
+pub type Key = (String, u32);
+
+#[derive(Debug, Default, Clone)]
+pub struct Observed {
+    pub instances: IndexMap<Key, Instance>,
+    /// Drive everything to stopped, in reverse dependency order.
+    pub shutting_down: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Start { app: String, idx: u32 },
+    Stop { app: String, idx: u32, intent: StopIntent },
+    Kill { app: String, idx: u32 },
+    /// Record that the instance waits, and why.
+    Wait { app: String, idx: u32, reason: String },
+    /// Record a stopped state with a reason (`disabled`).
+    Settle { app: String, idx: u32, reason: String },
+    /// Drop the record of an instance that is no longer wanted.
+    Forget { app: String, idx: u32 },
+}
+
+/// Whether a dependency's condition holds, and if not, the reason its dependents show.
+pub fn dependency_met(
+    dep: &Want,
+    cond: Condition,
+    obs: &Observed,
+) -> Result<(), String> {
+    let name = &dep.name;
+    if !dep.enabled {
+        return Err(format!("waiting for `{name}` (disabled)"));
+    }
+    let insts: Vec<Option<&Instance>> = (0..dep.instances)
+        .map(|i| obs.instances.get(&(name.clone(), i)))
+        .collect();
+    if insts.iter().flatten().any(|i| i.state == State::Failed) {
+        return Err(format!("waiting for `{name}`, which failed"));
+    }
+    let ok = insts.iter().all(|i| match (cond, i) {
+        (_, None) => false,
+        (Condition::Started, Some(i)) => i.ever_started,
+        (Condition::Ready, Some(i)) => {
+            (i.state == State::Running && i.ready) || i.state == State::Completed
+        }
+        (Condition::Completed, Some(i)) => i.state == State::Completed,
+    });
+    if ok {
+        Ok(())
+    } else {
+        let what = match cond {
+            Condition::Started => "to start",
+            Condition::Ready => "to be ready",
+            Condition::Completed => "to complete",
+        };
+        Err(format!("waiting for `{name}` {what}"))
+    }
+}
+
+/// Decides the next actions and when to look again (the earliest deadline), given everything
+/// wanted and everything observed at `now`.
+pub fn plan(
+    desired: &IndexMap<String, Want>,
+    obs: &Observed,
+    now: Instant,
+) -> (Vec<Action>, Option<Instant>) {
+    let mut actions = Vec::new();
+    let mut wake: Option<Instant> = None;
+    let mut wake_at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
+
+    // Apps that some live instance still depends on cannot be stopped yet during shutdown.
+    let mut needed_by_live: HashMap<&str, bool> = HashMap::new();
+    for (name, want) in desired {
+        let live = obs
+            .instances
+            .iter()
+            .any(|((a, _), i)| a == name && i.is_live());
+        if live {
+            for (dep, _) in &want.depends_on {
+                needed_by_live.insert(dep.as_str(), true);
+            }
+        }
+    }
+
+    for (name, want) in desired {
+        let observed_max = obs
+            .instances
+            .keys()
+            .filter(|(a, _)| a == name)
+            .map(|(_, i)| i + 1)
+            .max()
+            .unwrap_or(0);
+        let active_roll = (0..want.instances).find(|i| {
+            obs.instances
+                .get(&(name.clone(), *i))
+                .is_some_and(|x| x.roll_requested)
+        });
+
+        for idx in 0..want.instances.max(observed_max) {
+            let key = (name.clone(), idx);
+            let inst = obs.instances.get(&key);
+            let a = || name.clone();
+            let wanted = !obs.shutting_down && want.enabled && idx < want.instances;
+
+            if let Some(i) = inst
+                && i.state == State::Stopping
+            {
+                match i.kill_at {
+                    Some(t) if t <= now => actions.push(Action::Kill { app: a(), idx }),
+                    Some(t) => wake_at(t),
+                    None => {}
+                }
+                continue;
+            }
+
+            if !wanted {
+                match inst {
+                    Some(i) if i.is_live() => {
+                        let blocked = obs.shutting_down
+                            && needed_by_live.get(name.as_str()).copied().unwrap_or(false);
+                        if !blocked {
+                            actions.push(Action::Stop {
+                                app: a(),
+                                idx,
+                                intent: StopIntent::Stay,
+                            });
+                        }
+                    }
+                    Some(_) if idx >= want.instances => {
+                        actions.push(Action::Forget { app: a(), idx })
+                    }
+                    Some(i) if !want.enabled && !obs.shutting_down => {
+                        if i.state != State::Stopped || i.reason.as_deref() != Some("disabled") {
+                            actions.push(Action::Settle {
+                                app: a(),
+                                idx,
+                                reason: "disabled".into(),
+                            });
+                        }
+                    }
+                    None if !want.enabled && !obs.shutting_down => actions.push(Action::Settle {
+                        app: a(),
+                        idx,
+                        reason: "disabled".into(),
+                    }),
+                    _ => {}
+                }
+                continue;
+            }
+
+            let fresh;
+            let i = match inst {
+                Some(i) => i,
+                None => {
+                    fresh = Instance::new(name, idx);
+                    &fresh
+                }
+            };
+            if i.roll_requested && active_roll == Some(idx) {
+                if !i.is_live() {
+                    actions.push(Action::Start { app: a(), idx });
+                } else if !rolling_busy_except(obs, name, idx) {
+                    actions.push(Action::Stop {
+                        app: a(),
+                        idx,
+                        intent: StopIntent::Restart,
+                    });
+                }
+                continue;
+            }
+            match i.state {
+                State::Starting | State::Running | State::Stopping => {}
+                State::Failed | State::Completed => {}
+                State::Backoff => match i.retry_at {
+                    Some(t) if t > now => wake_at(t),
+                    _ => actions.push(Action::Start { app: a(), idx }),
+                },
+                State::Stopped | State::Waiting => {
+                    // A service that exited successfully and is not restarted stays stopped.
+                    let settled = i.state == State::Stopped
+                        && i.ever_started
+                        && i.reason.as_deref().is_some_and(|r| r.starts_with("exited"));
+                    if settled {
+                        continue;
+                    }
+                    let waiting = want.depends_on.iter().find_map(|(dep, cond)| {
+                        desired
+                            .get(dep)
+                            .and_then(|d| dependency_met(d, *cond, obs).err())
+                    });
+                    match waiting {
+                        None => actions.push(Action::Start { app: a(), idx }),
+                        Some(reason) => {
+                            if i.state != State::Waiting || i.reason.as_deref() != Some(&reason) {
+                                actions.push(Action::Wait { app: a(), idx, reason });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Apps no longer in the file: stop what runs, forget the rest.
+    for ((app, idx), i) in &obs.instances {
+        if desired.contains_key(app) {
+            continue;
+        }
+        if i.state == State::Stopping {
+            match i.kill_at {
+                Some(t) if t <= now => actions.push(Action::Kill {
+                    app: app.clone(),
+                    idx: *idx,
+                }),
+                Some(t) => wake_at(t),
+                None => {}
+            }
+        } else if i.is_live() {
+            actions.push(Action::Stop {
+                app: app.clone(),
+                idx: *idx,
+                intent: StopIntent::Stay,
+            });
+        } else {
+            actions.push(Action::Forget {
+                app: app.clone(),
+                idx: *idx,
+            });
+        }
+    }
+    (actions, wake)
+}
+
+/// Another instance of the app is starting or stopping: a roll waits for it.
+fn rolling_busy_except(obs: &Observed, app: &str, idx: u32) -> bool {
+    obs.instances.iter().any(|((a, i), x)| {
+        a == app && *i != idx && (x.state == State::Starting || x.state == State::Stopping)
+    })
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,379 @@
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+use proptest::prelude::*;
+
+use super::*;
+
+fn want(name: &str, deps: &[(&str, Condition)]) -> Want {
+    Want {
+        name: name.into(),
+        kind: Kind::Service,
+        enabled: true,
+        instances: 1,
+        depends_on: deps.iter().map(|(d, c)| (d.to_string(), *c)).collect(),
+        stop_timeout: Duration::from_secs(10),
+    }
+}
+
+fn desired(ws: Vec<Want>) -> IndexMap<String, Want> {
+    ws.into_iter().map(|w| (w.name.clone(), w)).collect()
+}
+
+/// What the loop does for each action, minus the processes.
+fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i32) {
+    for a in actions {
+        match a {
+            Action::Start { app, idx } => {
+                let i = obs
+                    .instances
+                    .entry((app.clone(), *idx))
+                    .or_insert_with(|| Instance::new(app, *idx));
+                *next_pid += 1;
+                i.pid = Some(*next_pid);
+                i.state = State::Running;
+                i.ready = true;
+                i.ever_started = true;
+                i.roll_requested = false;
+                i.started_at = Some(now);
+            }
+            Action::Stop { app, idx, intent } => {
+                if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
+                    i.state = State::Stopping;
+                    i.stop_intent = Some(*intent);
+                    i.kill_at = Some(now + Duration::from_secs(10));
+                }
+            }
+            Action::Kill { app, idx } => {
+                if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
+                    i.kill_at = None;
+                }
+            }
+            Action::Wait { app, idx, reason } | Action::Settle { app, idx, reason } => {
+                let i = obs
+                    .instances
+                    .entry((app.clone(), *idx))
+                    .or_insert_with(|| Instance::new(app, *idx));
+                i.state = if matches!(a, Action::Wait { .. }) {
+                    State::Waiting
+                } else {
+                    State::Stopped
+                };
+                i.reason = Some(reason.clone());
+            }
+            Action::Forget { app, idx } => {
+                obs.instances.shift_remove(&(app.clone(), *idx));
+            }
+        }
+    }
+}
+
+fn exit(obs: &mut Observed, app: &str, idx: u32, state: State) {
+    if let Some(i) = obs.instances.get_mut(&(app.to_string(), idx)) {
+        i.pid = None;
+        i.kill_at = None;
+        i.state = state;
+        i.ready = false;
+        i.stop_intent = None;
+    }
+}
+
+fn starts(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Start { app, idx } => Some(format!("{app}.{idx}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn starts_in_dependency_waves() {
+    let d = desired(vec![
+        want("web", &[("migrate", Condition::Completed), ("db", Condition::Ready)]),
+        want("migrate", &[("db", Condition::Started)]),
+        want("db", &[]),
+        want("worker", &[]),
+    ]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    let mut pid = 100;
+    let (a, _) = plan(&d, &obs, now);
+    assert_eq!(starts(&a), vec!["db.0", "worker.0"]);
+    assert!(a.contains(&Action::Wait {
+        app: "web".into(),
+        idx: 0,
+        reason: "waiting for `migrate` to complete".into()
+    }));
+    apply(&mut obs, &a, now, &mut pid);
+    let (a, _) = plan(&d, &obs, now);
+    assert_eq!(starts(&a), vec!["migrate.0"]);
+    apply(&mut obs, &a, now, &mut pid);
+    assert!(starts(&plan(&d, &obs, now).0).is_empty());
+    exit(&mut obs, "migrate", 0, State::Completed);
+    assert_eq!(starts(&plan(&d, &obs, now).0), vec!["web.0"]);
+}
+
+#[test]
+fn failed_dependency_keeps_dependents_waiting() {
+    let d = desired(vec![want("web", &[("db", Condition::Ready)]), want("db", &[])]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    let mut pid = 1;
+    let (a, _) = plan(&d, &obs, now);
+    apply(&mut obs, &a, now, &mut pid);
+    // db became ready, so web started; now consider a fresh web with db failed.
+    obs.instances.shift_remove(&("web".to_string(), 0));
+    exit(&mut obs, "db", 0, State::Failed);
+    let (a, _) = plan(&d, &obs, now);
+    assert_eq!(
+        a,
+        vec![Action::Wait {
+            app: "web".into(),
+            idx: 0,
+            reason: "waiting for `db`, which failed".into()
+        }]
+    );
+}
+
+#[test]
+fn shutdown_stops_in_reverse_dependency_order() {
+    let d = desired(vec![
+        want("web", &[("api", Condition::Started)]),
+        want("api", &[("db", Condition::Started)]),
+        want("db", &[]),
+    ]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    let mut pid = 1;
+    for _ in 0..3 {
+        let (a, _) = plan(&d, &obs, now);
+        apply(&mut obs, &a, now, &mut pid);
+    }
+    obs.shutting_down = true;
+    let mut order = Vec::new();
+    for _ in 0..5 {
+        let (a, _) = plan(&d, &obs, now);
+        for act in &a {
+            if let Action::Stop { app, .. } = act {
+                order.push(app.clone());
+            }
+        }
+        apply(&mut obs, &a, now, &mut pid);
+        let stopping: Vec<(String, u32)> = obs
+            .instances
+            .iter()
+            .filter(|(_, i)| i.state == State::Stopping)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (app, idx) in stopping {
+            exit(&mut obs, &app, idx, State::Stopped);
+        }
+    }
+    assert_eq!(order, vec!["web", "api", "db"]);
+}
+
+#[test]
+fn stop_escalates_to_kill_at_the_deadline() {
+    let d = desired(vec![want("a", &[])]);
+    let t0 = Instant::now();
+    let mut obs = Observed::default();
+    let mut pid = 1;
+    let (a, _) = plan(&d, &obs, t0);
+    apply(&mut obs, &a, t0, &mut pid);
+    obs.shutting_down = true;
+    let (a, _) = plan(&d, &obs, t0);
+    apply(&mut obs, &a, t0, &mut pid);
+    let (a, wake) = plan(&d, &obs, t0 + Duration::from_secs(1));
+    assert!(a.is_empty());
+    assert_eq!(wake, Some(t0 + Duration::from_secs(10)));
+    let (a, _) = plan(&d, &obs, t0 + Duration::from_secs(10));
+    assert_eq!(a, vec![Action::Kill { app: "a".into(), idx: 0 }]);
+}
+
+#[test]
+fn backoff_waits_for_its_deadline() {
+    let d = desired(vec![want("a", &[])]);
+    let t0 = Instant::now();
+    let mut obs = Observed::default();
+    let mut i = Instance::new("a", 0);
+    i.state = State::Backoff;
+    i.ever_started = true;
+    i.retry_at = Some(t0 + Duration::from_millis(400));
+    obs.instances.insert(("a".into(), 0), i);
+    let (a, wake) = plan(&d, &obs, t0);
+    assert!(a.is_empty());
+    assert_eq!(wake, Some(t0 + Duration::from_millis(400)));
+    let (a, _) = plan(&d, &obs, t0 + Duration::from_millis(400));
+    assert_eq!(starts(&a), vec!["a.0"]);
+}
+
+#[test]
+fn disable_scale_and_remove() {
+    let mut w = want("a", &[]);
+    w.instances = 3;
+    let d = desired(vec![w.clone(), want("b", &[])]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    let mut pid = 1;
+    let (a, _) = plan(&d, &obs, now);
+    apply(&mut obs, &a, now, &mut pid);
+    assert_eq!(obs.instances.len(), 4);
+
+    // Scale 3 → 1: only a.1 and a.2 stop; b is removed.
+    w.instances = 1;
+    let d2 = desired(vec![w.clone()]);
+    let (a, _) = plan(&d2, &obs, now);
+    let stops: Vec<String> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::Stop { app, idx, .. } => Some(format!("{app}.{idx}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stops, vec!["a.1", "a.2", "b.0"]);
+
+    // Disabled: stopped and settled as `disabled`.
+    w.enabled = false;
+    let d3 = desired(vec![w]);
+    let mut obs2 = Observed::default();
+    let (a, _) = plan(&d3, &obs2, now);
+    assert_eq!(
+        a,
+        vec![Action::Settle {
+            app: "a".into(),
+            idx: 0,
+            reason: "disabled".into()
+        }]
+    );
+    apply(&mut obs2, &a, now, &mut pid);
+    assert!(plan(&d3, &obs2, now).0.is_empty());
+}
+
+#[test]
+fn roll_replaces_one_instance_at_a_time() {
+    let mut w = want("a", &[]);
+    w.instances = 3;
+    let d = desired(vec![w]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    let mut pid = 1;
+    let (a, _) = plan(&d, &obs, now);
+    apply(&mut obs, &a, now, &mut pid);
+    for i in obs.instances.values_mut() {
+        i.roll_requested = true;
+    }
+    let mut stops = Vec::new();
+    for _ in 0..12 {
+        let (a, _) = plan(&d, &obs, now);
+        let stopping_now = a
+            .iter()
+            .filter(|x| matches!(x, Action::Stop { .. }))
+            .count();
+        assert!(stopping_now <= 1, "{a:?}");
+        for act in &a {
+            if let Action::Stop { idx, .. } = act {
+                stops.push(*idx);
+            }
+        }
+        apply(&mut obs, &a, now, &mut pid);
+        let stopping: Vec<(String, u32)> = obs
+            .instances
+            .iter()
+            .filter(|(_, i)| i.state == State::Stopping)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (app, idx) in stopping {
+            exit(&mut obs, &app, idx, State::Stopped);
+            if let Some(i) = obs.instances.get_mut(&(app, idx)) {
+                i.reason = Some("restarting".into());
+            }
+        }
+    }
+    assert_eq!(stops, vec![0, 1, 2]);
+    assert!(obs.instances.values().all(|i| i.state == State::Running));
+}
+
+fn arb_world() -> impl Strategy<Value = (IndexMap<String, Want>, Observed)> {
+    let n = 6usize;
+    let deps = proptest::collection::vec(proptest::collection::vec((0..n, 0..3u8), 0..3), n);
+    let states = proptest::collection::vec((0..8u8, any::<bool>()), n);
+    (deps, states).prop_map(move |(deps, states)| {
+        let names: Vec<String> = (0..n).map(|i| format!("app{i}")).collect();
+        let mut d = IndexMap::new();
+        for (i, ds) in deps.iter().enumerate() {
+            // Only depend on lower-numbered apps: the validated file has no cycles.
+            let depends_on = ds
+                .iter()
+                .filter(|(j, _)| *j < i)
+                .map(|(j, c)| {
+                    let cond = [Condition::Started, Condition::Ready, Condition::Completed][*c as usize];
+                    (names[*j].clone(), cond)
+                })
+                .collect::<Vec<_>>();
+            let mut w = want(&names[i], &[]);
+            w.depends_on = depends_on;
+            d.insert(names[i].clone(), w);
+        }
+        let mut obs = Observed::default();
+        for (i, (s, started)) in states.iter().enumerate() {
+            let state = [
+                State::Waiting,
+                State::Starting,
+                State::Running,
+                State::Stopping,
+                State::Stopped,
+                State::Completed,
+                State::Backoff,
+                State::Failed,
+            ][*s as usize];
+            let mut inst = Instance::new(&names[i], 0);
+            inst.state = state;
+            inst.ever_started = *started || !matches!(state, State::Waiting | State::Stopped);
+            if matches!(state, State::Running | State::Starting | State::Stopping) {
+                inst.pid = Some(1000 + i as i32);
+                inst.ready = state == State::Running;
+            }
+            obs.instances.insert((names[i].clone(), 0), inst);
+        }
+        (d, obs)
+    })
+}
+
+proptest! {
+    #[test]
+    fn never_starts_before_dependencies((d, obs) in arb_world()) {
+        let now = Instant::now();
+        let (actions, _) = plan(&d, &obs, now);
+        for a in &actions {
+            // A first start waits for dependencies; a crash restart (backoff) does not.
+            if let Action::Start { app, idx } = a
+                && !obs.instances.get(&(app.clone(), *idx)).is_some_and(|i| i.ever_started)
+            {
+                for (dep, cond) in &d[app].depends_on {
+                    prop_assert!(
+                        dependency_met(&d[dep], *cond, &obs).is_ok(),
+                        "{app} started before {dep} was {cond:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plan_is_idempotent((d, obs) in arb_world()) {
+        let now = Instant::now();
+        // Pure: the same input gives the same answer.
+        prop_assert_eq!(plan(&d, &obs, now), plan(&d, &obs, now));
+        // Once its actions are recorded, planning again never repeats one for the same instance.
+        let (first, _) = plan(&d, &obs, now);
+        let mut after = obs.clone();
+        let mut pid = 5000;
+        apply(&mut after, &first, now, &mut pid);
+        let (second, _) = plan(&d, &after, now);
+        for a in &second {
+            prop_assert!(!first.contains(a), "repeated {a:?}");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Observed state: what each instance is doing, and the pure transitions that follow a child's
+//! exit (restart policy, backoff, `max_restarts`). Time is an argument; nothing here sleeps.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{App, Kind, RestartPolicy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Waiting,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Completed,
+    Backoff,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Waiting => "waiting",
+            State::Starting => "starting",
+            State::Running => "running",
+            State::Stopping => "stopping",
+            State::Stopped => "stopped",
+            State::Completed => "completed",
+            State::Backoff => "backoff",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// Why pypm is stopping an instance: decides what happens once it has exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopIntent {
+    /// Shutdown, `enabled = false`, removed from the file, or scaled away: stay stopped.
+    Stay,
+    /// A roll or `pypm restart`: start again at once.
+    Restart,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub at: SystemTime,
+}
+
+/// One instance of an app.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub app: String,
+    pub idx: u32,
+    pub state: State,
+    pub reason: Option<String>,
+    pub pid: Option<i32>,
+    /// The process's start time (clock ticks since boot), to never signal a recycled pid.
+    pub start_ticks: Option<u64>,
+    pub started_at: Option<Instant>,
+    pub started_wall: Option<SystemTime>,
+    pub ready: bool,
+    /// Restarts over the instance's life (shown in `status`).
+    pub restarts: u32,
+    /// Consecutive failures: the backoff exponent.
+    pub attempt: u32,
+    /// Restarts inside the current `restart_window`.
+    pub recent_restarts: VecDeque<Instant>,
+    pub retry_at: Option<Instant>,
+    pub kill_at: Option<Instant>,
+    pub stop_intent: Option<StopIntent>,
+    pub last_exit: Option<ExitInfo>,
+    /// Set once the instance has been spawned at least once.
+    pub ever_started: bool,
+    /// A roll asked for this instance; cleared when its replacement runs.
+    pub roll_requested: bool,
+    /// Restart history for `inspect`: (when, why).
+    pub history: VecDeque<(SystemTime, String)>,
+}
+
+impl Instance {
+    pub fn new(app: &str, idx: u32) -> Self {
+        Instance {
+            app: app.to_string(),
+            idx,
+            state: State::Stopped,
+            reason: None,
+            pid: None,
+            start_ticks: None,
+            started_at: None,
+            started_wall: None,
+            ready: false,
+            restarts: 0,
+            attempt: 0,
+            recent_restarts: VecDeque::new(),
+            retry_at: None,
+            kill_at: None,
+            stop_intent: None,
+            last_exit: None,
+            ever_started: false,
+            roll_requested: false,
+            history: VecDeque::new(),
+        }
+    }
+
+    /// Has a process (which may be on its way out).
+    pub fn is_live(&self) -> bool {
+        self.pid.is_some()
+    }
+
+    /// `api` or `api.2`.
+    pub fn display_name(&self, instances: u32) -> String {
+        if instances > 1 {
+            format!("{}.{}", self.app, self.idx)
+        } else {
+            self.app.clone()
+        }
+    }
+}
+
+/// The delay before restart number `attempt` (0-based): `base · 2^attempt`, capped at `max`.
+pub fn backoff_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
+    base.checked_mul(factor).unwrap_or(max).min(max)
+}
+
+/// A signal name for messages (`SIGKILL`).
+pub fn signal_name(sig: i32) -> String {
+    const NAMES: &[&str] = &[
+        "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
+        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
+        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+    ];
+    NAMES
+        .get(sig as usize)
+        .filter(|n| !n.is_empty())
+        .map_or_else(|| format!("signal {sig}"), |n| n.to_string())
+}
+
+fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (_, Some(s)) => format!("killed by {}", signal_name(s)),
+        (Some(c), None) => format!("exited {c}"),
+        (None, None) => "exited".into(),
+    }
+}
+
+/// Applies a child's exit to its instance (SPEC §8 "Failures and restarts").
+pub fn on_exit(app: &App, inst: &mut Instance, code: Option<i32>, signal: Option<i32>, now: Instant) {
+    let uptime = inst.started_at.map(|s| now.saturating_duration_since(s));
+    let intent = inst.stop_intent.take();
+    inst.pid = None;
+    inst.start_ticks = None;
+    inst.kill_at = None;
+    inst.ready = false;
+    inst.last_exit = Some(ExitInfo {
+        code,
+        signal,
+        at: SystemTime::now(),
+    });
+    let what = describe_exit(code, signal);
+
+    match intent {
+        Some(StopIntent::Stay) => {
+            inst.state = State::Stopped;
+            inst.reason = Some("stopped by pypm".into());
+            return;
+        }
+        Some(StopIntent::Restart) => {
+            // The planner starts it again (the roll is still requested).
+            inst.state = State::Stopped;
+            inst.reason = Some("restarting".into());
+            return;
+        }
+        None => {}
+    }
+
+    let stable = uptime.is_some_and(|u| u >= app.min_uptime);
+    if stable {
+        inst.attempt = 0;
+    }
+    let success = signal.is_none()
+        && code.is_some_and(|c| app.success_exit_codes.contains(&c))
+        && stable;
+    let too_soon = !stable && code.is_some_and(|c| app.success_exit_codes.contains(&c));
+
+    if success {
+        match (app.kind, app.restart) {
+            (Kind::Task, RestartPolicy::Always) | (Kind::Service, RestartPolicy::Always) => {
+                inst.state = State::Backoff;
+                inst.retry_at = Some(now + app.restart_delay);
+                inst.reason = Some(format!("{what}; restarting"));
+            }
+            (Kind::Task, _) => {
+                inst.state = State::Completed;
+                inst.reason = Some(what);
+            }
+            (Kind::Service, _) => {
+                inst.state = State::Stopped;
+                inst.reason = Some(what);
+            }
+        }
+        return;
+    }
+
+    let why = if too_soon {
+        format!(
+            "{what} after {} (sooner than min_uptime)",
+            crate::config::units::format_duration(uptime.unwrap_or_default())
+        )
+    } else {
+        what
+    };
+    if app.restart == RestartPolicy::Never {
+        inst.state = State::Failed;
+        inst.reason = Some(why);
+        return;
+    }
+    while inst
+        .recent_restarts
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) > app.restart_window)
+    {
+        inst.recent_restarts.pop_front();
+    }
+    if inst.recent_restarts.len() as u32 >= app.max_restarts {
+        inst.state = State::Failed;
+        inst.reason = Some(format!(
+            "{why}; gave up after {} restarts within {}",
+            inst.recent_restarts.len(),
+            crate::config::units::format_duration(app.restart_window)
+        ));
+        return;
+    }
+    let delay = backoff_delay(app.restart_delay, app.restart_delay_max, inst.attempt);
+    inst.attempt = inst.attempt.saturating_add(1);
+    inst.recent_restarts.push_back(now);
+    inst.state = State::Backoff;
+    inst.retry_at = Some(now + delay);
+    inst.reason = Some(format!(
+        "{why}; restarting in {}",
+        crate::config::units::format_duration(delay)
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Program;
+
+    fn app() -> App {
+        let c = crate::config::parse(
+            "[apps.a]\ncommand = \"x\"\nrestart_delay = \"100ms\"\nrestart_delay_max = \"1s\"\nmax_restarts = 3\nrestart_window = \"60s\"\nmin_uptime = \"1s\"\n",
+            std::path::Path::new("/tmp/pypm.toml"),
+            "pypm.toml",
+            &Default::default(),
+        );
+        match c {
+            Ok(c) => c.apps["a"].clone(),
+            Err(e) => panic!("{}", e.render()),
+        }
+    }
+
+    fn running(inst: &mut Instance, at: Instant) {
+        inst.state = State::Running;
+        inst.pid = Some(42);
+        inst.started_at = Some(at);
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Duration::from_millis(100);
+        let m = Duration::from_secs(1);
+        let got: Vec<u128> = (0..6).map(|a| backoff_delay(b, m, a).as_millis()).collect();
+        assert_eq!(got, vec![100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff_delay(b, m, 200), m);
+    }
+
+    #[test]
+    fn crash_loop_grows_delay_then_fails() {
+        let a = app();
+        let t0 = Instant::now();
+        let mut i = Instance::new("a", 0);
+        let mut now = t0;
+        let mut delays = Vec::new();
+        for _ in 0..3 {
+            running(&mut i, now);
+            now += Duration::from_millis(10);
+            on_exit(&a, &mut i, Some(1), None, now);
+            assert_eq!(i.state, State::Backoff);
+            let retry = i.retry_at.unwrap_or(now);
+            delays.push((retry - now).as_millis());
+            now = retry;
+        }
+        assert_eq!(delays, vec![100, 200, 400]);
+        running(&mut i, now);
+        on_exit(&a, &mut i, Some(1), None, now + Duration::from_millis(5));
+        assert_eq!(i.state, State::Failed);
+        assert!(
+            i.reason.as_deref().unwrap_or("").contains("gave up after 3 restarts"),
+            "{:?}",
+            i.reason
+        );
+    }
+
+    #[test]
+    fn stable_run_resets_backoff() {
+        let a = app();
+        let t0 = Instant::now();
+        let mut i = Instance::new("a", 0);
+        running(&mut i, t0);
+        on_exit(&a, &mut i, Some(1), None, t0 + Duration::from_millis(1));
+        running(&mut i, t0 + Duration::from_millis(200));
+        on_exit(&a, &mut i, Some(1), None, t0 + Duration::from_secs(5));
+        // Ran longer than min_uptime: the delay is back to the first step.
+        assert_eq!(
+            i.retry_at.map(|r| r - t0 - Duration::from_secs(5)),
+            Some(Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn restart_window_forgets_old_restarts() {
+        let a = app();
+        let t0 = Instant::now();
+        let mut i = Instance::new("a", 0);
+        let mut now = t0;
+        for _ in 0..3 {
+            running(&mut i, now);
+            on_exit(&a, &mut i, Some(1), None, now);
+            now += Duration::from_secs(30);
+        }
+        // The first restarts are older than the 60 s window now.
+        running(&mut i, now);
+        on_exit(&a, &mut i, Some(1), None, now);
+        assert_eq!(i.state, State::Backoff);
+    }
+
+    #[test]
+    fn policies_and_kinds() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(2);
+        let mut a = app();
+        // A service that exits 0 under on-failure is stopped with the reason.
+        a.restart = RestartPolicy::OnFailure;
+        let mut i = Instance::new("a", 0);
+        running(&mut i, t0);
+        on_exit(&a, &mut i, Some(0), None, later);
+        assert_eq!((i.state, i.reason.as_deref()), (State::Stopped, Some("exited 0")));
+        // A task that exits 0 is completed; one that fails under `never` is failed.
+        a.kind = Kind::Task;
+        a.restart = RestartPolicy::Never;
+        running(&mut i, t0);
+        on_exit(&a, &mut i, Some(0), None, later);
+        assert_eq!(i.state, State::Completed);
+        running(&mut i, t0);
+        on_exit(&a, &mut i, Some(2), None, later);
+        assert_eq!((i.state, i.reason.as_deref()), (State::Failed, Some("exited 2")));
+        // Death by a signal pypm did not send is a failure; success codes are honoured.
+        a.kind = Kind::Service;
+        a.restart = RestartPolicy::OnFailure;
+        a.success_exit_codes = vec![0, 3];
+        running(&mut i, t0);
+        on_exit(&a, &mut i, None, Some(9), later);
+        assert_eq!(i.state, State::Backoff);
+        running(&mut i, t0);
+        on_exit(&a, &mut i, Some(3), None, later);
+        assert_eq!(i.state, State::Stopped);
+        // A stop pypm asked for is not a failure.
+        running(&mut i, t0);
+        i.stop_intent = Some(StopIntent::Stay);
+        on_exit(&a, &mut i, None, Some(15), later);
+        assert_eq!(i.state, State::Stopped);
+        assert!(matches!(a.program, Program::Command(_)));
+    }
+}
