@@ -1,0 +1,239 @@
+//! Reload as a diff: what applying a new file changes against the running one, per app, with the
+//! keys that changed (SPEC §2 `plan`, §5). Pure.
+
+use std::collections::BTreeSet;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::control::protocol::PlanChange;
+use crate::resolve::AppSpec;
+
+/// What to do with one app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Start { reason: String },
+    Stop { reason: String },
+    /// Roll every instance (the reason names the changed keys).
+    Restart { reason: String },
+    Scale { from: u32, to: u32 },
+}
+
+impl Change {
+    pub fn to_plan(&self, app: &str) -> PlanChange {
+        let (verb, reason) = match self {
+            Change::Start { reason } => ("start".to_string(), reason.clone()),
+            Change::Stop { reason } => ("stop".to_string(), reason.clone()),
+            Change::Restart { reason } => ("restart".to_string(), reason.clone()),
+            Change::Scale { from, to } => (
+                format!("scale {from} → {to}"),
+                "instances changed".to_string(),
+            ),
+        };
+        PlanChange {
+            app: app.to_string(),
+            verb,
+            reason,
+        }
+    }
+}
+
+/// Keys that change nothing about a running process.
+const NOT_EFFECTIVE: &[&str] = &["name", "instances", "enabled", "env", "env_file_vars"];
+
+/// The keys whose values differ between two specs of one app, for the reason text.
+pub fn changed_keys(old: &AppSpec, new: &AppSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    // The effective environment: name each variable that changed.
+    let old_env: IndexMap<&str, &str> = old
+        .app
+        .env_file_vars
+        .iter()
+        .chain(old.app.env.iter())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let new_env: IndexMap<&str, &str> = new
+        .app
+        .env_file_vars
+        .iter()
+        .chain(new.app.env.iter())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let names: BTreeSet<&str> = old_env.keys().chain(new_env.keys()).copied().collect();
+    for k in names {
+        match (old_env.get(k), new_env.get(k)) {
+            (Some(a), Some(b)) if a != b => out.push(format!("env {k} changed")),
+            (Some(_), None) => out.push(format!("env {k} removed")),
+            (None, Some(_)) => out.push(format!("env {k} added")),
+            _ => {}
+        }
+    }
+    let a = serde_json::to_value(&old.app).unwrap_or(Value::Null);
+    let b = serde_json::to_value(&new.app).unwrap_or(Value::Null);
+    if let (Value::Object(a), Value::Object(b)) = (&a, &b) {
+        for (k, va) in a {
+            if NOT_EFFECTIVE.contains(&k.as_str()) {
+                continue;
+            }
+            if b.get(k) != Some(va) {
+                let name = match k.as_str() {
+                    "program" => "command",
+                    other => other,
+                };
+                out.push(format!("{name} changed"));
+            }
+        }
+    }
+    if out.is_empty() && old.argv != new.argv {
+        out.push("command changed".into());
+    }
+    if out.is_empty() && old.environ != new.environ {
+        out.push("environment changed".into());
+    }
+    out
+}
+
+/// Every change, in the new file's order, then removed apps.
+pub fn diff(old: &IndexMap<String, AppSpec>, new: &IndexMap<String, AppSpec>) -> Vec<(String, Change)> {
+    let mut out = Vec::new();
+    for (name, n) in new {
+        let Some(o) = old.get(name) else {
+            if n.app.enabled {
+                out.push((
+                    name.clone(),
+                    Change::Start {
+                        reason: "new".into(),
+                    },
+                ));
+            }
+            continue;
+        };
+        match (o.app.enabled, n.app.enabled) {
+            (true, false) => {
+                out.push((
+                    name.clone(),
+                    Change::Stop {
+                        reason: "disabled".into(),
+                    },
+                ));
+                continue;
+            }
+            (false, true) => {
+                out.push((
+                    name.clone(),
+                    Change::Start {
+                        reason: "enabled".into(),
+                    },
+                ));
+                continue;
+            }
+            (false, false) => continue,
+            (true, true) => {}
+        }
+        let keys = changed_keys(o, n);
+        if !keys.is_empty() {
+            let mut reason = keys.join(", ");
+            if o.app.instances != n.app.instances {
+                reason.push_str(&format!(
+                    ", instances {} → {}",
+                    o.app.instances, n.app.instances
+                ));
+            }
+            out.push((name.clone(), Change::Restart { reason }));
+        } else if o.app.instances != n.app.instances {
+            out.push((
+                name.clone(),
+                Change::Scale {
+                    from: o.app.instances,
+                    to: n.app.instances,
+                },
+            ));
+        }
+    }
+    for (name, o) in old {
+        if !new.contains_key(name) && o.app.enabled {
+            out.push((
+                name.clone(),
+                Change::Stop {
+                    reason: "removed".into(),
+                },
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python_env::HostEnv;
+
+    fn specs(src: &str) -> IndexMap<String, AppSpec> {
+        let dir = std::env::temp_dir();
+        std::fs::write(dir.join("pypm-diff-test.env"), "FROM_FILE=1\n").unwrap_or_else(|e| panic!("{e}"));
+        let host = HostEnv::new([("PATH", "/usr/bin:/bin")], None);
+        match crate::resolve::from_source(src, &dir.join("pypm.toml"), "pypm.toml", &host) {
+            Ok(d) => d.apps,
+            Err(e) => panic!("{}", e.render()),
+        }
+    }
+
+    fn plan_lines(old: &str, new: &str) -> Vec<String> {
+        diff(&specs(old), &specs(new))
+            .iter()
+            .map(|(a, c)| c.to_plan(a).to_string())
+            .collect()
+    }
+
+    const BASE: &str = "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\n";
+
+    #[test]
+    fn each_kind_of_change() {
+        let cases: &[(&str, &str, &[&str])] = &[
+            ("same file", BASE, &[]),
+            (
+                "env value",
+                "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"1\" }\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\n",
+                &["api: restart (env DEBUG changed)"],
+            ),
+            (
+                "scale",
+                "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 4\n",
+                &["worker: scale 2 → 4 (instances changed)"],
+            ),
+            (
+                "removed and new",
+                "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\n[apps.web]\ncommand = \"sleep 3\"\n",
+                &["web: start (new)", "worker: stop (removed)"],
+            ),
+            (
+                "disabled",
+                "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\nenabled = false\n",
+                &["worker: stop (disabled)"],
+            ),
+            (
+                "revision",
+                "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\nrevision = \"2\"\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\n",
+                &["api: restart (revision changed)"],
+            ),
+            (
+                "command",
+                "[apps.api]\ncommand = \"sleep 5\"\nenv = { DEBUG = \"0\" }\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\n",
+                &["api: restart (command changed)"],
+            ),
+            (
+                "env_file contents",
+                "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\nenv_file = \"pypm-diff-test.env\"\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\n",
+                &["api: restart (env FROM_FILE added, env_file changed)"],
+            ),
+            (
+                "stop_signal",
+                "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\nstop_signal = \"INT\"\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\n",
+                &["api: restart (stop_signal changed)"],
+            ),
+        ];
+        for (what, new, want) in cases {
+            assert_eq!(plan_lines(BASE, new), *want, "{what}");
+        }
+    }
+}
