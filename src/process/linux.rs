@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use super::Usage;
 
 /// Signals 1..NSIG are reset to their default action in a new child.
-pub(super) const NSIG: libc::c_int = 65;
+const NSIG: libc::c_int = 65;
 
 /// Lists the open descriptors of the calling process.
 pub(super) const FD_DIR: &str = "/proc/self/fd";
@@ -59,6 +59,35 @@ pub(super) unsafe fn close_from(low: libc::c_int, max_fd: libc::c_int) {
         while fd <= max_fd {
             libc::close(fd);
             fd += 1;
+        }
+    }
+}
+
+/// After fork: every signal back to its default action. Through the raw syscall, because
+/// glibc's `sigaction` refuses the signals it reserves (32 and 33), which an ancestor may have
+/// left ignored (ignored signals survive exec).
+///
+/// # Safety
+/// Async-signal-safe; only for the child between fork and exec.
+pub(super) unsafe fn reset_signal_dispositions() {
+    // The kernel's struct sigaction with SIG_DFL, no flags, no restorer and an empty mask is all
+    // zeroes in every layout; 32 bytes cover the largest.
+    let dfl = [0u64; 4];
+    let sigset_size = ((NSIG - 1) / 8) as libc::size_t;
+    for sig in 1..NSIG {
+        // SAFETY: the kernel reads 32 bytes from a local; no old action is written.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u8>(),
+                sigset_size,
+            )
+        };
+        if r != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: same contract as ours.
+            unsafe { reset_with_libc(sig, sig + 1) };
         }
     }
 }
@@ -230,6 +259,23 @@ pub(super) fn group_members(pgid: i32, since: u64) -> Vec<i32> {
         }
     });
     out
+}
+
+/// After fork: every signal back to its default action through libc's `sigaction`.
+///
+/// # Safety
+/// Async-signal-safe; only for the child between fork and exec.
+unsafe fn reset_with_libc(from: libc::c_int, to: libc::c_int) {
+    // SAFETY: sigaction reads a local, zeroed (SIG_DFL, no flags, empty mask) struct.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut dfl.sa_mask);
+        for sig in from..to {
+            // Fails harmlessly for SIGKILL and SIGSTOP.
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    }
 }
 
 #[cfg(test)]

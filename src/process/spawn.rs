@@ -673,13 +673,7 @@ unsafe fn child(p: &mut Prepared, fds: [c_int; 4]) -> ! {
         if !p.listen_pid.is_null() {
             write_pid(p.listen_pid, libc::getpid());
         }
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut dfl.sa_mask);
-        for sig in 1..os::NSIG {
-            // Fails harmlessly for SIGKILL, SIGSTOP and libc-reserved signals.
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
-        }
+        os::reset_signal_dispositions();
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());

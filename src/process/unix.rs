@@ -5,7 +5,16 @@ use std::collections::HashMap;
 use super::Usage;
 
 /// Signals 1..NSIG are reset to their default action in a new child.
-pub(super) const NSIG: libc::c_int = 32;
+const NSIG: libc::c_int = 32;
+
+/// After fork: every signal back to its default action.
+///
+/// # Safety
+/// Async-signal-safe; only for the child between fork and exec.
+pub(super) unsafe fn reset_signal_dispositions() {
+    // SAFETY: same contract as ours.
+    unsafe { reset_with_libc(1, NSIG) }
+}
 
 /// Lists the open descriptors of the calling process.
 pub(super) const FD_DIR: &str = "/dev/fd";
@@ -35,6 +44,23 @@ pub(super) unsafe fn close_from(low: libc::c_int, max_fd: libc::c_int) {
 /// Only the primary group: supplementary groups are not looked up on this system.
 pub(super) fn user_groups(_user: &std::ffi::CStr, gid: libc::gid_t) -> Vec<libc::gid_t> {
     vec![gid]
+}
+
+/// After fork: every signal back to its default action through libc's `sigaction`.
+///
+/// # Safety
+/// Async-signal-safe; only for the child between fork and exec.
+unsafe fn reset_with_libc(from: libc::c_int, to: libc::c_int) {
+    // SAFETY: sigaction reads a local, zeroed (SIG_DFL, no flags, empty mask) struct.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut dfl.sa_mask);
+        for sig in from..to {
+            // Fails harmlessly for SIGKILL and SIGSTOP.
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    }
 }
 
 #[cfg(target_os = "macos")]
