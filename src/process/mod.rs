@@ -34,6 +34,7 @@ mod os;
 mod reaper;
 mod signal;
 mod spawn;
+mod spawn_error;
 
 use std::collections::HashMap;
 use std::io;
