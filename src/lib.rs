@@ -17,3 +17,7 @@ pub mod resolve;
 pub mod init;
 pub mod control;
 pub mod supervisor;
+//! - `process`: the OS edge — spawn, signals, reaping, /proc sampling. All `unsafe` and `nix`
+//!   calls live there.
+
+pub mod process;

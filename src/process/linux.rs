@@ -1,0 +1,305 @@
+//! Linux specifics: `/proc`, `prctl(PR_SET_PDEATHSIG)`, `close_range`.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::sync::OnceLock;
+
+use super::Usage;
+
+/// Signals 1..NSIG are reset to their default action in a new child.
+const NSIG: libc::c_int = 65;
+
+/// Lists the open descriptors of the calling process.
+pub(super) const FD_DIR: &str = "/proc/self/fd";
+
+/// After fork: make the kernel SIGKILL the child when the forking *thread* exits, and catch the
+/// race where it already did. Must run after any credential change (which clears the setting).
+///
+/// # Safety
+/// Async-signal-safe; only for the child between fork and exec.
+pub(super) unsafe fn set_parent_death_signal(parent: libc::pid_t) -> Result<(), i32> {
+    // SAFETY: plain syscalls without memory arguments.
+    unsafe {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(last_errno());
+        }
+        if libc::getppid() != parent {
+            return Err(libc::ESRCH);
+        }
+    }
+    Ok(())
+}
+
+/// After fork: close every descriptor >= `low`. `max_fd` (the highest descriptor seen open
+/// before fork) bounds the fallback loop for kernels without `close_range` (< 5.9).
+///
+/// # Safety
+/// Async-signal-safe; only for the child between fork and exec.
+pub(super) unsafe fn close_from(low: libc::c_int, max_fd: libc::c_int) {
+    // SAFETY: plain syscalls without memory arguments.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            low as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        ) == 0
+        {
+            return;
+        }
+        let mut fd = low;
+        while fd <= max_fd {
+            libc::close(fd);
+            fd += 1;
+        }
+    }
+}
+
+/// After fork: every signal back to its default action. Through the raw syscall, because
+/// glibc's `sigaction` refuses the signals it reserves (32 and 33), which an ancestor may have
+/// left ignored (ignored signals survive exec).
+///
+/// # Safety
+/// Async-signal-safe; only for the child between fork and exec.
+pub(super) unsafe fn reset_signal_dispositions() {
+    // The kernel's struct sigaction with SIG_DFL, no flags, no restorer and an empty mask is all
+    // zeroes in every layout; 32 bytes cover the largest.
+    let dfl = [0u64; 4];
+    let sigset_size = ((NSIG - 1) / 8) as libc::size_t;
+    for sig in 1..NSIG {
+        // SAFETY: the kernel reads 32 bytes from a local; no old action is written.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u8>(),
+                sigset_size,
+            )
+        };
+        if r != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: same contract as ours.
+            unsafe { reset_with_libc(sig, sig + 1) };
+        }
+    }
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Supplementary groups of `user` (whose primary group is `gid`), for `setgroups`.
+pub(super) fn user_groups(user: &std::ffi::CStr, gid: libc::gid_t) -> Vec<libc::gid_t> {
+    match nix::unistd::getgrouplist(user, nix::unistd::Gid::from_raw(gid)) {
+        Ok(groups) => groups.into_iter().map(|g| g.as_raw()).collect(),
+        Err(_) => vec![gid],
+    }
+}
+
+/// The fields of `/proc/PID/stat` pypm uses.
+struct Stat {
+    ppid: i32,
+    pgrp: i32,
+    /// utime + stime, in clock ticks.
+    own_ticks: u64,
+    /// cutime + cstime (reaped children), in clock ticks.
+    children_ticks: u64,
+    start_time: u64,
+    rss_pages: u64,
+}
+
+/// Parses a `/proc/PID/stat` line. The command name (field 2) may contain spaces and parentheses,
+/// so fields are counted from the last `)`.
+fn parse_stat(line: &str) -> Option<Stat> {
+    let rest = &line[line.rfind(')')? + 1..];
+    // Field 3 (state) is index 0 here.
+    let mut fields = rest.split_ascii_whitespace();
+    let mut field = |n: usize| -> Option<&str> { fields.nth(n) };
+    let ppid = field(1)?.parse().ok()?; // 4
+    let pgrp = field(0)?.parse().ok()?; // 5
+    let utime: u64 = field(8)?.parse().ok()?; // 14
+    let stime: u64 = field(0)?.parse().ok()?; // 15
+    let cutime: i64 = field(0)?.parse().ok()?; // 16
+    let cstime: i64 = field(0)?.parse().ok()?; // 17
+    let start_time = field(4)?.parse().ok()?; // 22
+    let rss: i64 = field(1)?.parse().ok()?; // 24
+    Some(Stat {
+        ppid,
+        pgrp,
+        own_ticks: utime + stime,
+        children_ticks: (cutime.max(0) + cstime.max(0)) as u64,
+        start_time,
+        rss_pages: rss.max(0) as u64,
+    })
+}
+
+fn read_stat(pid: &str, buf: &mut String, path: &mut String) -> Option<Stat> {
+    path.clear();
+    let _ = write!(path, "/proc/{pid}/stat");
+    buf.clear();
+    std::fs::File::open(&*path).ok()?.read_to_string(buf).ok()?;
+    parse_stat(buf)
+}
+
+pub(super) fn proc_start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    read_stat(&pid.to_string(), &mut String::new(), &mut String::new()).map(|s| s.start_time)
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: OnceLock<f64> = OnceLock::new();
+    // SAFETY: sysconf has no memory arguments.
+    *TICKS.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        n if n > 0 => n as f64,
+        _ => 100.0,
+    })
+}
+
+fn page_size() -> u64 {
+    static PAGE: OnceLock<u64> = OnceLock::new();
+    // SAFETY: sysconf has no memory arguments.
+    *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as u64,
+        _ => 4096,
+    })
+}
+
+/// Calls `f(pid, stat)` for every process in `/proc`, reusing one buffer.
+fn for_each_process(mut f: impl FnMut(i32, &Stat)) {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    let (mut buf, mut path) = (String::with_capacity(512), String::with_capacity(32));
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Ok(pid) = name.parse::<i32>() else {
+            continue;
+        };
+        // A process can vanish between readdir and open: skip it.
+        if let Some(stat) = read_stat(name, &mut buf, &mut path) {
+            f(pid, &stat);
+        }
+    }
+}
+
+pub(super) fn sample(roots: &[i32]) -> HashMap<i32, Usage> {
+    struct Proc {
+        ticks: u64,
+        rss_pages: u64,
+    }
+    let mut procs: HashMap<i32, Proc> = HashMap::new();
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for_each_process(|pid, stat| {
+        procs.insert(
+            pid,
+            Proc {
+                ticks: stat.own_ticks + stat.children_ticks,
+                rss_pages: stat.rss_pages,
+            },
+        );
+        children.entry(stat.ppid).or_default().push(pid);
+    });
+    let (tick, page) = (clock_ticks(), page_size());
+    let mut out = HashMap::with_capacity(roots.len());
+    for &root in roots {
+        if !procs.contains_key(&root) {
+            continue;
+        }
+        let (mut ticks, mut pages, mut pids) = (0u64, 0u64, vec![root]);
+        let mut i = 0;
+        while let Some(&pid) = pids.get(i) {
+            i += 1;
+            if let Some(p) = procs.get(&pid) {
+                ticks += p.ticks;
+                pages += p.rss_pages;
+            }
+            if let Some(kids) = children.get(&pid) {
+                // A pid appears once in /proc, so the tree has no cycles.
+                pids.extend(kids.iter().copied().filter(|&k| k != pid));
+            }
+        }
+        out.insert(
+            root,
+            Usage {
+                cpu_seconds: ticks as f64 / tick,
+                rss_bytes: pages * page,
+                pids,
+            },
+        );
+    }
+    out
+}
+
+pub(super) fn own_usage() -> Option<Usage> {
+    let stat = read_stat("self", &mut String::new(), &mut String::new())?;
+    Some(Usage {
+        cpu_seconds: stat.own_ticks as f64 / clock_ticks(),
+        rss_bytes: stat.rss_pages * page_size(),
+        pids: vec![std::process::id() as i32],
+    })
+}
+
+/// Live members of process group `pgid` that started at or after `since` (a start time).
+pub(super) fn group_members(pgid: i32, since: u64) -> Vec<i32> {
+    let mut out = Vec::new();
+    for_each_process(|pid, stat| {
+        if stat.pgrp == pgid && stat.start_time >= since {
+            out.push(pid);
+        }
+    });
+    out
+}
+
+/// After fork: every signal back to its default action through libc's `sigaction`.
+///
+/// # Safety
+/// Async-signal-safe; only for the child between fork and exec.
+unsafe fn reset_with_libc(from: libc::c_int, to: libc::c_int) {
+    // SAFETY: sigaction reads a local, zeroed (SIG_DFL, no flags, empty mask) struct.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut dfl.sa_mask);
+        for sig in from..to {
+            // Fails harmlessly for SIGKILL and SIGSTOP.
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_odd_command_names() {
+        let line = "1234 (a) b (c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 \
+                    7 3 2 1 20 0 1 0 98765 10000000 250 18446744073709551615";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.pgrp, 1234);
+        assert_eq!(s.own_ticks, 10);
+        assert_eq!(s.children_ticks, 3);
+        assert_eq!(s.start_time, 98765);
+        assert_eq!(s.rss_pages, 250);
+    }
+
+    #[test]
+    fn own_stat_is_readable() {
+        let me = std::process::id() as i32;
+        assert!(proc_start_time(me).is_some());
+        assert!(own_usage().unwrap().rss_bytes > 0);
+        assert!(proc_start_time(0).is_none());
+    }
+}

@@ -1,0 +1,134 @@
+//! The OS process edge: spawning, signalling, reaping and measuring child processes.
+//!
+//! This module owns every `unsafe` block and every `nix`/`libc` call of pypm. It holds no policy:
+//! it never decides *when* to start, stop or restart anything; the supervisor loop does, and turns
+//! what this module reports (an [`Exit`], a [`Usage`] sample, a [`SpawnError`]) into events.
+//!
+//! Pieces:
+//! - [`spawn`] / [`Reaper::spawn_watched`]: fork + execve with everything an instance needs (own
+//!   session, `/dev/null` stdin, stdout/stderr pipes, only fds 0–2 plus the `listen` sockets,
+//!   `LISTEN_*` and `NOTIFY_SOCKET`, `nofile`, `nice`, `user`, death signal). Failures before exec
+//!   come back from the call itself as a [`SpawnError`].
+//! - [`Reaper`]: the single owner of `waitpid(-1)` in the process. Turns SIGCHLD into [`Exit`]
+//!   callbacks without polling. **Once a `Reaper` runs, nothing else in the process may wait for
+//!   children** (`std::process::Child::wait`/`output` would race it and get `ECHILD`): run short
+//!   commands with [`Reaper::spawn_watched`] or [`Reaper::run`] instead.
+//! - Signals and identity: [`signal_group_checked`] and friends never hit a recycled pid; they
+//!   compare the pid's start time ([`proc_start_time`]) with the one recorded at spawn.
+//! - Monitoring: [`sample`] sums CPU and RSS over each root's process tree in one pass over
+//!   `/proc`; [`own_usage`] measures the supervisor itself.
+//!
+//! Threading: spawn from a long-lived thread (see [`spawn`] about `PR_SET_PDEATHSIG`).
+//!
+//! Portability: Linux is the target. Other unix systems (macOS) compile: spawning, signalling and
+//! reaping work there, there is no parent-death signal, start times come from `proc_pidinfo`, and
+//! [`sample`]/[`own_usage`] return nothing.
+
+#[cfg(target_os = "linux")]
+#[path = "linux.rs"]
+mod os;
+#[cfg(all(unix, not(target_os = "linux")))]
+#[path = "unix.rs"]
+mod os;
+
+mod reaper;
+mod signal;
+mod spawn;
+mod spawn_error;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+pub use reaper::{Exit, Reaper, RunOutput};
+pub use signal::{
+    ParseSignalError, Signal, is_same_process, kill_tree_leftovers, parse_signal, proc_start_time,
+    signal_checked, signal_group, signal_group_checked, signal_name, signal_pid,
+};
+pub use spawn::{Child, SpawnError, SpawnSpec, spawn};
+
+/// Resource usage of one process tree (or of the supervisor itself, see [`own_usage`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Usage {
+    /// CPU time (user + system) of every live process in the tree, plus the CPU time of
+    /// descendants they already reaped, so the counter does not drop when a worker is replaced.
+    pub cpu_seconds: f64,
+    /// Sum of the resident set sizes of the live processes in the tree (shared pages are counted
+    /// once per process, like `ps`).
+    pub rss_bytes: u64,
+    /// The root first, then its descendants (found by parent pid).
+    pub pids: Vec<i32>,
+}
+
+/// Measures each root's whole process tree (descendants by parent pid) from one pass over
+/// `/proc`. Roots that no longer exist are absent from the result. A few milliseconds for a
+/// thousand processes; meant to be called every few seconds. Empty on non-Linux systems.
+pub fn sample(roots: &[i32]) -> HashMap<i32, Usage> {
+    os::sample(roots)
+}
+
+/// The supervisor's own CPU time (not counting its children) and RSS. `None` on non-Linux systems.
+pub fn own_usage() -> Option<Usage> {
+    os::own_usage()
+}
+
+/// CPU use in percent of one core (200.0 = two cores busy) between two samples of the same tree
+/// taken `elapsed` apart. Never negative (a tree whose member vanished can lose CPU time).
+pub fn cpu_percent(prev_cpu_seconds: f64, cur_cpu_seconds: f64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    ((cur_cpu_seconds - prev_cpu_seconds) / secs * 100.0).max(0.0)
+}
+
+/// Switches `O_NONBLOCK` on or off for a descriptor, e.g. a [`Child`] pipe read end that a log
+/// pump wants to poll. The pipes come back blocking.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    // SAFETY: fcntl on a descriptor the caller borrows; no memory is passed.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let new = if nonblocking {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above.
+    if new != flags && unsafe { libc::fcntl(raw, libc::F_SETFL, new) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Lowercase text of an errno value, for messages like "permission denied".
+fn errno_text(errno: i32) -> String {
+    let desc = nix::errno::Errno::from_raw(errno).desc();
+    let mut chars = desc.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => format!("error {errno}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percent_is_per_core_and_never_negative() {
+        assert_eq!(cpu_percent(1.0, 2.0, Duration::from_secs(2)), 50.0);
+        assert_eq!(cpu_percent(1.0, 5.0, Duration::from_secs(2)), 200.0);
+        assert_eq!(cpu_percent(5.0, 1.0, Duration::from_secs(2)), 0.0);
+        assert_eq!(cpu_percent(1.0, 2.0, Duration::ZERO), 0.0);
+    }
+
+    #[test]
+    fn errno_text_is_lowercase() {
+        assert_eq!(errno_text(libc::EACCES), "permission denied");
+        assert_eq!(errno_text(libc::ENOENT), "no such file or directory");
+    }
+}

@@ -1,0 +1,356 @@
+//! The one `waitpid(-1)` of the process: SIGCHLD in, [`Exit`] callbacks out.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, PipeReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use signal_hook::consts::SIGCHLD;
+use signal_hook::iterator::Signals;
+
+use super::spawn::{Child, SpawnError, SpawnSpec, spawn_with};
+use super::{Signal, set_nonblocking, signal_group_checked, signal_name};
+
+/// How a child ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub pid: i32,
+    /// The exit code, when it exited.
+    pub code: Option<i32>,
+    /// The signal number, when a signal killed it (name: [`signal_name`]).
+    pub signal: Option<i32>,
+    pub core_dumped: bool,
+    /// When the reaper collected it (within milliseconds of the death).
+    pub at: SystemTime,
+}
+
+impl Exit {
+    fn from_status(pid: i32, status: libc::c_int) -> Exit {
+        let (code, signal, core_dumped) = if libc::WIFEXITED(status) {
+            (Some(libc::WEXITSTATUS(status)), None, false)
+        } else if libc::WIFSIGNALED(status) {
+            (None, Some(libc::WTERMSIG(status)), libc::WCOREDUMP(status))
+        } else {
+            (None, None, false)
+        };
+        Exit {
+            pid,
+            code,
+            signal,
+            core_dumped,
+            at: SystemTime::now(),
+        }
+    }
+
+    /// `"exit code 3"`, `"signal SIGKILL"`, `"signal SIGSEGV (core dumped)"`.
+    pub fn describe(&self) -> String {
+        match (self.code, self.signal) {
+            (Some(code), _) => format!("exit code {code}"),
+            (None, Some(sig)) if self.core_dumped => {
+                format!("signal {} (core dumped)", signal_name(sig))
+            }
+            (None, Some(sig)) => format!("signal {}", signal_name(sig)),
+            (None, None) => "unknown exit status".to_string(),
+        }
+    }
+}
+
+type OnExit = Arc<dyn Fn(Exit) + Send + Sync>;
+
+/// Where the exit of a watched child goes instead of `on_exit`.
+pub(super) struct Watcher {
+    tx: Sender<Exit>,
+    /// Written to (one byte) after sending, for a caller that waits in `poll`.
+    wake: Option<OwnedFd>,
+}
+
+impl Watcher {
+    fn deliver(self, exit: Exit) {
+        let _ = self.tx.send(exit);
+        if let Some(fd) = self.wake {
+            let _ = File::from(fd).write(&[1]);
+        }
+    }
+}
+
+pub(super) struct Registry {
+    on_exit: Option<OnExit>,
+    /// Children between fork and the end of `spawn`; an exit reaped meanwhile is parked here.
+    pub(super) spawning: HashMap<i32, Option<Exit>>,
+    watchers: HashMap<i32, Watcher>,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
+    Mutex::new(Registry {
+        on_exit: None,
+        spawning: HashMap::new(),
+        watchers: HashMap::new(),
+    })
+});
+
+/// The registry lock. The reaper holds it while it calls `waitpid`, spawn holds it across fork.
+pub(super) fn lock() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Ends the spawning state of `pid`: on success, routes an exit that was parked meanwhile (or
+/// registers the watcher for the future one); on failure, forgets it (spawn reaped it).
+pub(super) fn finish_spawn(pid: i32, watcher: Option<Watcher>, ok: bool) {
+    let mut reg = lock();
+    let parked = reg.spawning.remove(&pid).flatten();
+    if !ok {
+        return;
+    }
+    match (watcher, parked) {
+        (Some(w), Some(exit)) => w.deliver(exit),
+        (Some(w), None) => {
+            reg.watchers.insert(pid, w);
+        }
+        (None, Some(exit)) => {
+            let on_exit = reg.on_exit.clone();
+            drop(reg);
+            if let Some(f) = on_exit {
+                f(exit);
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+fn reap_all() {
+    let mut unwatched = Vec::new();
+    let on_exit = {
+        let mut reg = lock();
+        loop {
+            let mut status = 0;
+            // SAFETY: status is a local; WNOHANG never blocks.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid > 0 {
+                let exit = Exit::from_status(pid, status);
+                if let Some(slot) = reg.spawning.get_mut(&pid) {
+                    *slot = Some(exit);
+                } else if let Some(w) = reg.watchers.remove(&pid) {
+                    w.deliver(exit);
+                } else {
+                    unwatched.push(exit);
+                }
+            } else if pid < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            } else {
+                break; // 0: children left but none exited; ECHILD: no children
+            }
+        }
+        reg.on_exit.clone()
+    };
+    if let Some(f) = on_exit {
+        for exit in unwatched {
+            f(exit);
+        }
+    }
+}
+
+/// What [`Reaper::run`] collected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutput {
+    /// `None` only if the process could not be collected even after SIGKILL (should not happen).
+    pub exit: Option<Exit>,
+    /// Up to 1 MiB of each stream; the rest is read and dropped.
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The deadline passed and the process group was SIGKILLed.
+    pub timed_out: bool,
+}
+
+const RUN_OUTPUT_MAX: usize = 1 << 20;
+
+/// The process-wide child reaper. One per process: it reaps *every* child with `waitpid(-1)`,
+/// so nothing else in the process may wait for children once it runs (use [`Self::run`] or
+/// [`Self::spawn_watched`] for short commands instead of `std::process::Command`).
+///
+/// Delivery: the exit of a child started with [`Self::spawn_watched`] or [`Self::run`] goes to
+/// its own channel; every other exit (children from [`super::spawn`], or any other child) goes
+/// to the `on_exit` callback. No exit is missed or delivered twice: a child that exits before its
+/// spawn call has returned is held back and delivered when it does, and a child whose spawn
+/// failed is never reported.
+#[derive(Debug, Clone)]
+pub struct Reaper {
+    _private: (),
+}
+
+impl Reaper {
+    /// Installs the SIGCHLD handler and starts the `pypm-reaper` thread, which waits for SIGCHLD
+    /// (no polling) and reaps all exited children each time. `on_exit` runs on that thread and
+    /// must not block (send the exit to the supervisor's inbox and return). Children that exited
+    /// before the call are reaped at once. A second call fails with `AlreadyExists`.
+    pub fn start(on_exit: impl Fn(Exit) + Send + Sync + 'static) -> io::Result<Reaper> {
+        let mut reg = lock();
+        if reg.on_exit.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a child reaper is already running in this process",
+            ));
+        }
+        // Registered before the first reap, so no SIGCHLD falls between them.
+        let mut signals = Signals::new([SIGCHLD])?;
+        std::thread::Builder::new()
+            .name("pypm-reaper".into())
+            .spawn(move || {
+                reap_all();
+                for _ in signals.forever() {
+                    reap_all();
+                }
+            })?;
+        reg.on_exit = Some(Arc::new(on_exit));
+        Ok(Reaper { _private: () })
+    }
+
+    /// Like [`super::spawn`], but the exit goes to the returned channel instead of `on_exit`.
+    pub fn spawn_watched(&self, spec: &SpawnSpec) -> Result<(Child, Receiver<Exit>), SpawnError> {
+        let (tx, rx) = mpsc::channel();
+        let child = spawn_with(spec, Some(Watcher { tx, wake: None }))?;
+        Ok((child, rx))
+    }
+
+    /// Runs a short command to completion: writes `input` to its stdin (`/dev/null` when empty),
+    /// collects stdout and stderr, and waits for its exit, all on the calling thread (blocking,
+    /// event-driven with `poll`). When `timeout` passes first, the process group is SIGKILLed and
+    /// `timed_out` is set. Whatever the command left running in its process group is SIGKILLed
+    /// when it exits. For readiness/health `exec` probes and `exec` notifiers.
+    pub fn run(
+        &self,
+        spec: &SpawnSpec,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<RunOutput, SpawnError> {
+        let deadline = Instant::now() + timeout;
+        let io_err = |op| move |source| SpawnError::Io { op, source };
+        let (mut wake_r, wake_w) = io::pipe().map_err(io_err("cannot create pipe"))?;
+        let mut spec = spec.clone();
+        let stdin = if input.is_empty() {
+            None
+        } else {
+            let (r, w) = io::pipe().map_err(io_err("cannot create pipe"))?;
+            spec.stdin = Some(r.as_raw_fd());
+            Some((r, w))
+        };
+        let (tx, rx) = mpsc::channel();
+        let watcher = Watcher {
+            tx,
+            wake: Some(wake_w.into()),
+        };
+        let child = spawn_with(&spec, Some(watcher))?;
+        let mut stdin = stdin.map(|(_r, w)| w);
+        let mut out = Some(PipeReader::from(child.stdout));
+        let mut err = Some(PipeReader::from(child.stderr));
+        for fd in [
+            out.as_ref().map(|f| f.as_fd()),
+            err.as_ref().map(|f| f.as_fd()),
+        ]
+        .into_iter()
+        .flatten()
+        .chain([wake_r.as_fd()])
+        .chain(stdin.as_ref().map(|w| w.as_fd()))
+        {
+            set_nonblocking(fd, true).map_err(io_err("cannot set O_NONBLOCK"))?;
+        }
+        let (pid, start_time) = (child.pid, child.start_time);
+        let mut result = RunOutput {
+            exit: None,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            timed_out: false,
+        };
+        let mut written = 0;
+        let mut killed = false;
+        loop {
+            if result.exit.is_none() {
+                result.exit = rx.try_recv().ok();
+            }
+            if result.exit.is_some() {
+                stdin = None;
+                if out.is_none() && err.is_none() {
+                    break;
+                }
+                if !killed {
+                    // The pipes are held open by something it left behind.
+                    let _ = signal_group_checked(pid, start_time, Signal::SIGKILL);
+                    killed = true;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                result.timed_out = result.exit.is_none();
+                break;
+            }
+            let mut fds = Vec::with_capacity(4);
+            let mut push = |fd: Option<std::os::fd::BorrowedFd<'_>>, events| {
+                if let Some(fd) = fd {
+                    fds.push(libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events,
+                        revents: 0,
+                    });
+                }
+            };
+            push(out.as_ref().map(|f| f.as_fd()), libc::POLLIN);
+            push(err.as_ref().map(|f| f.as_fd()), libc::POLLIN);
+            push(stdin.as_ref().map(|f| f.as_fd()), libc::POLLOUT);
+            push(result.exit.is_none().then(|| wake_r.as_fd()), libc::POLLIN);
+            let ms = (deadline - now).as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+            // SAFETY: fds is a valid array of pollfd of the given length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+            if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                return Err(io_err("poll")(io::Error::last_os_error()));
+            }
+            drain(&mut out, &mut result.stdout);
+            drain(&mut err, &mut result.stderr);
+            let mut sink = Vec::new();
+            drain_into(&mut wake_r, &mut sink);
+            if let Some(w) = &mut stdin {
+                match w.write(&input[written..]) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => written = input.len(), // EPIPE: it does not read stdin
+                }
+                if written >= input.len() {
+                    stdin = None; // EOF for the child
+                }
+            }
+        }
+        if result.exit.is_none() {
+            let _ = signal_group_checked(pid, start_time, Signal::SIGKILL);
+            result.exit = rx.recv_timeout(Duration::from_secs(5)).ok();
+        }
+        Ok(result)
+    }
+}
+
+/// Reads what is available; closes the reader at EOF or on error.
+fn drain(reader: &mut Option<PipeReader>, into: &mut Vec<u8>) {
+    if let Some(r) = reader
+        && drain_into(r, into)
+    {
+        *reader = None;
+    }
+}
+
+/// Reads until `WouldBlock` (false) or EOF/error (true), keeping at most [`RUN_OUTPUT_MAX`].
+fn drain_into(r: &mut impl Read, into: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => {
+                let room = RUN_OUTPUT_MAX.saturating_sub(into.len());
+                into.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
