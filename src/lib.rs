@@ -6,3 +6,6 @@
 //! - `python_env`: resolves the interpreter and environment of each app (SPEC §3).
 //! - `graph`: dependency order (start waves, reverse stop order).
 //! - `commands`: one module per CLI verb; `cli` holds the clap definitions.
+//! - `logs`: children's output to rotated log files (one pump thread), and reading it back.
+
+pub mod logs;
