@@ -127,7 +127,8 @@ impl Follower {
     }
 
     /// The file we read (`old`, already read to its end) was rotated away: read the rotated
-    /// files newer than it, oldest first, then switch to the live file.
+    /// files newer than it, oldest first, then switch to the live file. Each file read to its
+    /// end becomes `current`, so stopping early loses nothing.
     fn advance(&mut self, mut old: FileId, out: &mut Vec<String>) -> io::Result<()> {
         self.finish_line(out);
         loop {
@@ -145,19 +146,21 @@ impl Follower {
             };
             let mut f = match File::open(&p) {
                 Ok(f) => f,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // Mid-rotation (or the writer could not create the new file): `current` is the
+                // last file read completely, so the next poll goes on from there.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(e),
             };
             let id = id_of(&f.metadata()?);
             if Some(id) != chain[next] {
                 continue; // rotated again while we looked
             }
+            read_lines(&mut f, &mut self.carry, out)?;
+            self.current = Some((f, id));
             if next == 0 {
-                read_lines(&mut f, &mut self.carry, out)?;
-                self.current = Some((f, id));
                 return Ok(());
             }
-            read_lines(&mut f, &mut self.carry, out)?;
+            // A rotated file is complete.
             self.finish_line(out);
             old = id;
         }

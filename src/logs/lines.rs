@@ -5,11 +5,15 @@
 use super::MAX_LINE;
 use super::timestamp::TS_LEN;
 
+/// A line observer for one pipe, called on the pump thread with every complete line (without
+/// timestamp or newline). It must be quick: the pump waits for it.
+pub type Tap = Box<dyn FnMut(&str) + Send>;
+
 /// How each line is written: an optional timestamp prefix, and an optional tap that sees the
 /// line (without prefix or newline), e.g. for a `log` readiness probe.
 pub(crate) struct LineFormat<'a> {
     pub prefix: Option<&'a [u8; TS_LEN + 1]>,
-    pub tap: Option<&'a mut Box<dyn FnMut(&str) + Send>>,
+    pub tap: Option<&'a mut Tap>,
 }
 
 impl LineFormat<'_> {
@@ -46,8 +50,17 @@ impl LineFormat<'_> {
             out.extend_from_slice(bulk);
             return;
         }
-        for line in bulk.split_inclusive(|b| *b == b'\n') {
-            self.long_line(out, &line[..line.len() - 1]);
+        out.reserve(bulk.len());
+        let mut rest = bulk;
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            match (self.prefix, &self.tap) {
+                (Some(p), None) if i <= MAX_LINE => {
+                    out.extend_from_slice(p);
+                    out.extend_from_slice(&rest[..=i]);
+                }
+                _ => self.long_line(out, &rest[..i]),
+            }
+            rest = &rest[i + 1..];
         }
     }
 }
@@ -108,8 +121,7 @@ mod tests {
     fn run(chunks: &[&[u8]], prefix: Option<&[u8; TS_LEN + 1]>) -> (Vec<u8>, Vec<String>) {
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen2 = seen.clone();
-        let mut tap: Box<dyn FnMut(&str) + Send> =
-            Box::new(move |l: &str| seen2.lock().unwrap().push(l.to_owned()));
+        let mut tap: Tap = Box::new(move |l: &str| seen2.lock().unwrap().push(l.to_owned()));
         let mut out = Vec::new();
         let mut s = LineSplitter::default();
         {

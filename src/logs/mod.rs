@@ -20,9 +20,11 @@
 //!   exceed `max_size`, `X.log.(N-1)` → `X.log.N` … `X.log` → `X.log.1`, and a new `X.log` is
 //!   created; exactly `max_files` rotated files are kept (older ones are deleted). A single line
 //!   larger than `max_size` goes alone into a fresh file. `max_size = 0` disables rotation.
-//! - Backpressure: the pump never buffers more than one read (64 KiB, formatted) plus one partial
-//!   line (≤ 64 KiB) per pipe. If it cannot write, it stops reading the pipes of that file, so the
-//!   children block on their full pipes; they are never killed for it.
+//! - Backpressure: the pump holds at most one partial line (≤ 64 KiB) per pipe and, per file, the
+//!   formatted lines of one 64 KiB read (timestamps add 25 bytes a line) that could not be
+//!   written yet. If it cannot write a file, it stops reading that file's pipes, so the children
+//!   block on their full pipes; they are never killed for it. [`LogPump::buffered_bytes`] shows
+//!   the total.
 //! - Write errors never crash or spin the pump. A full disk (`ENOSPC`, `EDQUOT`) is reported once
 //!   as [`LogNotice::DiskFull`], any other error once as [`LogNotice::Error`]; the pump retries every
 //!   [`RETRY_INTERVAL`] and reports [`LogNotice::Resumed`] when a write succeeds. Nothing is lost.
@@ -41,6 +43,7 @@ mod tail;
 mod timestamp;
 
 pub use follow::{FOLLOW_INTERVAL, Follower, tail_follow};
+pub use lines::Tap;
 pub use pump::{LogNotice, LogPump, LogTarget, PipeId, RETRY_INTERVAL};
 pub use tail::{tail, tail_merged};
 pub use timestamp::format_rfc3339_millis;

@@ -5,7 +5,7 @@
 //! timeout is the next write retry. `poll` rather than epoll/mio: the set is small (two pipes per
 //! instance) and rebuilt per round, and it needs no extra dependency.
 
-use super::lines::{LineFormat, LineSplitter};
+use super::lines::{LineFormat, LineSplitter, Tap};
 use super::sink::LogFile;
 use super::timestamp::{TS_LEN, format_bytes};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
@@ -61,10 +61,6 @@ pub enum LogNotice {
     /// the file; the pump closed its read end.
     Closed { id: PipeId },
 }
-
-/// A line observer for one pipe, called on the pump thread with every complete line (without
-/// timestamp or newline). It must be quick: the pump waits for it.
-pub type Tap = Box<dyn FnMut(&str) + Send>;
 
 type Notify = Box<dyn FnMut(LogNotice) + Send>;
 
@@ -356,11 +352,11 @@ impl Pump {
         let Some(t) = self.files.get_mut(path) else {
             return;
         };
-        if t.retry_at.is_none() {
-            if let Err(e) = t.log.flush() {
-                t.retry_at = Some(Instant::now() + RETRY_INTERVAL);
-                (self.notice)(failure_notice(path, &e));
-            }
+        if t.retry_at.is_none()
+            && let Err(e) = t.log.flush()
+        {
+            t.retry_at = Some(Instant::now() + RETRY_INTERVAL);
+            (self.notice)(failure_notice(path, &e));
         }
         if t.pipes == 0 && !t.log.has_pending() && t.retry_at.is_none() {
             self.files.remove(path);
