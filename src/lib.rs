@@ -21,3 +21,6 @@ pub mod supervisor;
 //!   calls live there.
 
 pub mod process;
+//! - `logs`: children's output to rotated log files (one pump thread), and reading it back.
+
+pub mod logs;

@@ -1,0 +1,449 @@
+//! The log pump: one thread that reads every child pipe and writes whole lines to log files.
+//!
+//! Readiness comes from `poll(2)` on the pipes plus a wake pipe for commands; a pipe whose file
+//! cannot be written is simply left out of the poll set (that is the backpressure), and the poll
+//! timeout is the next write retry. `poll` rather than epoll/mio: the set is small (two pipes per
+//! instance) and rebuilt per round, and it needs no extra dependency.
+
+use super::lines::{LineFormat, LineSplitter, Tap};
+use super::sink::LogFile;
+use super::timestamp::{TS_LEN, format_bytes};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often a log file that could not be written is tried again.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Size of one read from a pipe (and of the pump's single read buffer).
+const READ_SIZE: usize = 64 * 1024;
+
+/// Reads per pipe at shutdown, so a child that keeps writing cannot hold shutdown up.
+const SHUTDOWN_READS: usize = 64;
+
+/// Where one pipe's lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTarget {
+    /// The live file, e.g. `log_dir/api.out.log` or `log_dir/api.0.err.log`.
+    pub path: PathBuf,
+    /// Rotate when the next line would make the file larger than this; 0 = never rotate.
+    pub max_size: u64,
+    /// Rotated files kept (`.1` … `.max_files`).
+    pub max_files: u32,
+    /// Prefix each line with an RFC 3339 UTC timestamp and a space.
+    pub timestamps: bool,
+}
+
+/// Identifies a pipe registered with [`LogPump::add`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipeId(pub u64);
+
+/// What the pump reports, from its own thread. Each write problem is reported once, when it
+/// starts, and once more ([`LogNotice::Resumed`]) when it is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogNotice {
+    /// The file system holding `path` is full (`ENOSPC`/`EDQUOT`); its pipes are not read.
+    DiskFull { path: PathBuf },
+    /// `path` could not be written or rotated; its pipes are not read until it can.
+    Error { path: PathBuf, message: String },
+    /// `path` is written again after [`LogNotice::DiskFull`] or [`LogNotice::Error`].
+    Resumed { path: PathBuf },
+    /// The pipe reached end of file (every writer closed it) and its last lines were handed to
+    /// the file; the pump closed its read end.
+    Closed { id: PipeId },
+}
+
+type Notify = Box<dyn FnMut(LogNotice) + Send>;
+
+enum Cmd {
+    Add {
+        id: PipeId,
+        file: File,
+        target: LogTarget,
+        tap: Option<Tap>,
+    },
+    Shutdown,
+}
+
+/// Handle to the pump thread. Dropping it is the same as [`LogPump::shutdown`].
+pub struct LogPump {
+    tx: Mutex<Sender<Cmd>>,
+    wake: File,
+    thread: Option<JoinHandle<()>>,
+    next_id: AtomicU64,
+    buffered: Arc<AtomicU64>,
+}
+
+impl LogPump {
+    /// Starts the pump thread. `notice` is called on that thread; it must not block for long.
+    pub fn start(notice: impl FnMut(LogNotice) + Send + 'static) -> io::Result<LogPump> {
+        let (wake_rx, wake_tx) = nix::unistd::pipe()?;
+        set_nonblocking(&wake_rx)?;
+        set_nonblocking(&wake_tx)?;
+        let (tx, rx) = channel();
+        let buffered = Arc::new(AtomicU64::new(0));
+        let mut pump = Pump {
+            rx,
+            wake: File::from(wake_rx),
+            notice: Box::new(notice),
+            pipes: Vec::new(),
+            files: HashMap::new(),
+            buf: vec![0; READ_SIZE].into_boxed_slice(),
+            buffered: buffered.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("pypm-logs".into())
+            .spawn(move || pump.run())?;
+        Ok(LogPump {
+            tx: Mutex::new(tx),
+            wake: File::from(wake_tx),
+            thread: Some(thread),
+            next_id: AtomicU64::new(1),
+            buffered,
+        })
+    }
+
+    /// Hands the read end of a child's pipe to the pump; its lines go to `target` (the file is
+    /// shared with any other pipe writing to the same path; the latest `target` settings apply).
+    /// `tap` sees every complete line. The pump closes `fd` at end of file.
+    pub fn add(&self, fd: OwnedFd, target: LogTarget, tap: Option<Tap>) -> io::Result<PipeId> {
+        set_nonblocking(&fd)?;
+        let id = PipeId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let cmd = Cmd::Add {
+            id,
+            file: File::from(fd),
+            target,
+            tap,
+        };
+        self.send(cmd)?;
+        Ok(id)
+    }
+
+    /// Bytes the pump holds in memory right now (partial lines and lines not yet written),
+    /// updated after each round. Bounded per pipe; see the module doc.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Reads what the pipes hold right now (bounded), writes it (unfinished lines as lines),
+    /// and stops the thread. Lines a failing file still cannot take are dropped and reported.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn send(&self, cmd: Cmd) -> io::Result<()> {
+        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "log pump is not running");
+        self.tx
+            .lock()
+            .map_err(|_| gone())?
+            .send(cmd)
+            .map_err(|_| gone())?;
+        match (&self.wake).write(&[1]) {
+            // A full wake pipe already holds a wake-up.
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.send(Cmd::Shutdown);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for LogPump {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn set_nonblocking(fd: &impl AsFd) -> io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+struct Pipe {
+    id: PipeId,
+    file: File,
+    path: PathBuf,
+    lines: LineSplitter,
+    tap: Option<Tap>,
+}
+
+/// A file's write state: `retry_at` is set while it is failing.
+struct Target {
+    log: LogFile,
+    pipes: usize,
+    retry_at: Option<Instant>,
+}
+
+/// The thread's state; only the pump thread touches it.
+struct Pump {
+    rx: Receiver<Cmd>,
+    wake: File,
+    notice: Notify,
+    pipes: Vec<Pipe>,
+    files: HashMap<PathBuf, Target>,
+    buf: Box<[u8]>,
+    buffered: Arc<AtomicU64>,
+}
+
+enum ReadResult {
+    Data,
+    Eof,
+    Empty,
+}
+
+impl Pump {
+    fn run(&mut self) {
+        let mut ready: Vec<(usize, PollFlags)> = Vec::new();
+        loop {
+            let timeout = self.poll_timeout();
+            ready.clear();
+            let wake = {
+                let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
+                let mut idx = Vec::with_capacity(self.pipes.len());
+                for (i, p) in self.pipes.iter().enumerate() {
+                    if self.files[&p.path].retry_at.is_none() {
+                        fds.push(PollFd::new(p.file.as_fd(), PollFlags::POLLIN));
+                        idx.push(i);
+                    }
+                }
+                match poll(&mut fds, timeout) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        // Cannot happen with valid fds; never spin if it does.
+                        log::error!("log pump: poll failed: {e}");
+                        std::thread::sleep(RETRY_INTERVAL);
+                        continue;
+                    }
+                }
+                let rev = |f: &PollFd| f.revents().unwrap_or(PollFlags::empty());
+                for (f, &i) in fds[1..].iter().zip(&idx) {
+                    if !rev(f).is_empty() {
+                        ready.push((i, rev(f)));
+                    }
+                }
+                !rev(&fds[0]).is_empty()
+            };
+            // Highest index first, so removing a closed pipe keeps the other indices valid.
+            for &(i, _) in ready.iter().rev() {
+                self.service(i);
+            }
+            self.retry_due();
+            if wake && self.commands() {
+                self.drain();
+                return;
+            }
+            self.publish_buffered();
+        }
+    }
+
+    fn poll_timeout(&self) -> PollTimeout {
+        let Some(next) = self.files.values().filter_map(|t| t.retry_at).min() else {
+            return PollTimeout::NONE;
+        };
+        let wait = next.saturating_duration_since(Instant::now());
+        // Round up so the retry is due when poll returns.
+        let ms = wait.as_millis().saturating_add(1);
+        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+    }
+
+    /// Handles queued commands; true on shutdown.
+    fn commands(&mut self) -> bool {
+        let mut sink = [0u8; 64];
+        while matches!((&self.wake).read(&mut sink), Ok(n) if n > 0) {}
+        while let Ok(cmd) = self.rx.try_recv() {
+            match cmd {
+                Cmd::Shutdown => return true,
+                Cmd::Add {
+                    id,
+                    file,
+                    target,
+                    tap,
+                } => {
+                    let t = self
+                        .files
+                        .entry(target.path.clone())
+                        .or_insert_with(|| Target {
+                            log: LogFile::new(target.path.clone(), 0, 0, false),
+                            pipes: 0,
+                            retry_at: None,
+                        });
+                    t.pipes += 1;
+                    t.log.max_size = target.max_size;
+                    t.log.max_files = target.max_files;
+                    t.log.timestamps = target.timestamps;
+                    self.pipes.push(Pipe {
+                        id,
+                        file,
+                        path: target.path,
+                        lines: LineSplitter::default(),
+                        tap,
+                    });
+                }
+            }
+        }
+        false
+    }
+
+    /// One read from pipe `i`, then its file is written.
+    fn service(&mut self, i: usize) {
+        match self.read_pipe(i) {
+            ReadResult::Empty => {}
+            ReadResult::Data => self.write_target(&self.pipes[i].path.clone()),
+            ReadResult::Eof => self.close_pipe(i),
+        }
+    }
+
+    fn read_pipe(&mut self, i: usize) -> ReadResult {
+        let pipe = &mut self.pipes[i];
+        let n = loop {
+            match pipe.file.read(&mut self.buf) {
+                Ok(0) => return ReadResult::Eof,
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadResult::Empty,
+                Err(e) => {
+                    log::warn!("log pump: reading pipe for {}: {e}", pipe.path.display());
+                    return ReadResult::Eof;
+                }
+            }
+        };
+        let target = self.files.get_mut(&pipe.path).expect("pipe has a target");
+        let prefix = target.log.timestamps.then(|| ts_prefix(SystemTime::now()));
+        let mut fmt = LineFormat {
+            prefix: prefix.as_ref(),
+            tap: pipe.tap.as_mut(),
+        };
+        pipe.lines
+            .feed(&self.buf[..n], &mut target.log.pending, &mut fmt);
+        ReadResult::Data
+    }
+
+    /// End of file: the unfinished line becomes a line, the pipe goes away.
+    fn close_pipe(&mut self, i: usize) {
+        let mut pipe = self.pipes.swap_remove(i);
+        finish_pipe(&mut pipe, &mut self.files);
+        self.files
+            .get_mut(&pipe.path)
+            .expect("pipe has a target")
+            .pipes -= 1;
+        self.write_target(&pipe.path);
+        (self.notice)(LogNotice::Closed { id: pipe.id });
+    }
+
+    /// Writes a file's pending lines unless it is waiting for a retry; drops the file once no
+    /// pipe uses it and everything is written.
+    fn write_target(&mut self, path: &PathBuf) {
+        let Some(t) = self.files.get_mut(path) else {
+            return;
+        };
+        if t.retry_at.is_none()
+            && let Err(e) = t.log.flush()
+        {
+            t.retry_at = Some(Instant::now() + RETRY_INTERVAL);
+            (self.notice)(failure_notice(path, &e));
+        }
+        if t.pipes == 0 && !t.log.has_pending() && t.retry_at.is_none() {
+            self.files.remove(path);
+        }
+    }
+
+    fn retry_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<PathBuf> = self
+            .files
+            .iter()
+            .filter(|(_, t)| t.retry_at.is_some_and(|at| at <= now))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in due {
+            let t = self.files.get_mut(&path).expect("listed above");
+            match t.log.flush() {
+                Ok(()) => {
+                    t.retry_at = None;
+                    (self.notice)(LogNotice::Resumed { path: path.clone() });
+                    self.write_target(&path);
+                }
+                Err(_) => t.retry_at = Some(now + RETRY_INTERVAL),
+            }
+        }
+    }
+
+    /// Shutdown: a bounded last read of every pipe, unfinished lines written as lines.
+    fn drain(&mut self) {
+        for i in (0..self.pipes.len()).rev() {
+            if self.files[&self.pipes[i].path].retry_at.is_none() {
+                for _ in 0..SHUTDOWN_READS {
+                    match self.read_pipe(i) {
+                        ReadResult::Data => continue,
+                        ReadResult::Eof | ReadResult::Empty => break,
+                    }
+                }
+            }
+            finish_pipe(&mut self.pipes[i], &mut self.files);
+        }
+        for (path, t) in &mut self.files {
+            if let Err(e) = t.log.flush() {
+                let lost = t.log.pending.len();
+                let message = format!("{e}; {lost} bytes of log lines dropped at shutdown");
+                (self.notice)(LogNotice::Error {
+                    path: path.clone(),
+                    message,
+                });
+            }
+        }
+        self.pipes.clear();
+        self.files.clear();
+        self.buffered.store(0, Ordering::Relaxed);
+    }
+
+    fn publish_buffered(&self) {
+        let carried: usize = self.pipes.iter().map(|p| p.lines.carried()).sum();
+        let pending: usize = self.files.values().map(|t| t.log.pending.len()).sum();
+        self.buffered
+            .store((carried + pending) as u64, Ordering::Relaxed);
+    }
+}
+
+/// The pipe's unfinished line becomes a line of its file.
+fn finish_pipe(pipe: &mut Pipe, files: &mut HashMap<PathBuf, Target>) {
+    let target = files.get_mut(&pipe.path).expect("pipe has a target");
+    let prefix = target.log.timestamps.then(|| ts_prefix(SystemTime::now()));
+    let mut fmt = LineFormat {
+        prefix: prefix.as_ref(),
+        tap: pipe.tap.as_mut(),
+    };
+    pipe.lines.finish(&mut target.log.pending, &mut fmt);
+}
+
+fn ts_prefix(now: SystemTime) -> [u8; TS_LEN + 1] {
+    let mut p = [b' '; TS_LEN + 1];
+    p[..TS_LEN].copy_from_slice(&format_bytes(now));
+    p
+}
+
+fn failure_notice(path: &std::path::Path, e: &io::Error) -> LogNotice {
+    let path = path.to_path_buf();
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => LogNotice::DiskFull { path },
+        _ => LogNotice::Error {
+            path,
+            message: e.to_string(),
+        },
+    }
+}

@@ -1,0 +1,182 @@
+//! One log file: formatted lines waiting to be written, the open file, and rotation.
+
+use super::rotated_path;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Mode of new log files (before the umask); see the module doc.
+const FILE_MODE: u32 = 0o640;
+
+pub(crate) struct LogFile {
+    pub path: PathBuf,
+    pub max_size: u64,
+    pub max_files: u32,
+    pub timestamps: bool,
+    file: Option<File>,
+    size: u64,
+    /// Whole formatted lines not yet (completely) written.
+    pub pending: Vec<u8>,
+    /// How much of `pending` is already in the file.
+    written: usize,
+    /// End of the run of lines being written to the current file: a run is chosen to fit before
+    /// writing starts and is finished (even after an error) before any rotation, so a line is
+    /// never split across files.
+    run_end: usize,
+}
+
+impl LogFile {
+    pub fn new(path: PathBuf, max_size: u64, max_files: u32, timestamps: bool) -> LogFile {
+        LogFile {
+            path,
+            max_size,
+            max_files,
+            timestamps,
+            file: None,
+            size: 0,
+            pending: Vec::new(),
+            written: 0,
+            run_end: 0,
+        }
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.written < self.pending.len()
+    }
+
+    /// Writes everything pending, rotating as needed. On error, what is not written stays pending
+    /// and a later call continues exactly where this one stopped.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while self.written < self.pending.len() {
+            if self.written == self.run_end {
+                self.next_run()?;
+                continue;
+            }
+            let file = self.file.as_mut().expect("open while a run is in progress");
+            match file.write(&self.pending[self.written..self.run_end]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n;
+                    self.size += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.pending.clear();
+        self.written = 0;
+        self.run_end = 0;
+        Ok(())
+    }
+
+    /// Chooses the lines that go into the current file next, rotating first if not even one fits.
+    fn next_run(&mut self) -> io::Result<()> {
+        if self.file.is_none() {
+            self.open()?;
+        }
+        let rest = &self.pending[self.written..];
+        let room = self.max_size.saturating_sub(self.size);
+        if self.max_size == 0 || rest.len() as u64 <= room {
+            self.run_end = self.pending.len();
+            return Ok(());
+        }
+        let room = room as usize; // < rest.len()
+        if let Some(k) = rest[..room].iter().rposition(|b| *b == b'\n') {
+            self.run_end = self.written + k + 1;
+        } else if self.size == 0 {
+            // One line larger than max_size: it gets a file of its own.
+            let k = rest
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap_or(rest.len() - 1);
+            self.run_end = self.written + k + 1;
+        } else {
+            self.rotate()?;
+        }
+        Ok(())
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        let open = || {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(FILE_MODE)
+                .open(&self.path)
+        };
+        let file = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(dir) = self.path.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                open()?
+            }
+            r => r?,
+        };
+        self.size = file.metadata()?.len();
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// `X.log.(N-1)` → `X.log.N` … `X.log` → `X.log.1`, then a new `X.log`.
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file = None;
+        let live = &self.path;
+        if self.max_files == 0 {
+            remove_if_exists(live)?;
+        } else {
+            remove_if_exists(&rotated_path(live, self.max_files))?;
+            for k in (1..self.max_files).rev() {
+                rename_if_exists(&rotated_path(live, k), &rotated_path(live, k + 1))?;
+            }
+            rename_if_exists(live, &rotated_path(live, 1))?;
+        }
+        // Files beyond max_files left over from a larger setting.
+        let mut k = self.max_files + 1;
+        while remove_if_exists(&rotated_path(live, k))? {
+            k += 1;
+        }
+        self.open()
+    }
+}
+
+fn remove_if_exists(p: &Path) -> io::Result<bool> {
+    match fs::remove_file(p) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(p: &Path) -> String {
+        fs::read_to_string(p).unwrap_or_default()
+    }
+
+    #[test]
+    fn rotates_at_line_boundaries_and_keeps_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("sub/a.log");
+        let mut f = LogFile::new(live.clone(), 10, 2, false);
+        for chunk in ["aaaa\nbbbb\n", "cc\n", "dddddddddddddd\n", "e\n"] {
+            f.pending.extend_from_slice(chunk.as_bytes());
+            f.flush().unwrap();
+        }
+        // "aaaa\nbbbb\n" | "cc\n" | long line alone | "e\n"; the first file was deleted.
+        assert_eq!(read(&rotated_path(&live, 2)), "cc\n");
+        assert_eq!(read(&rotated_path(&live, 1)), "dddddddddddddd\n");
+        assert_eq!(read(&live), "e\n");
+        assert!(!rotated_path(&live, 3).exists());
+    }
+}
