@@ -1,26 +1,28 @@
 //! pypm — a declarative process supervisor for Python services.
 //!
-//! Architecture (see `STYLE.md` in the design docs):
-//! - `config`: reads `pypm.toml` into a validated desired state, collecting every error with its
-//!   position (`diagnostic` renders them).
-//! - `python_env`: resolves the interpreter and environment of each app (SPEC §3).
-//! - `graph`: dependency order (start waves, reverse stop order).
-//! - `commands`: one module per CLI verb; `cli` holds the clap definitions.
-
-pub mod config;
-pub mod diagnostic;
-pub mod graph;
-pub mod python_env;
-pub mod cli;
-pub mod commands;
-pub mod resolve;
-pub mod init;
-pub mod control;
-pub mod supervisor;
+//! Architecture (one job per module):
+//! - `config`: reads `pypm.toml` into typed, validated structures, collecting every error with its
+//!   position; `diagnostic` renders them (`error: …`, `--> file:line:col`, caret, help).
+//! - `python_env`: finds each app's interpreter and environment (SPEC §3); `resolve` turns the
+//!   config into the desired state (argv, complete environment) the supervisor runs.
+//! - `graph`: dependency order (start waves, reverse stop order, cycles).
+//! - `supervisor`: one owner of state and one inbox; `supervisor::plan` is the pure planner,
+//!   `supervisor::state` the instance transitions, `supervisor::diff` reload as a diff.
 //! - `process`: the OS edge — spawn, signals, reaping, /proc sampling. All `unsafe` and `nix`
 //!   calls live there.
-
-pub mod process;
 //! - `logs`: children's output to rotated log files (one pump thread), and reading it back.
+//! - `control`: the versioned request/response protocol, the socket server and the client.
+//! - `cli` (clap definitions) and `commands` (one module per verb).
 
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod control;
+pub mod diagnostic;
+pub mod graph;
+pub mod init;
 pub mod logs;
+pub mod process;
+pub mod python_env;
+pub mod resolve;
+pub mod supervisor;
