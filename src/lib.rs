@@ -7,12 +7,12 @@
 //! - `graph`: dependency order (start waves, reverse stop order).
 //! - `commands`: one module per CLI verb; `cli` holds the clap definitions.
 
-pub mod config;
-pub mod diagnostic;
-pub mod graph;
-pub mod python_env;
 pub mod cli;
 pub mod commands;
-pub mod resolve;
-pub mod init;
+pub mod config;
 pub mod control;
+pub mod diagnostic;
+pub mod graph;
+pub mod init;
+pub mod python_env;
+pub mod resolve;
