@@ -84,12 +84,7 @@ impl Renderer<'_> {
                     .chars()
                     .count()
                     .clamp(1, rest_of_line.chars().count().max(1));
-                let _ = writeln!(
-                    out,
-                    "{pad} | {}{}",
-                    " ".repeat(col - 1),
-                    "^".repeat(width)
-                );
+                let _ = writeln!(out, "{pad} | {}{}", " ".repeat(col - 1), "^".repeat(width));
                 if let Some(help) = &d.help {
                     let _ = writeln!(out, "{pad} = help: {help}");
                 }
@@ -105,7 +100,10 @@ impl Renderer<'_> {
     }
 
     pub fn render_all(&self, ds: &[Diagnostic]) -> String {
-        ds.iter().map(|d| self.render(d)).collect::<Vec<_>>().join("\n")
+        ds.iter()
+            .map(|d| self.render(d))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 

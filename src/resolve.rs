@@ -71,10 +71,12 @@ pub fn resolve(config: Config, host: &HostEnv) -> Result<Desired, Vec<Diagnostic
     }
     let mut apps = IndexMap::new();
     for (name, app) in &config.apps {
-        let environment = app
-            .environment
-            .as_ref()
-            .and_then(|e| config.environments.get(e).map(|env| (e.as_str(), &env.decl)));
+        let environment = app.environment.as_ref().and_then(|e| {
+            config
+                .environments
+                .get(e)
+                .map(|env| (e.as_str(), &env.decl))
+        });
         if let Some((e, _)) = environment
             && !env_ok.get(e).copied().unwrap_or(false)
         {
@@ -177,7 +179,14 @@ mod tests {
 
     #[test]
     fn secret_keys_are_masked() {
-        for k in ["API_KEY", "db_password", "GITHUB_TOKEN", "AWS_SECRET", "CREDENTIALS", "PASSWD"] {
+        for k in [
+            "API_KEY",
+            "db_password",
+            "GITHUB_TOKEN",
+            "AWS_SECRET",
+            "CREDENTIALS",
+            "PASSWD",
+        ] {
             assert_eq!(masked(k, "v"), "***", "{k}");
         }
         for k in ["PATH", "DEBUG", "PORT"] {
@@ -188,9 +197,15 @@ mod tests {
     #[test]
     fn environment_precedence() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        std::fs::write(dir.path().join("a.env"), "X=file\nY=file\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("a.env"), "X=file\nY=file\n")
+            .unwrap_or_else(|e| panic!("{e}"));
         let host = HostEnv::new(
-            [("X", "host"), ("Y", "host"), ("Z", "host"), ("PATH", "/usr/bin:/bin")],
+            [
+                ("X", "host"),
+                ("Y", "host"),
+                ("Z", "host"),
+                ("PATH", "/usr/bin:/bin"),
+            ],
             None,
         );
         let d = from_source(

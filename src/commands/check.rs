@@ -91,6 +91,8 @@ pub fn init() -> Result<(), Failure> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Failure::Error(
             "error: `pypm.toml` already exists here; not overwriting it".into(),
         )),
-        Err(e) => Err(Failure::Error(format!("error: cannot write pypm.toml: {e}"))),
+        Err(e) => Err(Failure::Error(format!(
+            "error: cannot write pypm.toml: {e}"
+        ))),
     }
 }

@@ -126,7 +126,12 @@ pub const ENVIRONMENT_KEYS: &[Key] = &[
         None,
         "a virtualenv directory (has pyvenv.cfg), relative to the file",
     ),
-    key("conda", Ty::Str, None, "a conda/mamba env name, or a prefix path"),
+    key(
+        "conda",
+        Ty::Str,
+        None,
+        "a conda/mamba env name, or a prefix path",
+    ),
     key("python", Ty::Str, None, "an interpreter on PATH, or a path"),
 ];
 
@@ -134,8 +139,18 @@ pub const PROBE_KINDS: &[&str] = &["http", "tcp", "exec", "log", "notify"];
 
 const PROBE_KIND_KEYS: [Key; 5] = [
     key("http", Ty::Str, None, "URL; passes when it answers 2xx"),
-    key("tcp", Ty::Str, None, "HOST:PORT; passes when a connection succeeds"),
-    key("exec", Ty::Command, None, "a command; passes when it exits 0"),
+    key(
+        "tcp",
+        Ty::Str,
+        None,
+        "HOST:PORT; passes when a connection succeeds",
+    ),
+    key(
+        "exec",
+        Ty::Command,
+        None,
+        "a command; passes when it exits 0",
+    ),
     key(
         "log",
         Ty::Regex,
@@ -156,7 +171,12 @@ pub const READY_KEYS: &[Key] = &[
     PROBE_KIND_KEYS[2],
     PROBE_KIND_KEYS[3],
     PROBE_KIND_KEYS[4],
-    key("interval", Ty::Duration, Some("\"500ms\""), "time between attempts"),
+    key(
+        "interval",
+        Ty::Duration,
+        Some("\"500ms\""),
+        "time between attempts",
+    ),
     key(
         "timeout",
         Ty::Duration,
@@ -171,7 +191,12 @@ pub const HEALTH_KEYS: &[Key] = &[
     PROBE_KIND_KEYS[2],
     PROBE_KIND_KEYS[3],
     PROBE_KIND_KEYS[4],
-    key("interval", Ty::Duration, Some("\"10s\""), "time between attempts"),
+    key(
+        "interval",
+        Ty::Duration,
+        Some("\"10s\""),
+        "time between attempts",
+    ),
     key(
         "failures",
         Ty::Int { min: 1, max: 1000 },
@@ -201,8 +226,18 @@ pub const APP_KEYS: &[Key] = &[
         None,
         "a file to run; interpreter from its extension",
     ),
-    key("module", Ty::Str, None, "a Python module, run as `python -m MODULE`"),
-    key("args", Ty::StrList, Some("[]"), "extra arguments for script / module"),
+    key(
+        "module",
+        Ty::Str,
+        None,
+        "a Python module, run as `python -m MODULE`",
+    ),
+    key(
+        "args",
+        Ty::StrList,
+        Some("[]"),
+        "extra arguments for script / module",
+    ),
     key(
         "interpreter",
         Ty::Str,
@@ -215,7 +250,12 @@ pub const APP_KEYS: &[Key] = &[
         None,
         "a named [environments] entry; omitted = automatic resolution",
     ),
-    key("cwd", Ty::Str, None, "working directory, relative to the file"),
+    key(
+        "cwd",
+        Ty::Str,
+        None,
+        "working directory, relative to the file",
+    ),
     key("env", Ty::EnvMap, Some("{}"), "environment variables"),
     key(
         "env_file",
@@ -321,8 +361,18 @@ pub const APP_KEYS: &[Key] = &[
         None,
         "RLIMIT_NOFILE",
     ),
-    key("nice", Ty::Int { min: -20, max: 19 }, Some("0"), "scheduling priority"),
-    key("user", Ty::Str, None, "run as this user (only when pypm runs as root)"),
+    key(
+        "nice",
+        Ty::Int { min: -20, max: 19 },
+        Some("0"),
+        "scheduling priority",
+    ),
+    key(
+        "user",
+        Ty::Str,
+        None,
+        "run as this user (only when pypm runs as root)",
+    ),
     key(
         "watch",
         Ty::StrList,
@@ -360,9 +410,24 @@ pub const APP_KEYS: &[Key] = &[
 pub const NOTIFY_KINDS: &[&str] = &["webhook", "email", "exec"];
 
 pub const NOTIFY_KEYS: &[Key] = &[
-    key("webhook", Ty::Str, None, "URL that receives each event as a JSON POST"),
-    key("email", Ty::Str, None, "address that receives each event (needs smtp)"),
-    key("smtp", Ty::Str, None, "HOST:PORT of the SMTP server for email"),
+    key(
+        "webhook",
+        Ty::Str,
+        None,
+        "URL that receives each event as a JSON POST",
+    ),
+    key(
+        "email",
+        Ty::Str,
+        None,
+        "address that receives each event (needs smtp)",
+    ),
+    key(
+        "smtp",
+        Ty::Str,
+        None,
+        "HOST:PORT of the SMTP server for email",
+    ),
     key(
         "exec",
         Ty::Command,
@@ -467,11 +532,17 @@ pub fn json_schema() -> Value {
     {
         props.insert(
             "ready".into(),
-            probe_schema(READY_KEYS, "readiness probe: exactly one of http / tcp / exec / log / notify"),
+            probe_schema(
+                READY_KEYS,
+                "readiness probe: exactly one of http / tcp / exec / log / notify",
+            ),
         );
         props.insert(
             "health".into(),
-            probe_schema(HEALTH_KEYS, "liveness probe: exactly one of http / tcp / exec / log / notify"),
+            probe_schema(
+                HEALTH_KEYS,
+                "liveness probe: exactly one of http / tcp / exec / log / notify",
+            ),
         );
     }
     let mut pypm = table_schema(PYPM_KEYS, None);
@@ -523,7 +594,10 @@ fn probe_schema(keys: &[Key], doc: &str) -> Value {
     let mut s = table_schema(keys, None);
     if let Value::Object(m) = &mut s {
         m.insert("description".into(), doc.into());
-        let kinds: Vec<Value> = PROBE_KINDS.iter().map(|k| json!({"required": [k]})).collect();
+        let kinds: Vec<Value> = PROBE_KINDS
+            .iter()
+            .map(|k| json!({"required": [k]}))
+            .collect();
         m.insert("anyOf".into(), Value::Array(kinds));
     }
     s

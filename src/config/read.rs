@@ -23,10 +23,36 @@ static APP_NAME: LazyLock<regex::Regex> = LazyLock::new(|| {
 });
 
 pub const SIGNALS: &[&str] = &[
-    "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL",
-    "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGCHLD", "SIGCONT",
-    "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU", "SIGXFSZ", "SIGVTALRM",
-    "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
 ];
 
 /// Collected errors plus the source, for precise positions inside strings.
@@ -280,7 +306,12 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// A list of strings (each expanded when `vars` is given), with each element's span.
-    fn str_list(&self, cx: &mut Cx, name: &str, vars: Option<&Vars>) -> Option<Vec<(String, Span)>> {
+    fn str_list(
+        &self,
+        cx: &mut Cx,
+        name: &str,
+        vars: Option<&Vars>,
+    ) -> Option<Vec<(String, Span)>> {
         let v = self.get(name)?;
         let DeValue::Array(items) = v.get_ref() else {
             self.wrong(cx, name, "an array of strings", v);
@@ -361,7 +392,12 @@ impl<'a, 'i> Table<'a, 'i> {
         Some(words)
     }
 
-    fn enumerated(&self, cx: &mut Cx, name: &str, allowed: &[&'static str]) -> Option<&'static str> {
+    fn enumerated(
+        &self,
+        cx: &mut Cx,
+        name: &str,
+        allowed: &[&'static str],
+    ) -> Option<&'static str> {
         let (s, span) = self.str(cx, name)?;
         match allowed.iter().find(|a| **a == s) {
             Some(a) => Some(a),
@@ -369,7 +405,10 @@ impl<'a, 'i> Table<'a, 'i> {
                 let list = allowed.join(", ");
                 cx.err_help(
                     span,
-                    format!("invalid `{name}` `{s}` in {} (expected one of {list})", self.ctx),
+                    format!(
+                        "invalid `{name}` `{s}` in {} (expected one of {list})",
+                        self.ctx
+                    ),
                     did_you_mean(&s, allowed.iter().copied()),
                 );
                 None
@@ -457,7 +496,9 @@ fn as_table<'a, 'i>(cx: &mut Cx, v: &'a Val<'i>, what: &str) -> Option<&'a DeTab
 
 fn read_settings(cx: &mut Cx, v: Option<&Val>, dir: &Path, vars: &Vars) -> Settings {
     let empty = DeTable::new();
-    let t = v.and_then(|v| as_table(cx, v, "`[pypm]`")).unwrap_or(&empty);
+    let t = v
+        .and_then(|v| as_table(cx, v, "`[pypm]`"))
+        .unwrap_or(&empty);
     let t = Table::new(cx, t, "`[pypm]`".into(), keys::PYPM_KEYS);
     let state_dir = dir.join(
         t.estr(cx, "state_dir", vars)
@@ -504,9 +545,7 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     if host.is_empty() {
         return Err("missing host".into());
     }
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("invalid port `{port}`"))?;
+    let port: u16 = port.parse().map_err(|_| format!("invalid port `{port}`"))?;
     Ok((host.to_string(), port))
 }
 
@@ -524,7 +563,9 @@ fn check_name(cx: &mut Cx, name: &str, span: Span, what: &str) -> bool {
     cx.err_help(
         span,
         format!("invalid {what} name `{name}`"),
-        Some("names are 1 to 64 letters, digits, `_` or `-`, starting with a letter or digit".into()),
+        Some(
+            "names are 1 to 64 letters, digits, `_` or `-`, starting with a letter or digit".into(),
+        ),
     );
     false
 }
@@ -568,13 +609,13 @@ fn read_environments(
                 let (s, _) = t.estr(cx, one, vars).unwrap_or_default();
                 match *one {
                     "venv" => Some(EnvDecl::Venv(relative_path(dir, &s))),
-                    "conda" if s.contains('/') => Some(EnvDecl::Conda(
+                    "conda" if s.contains('/') => {
+                        Some(EnvDecl::Conda(relative_path(dir, &s).display().to_string()))
+                    }
+                    "conda" => Some(EnvDecl::Conda(s)),
+                    _ if s.contains('/') => Some(EnvDecl::Python(
                         relative_path(dir, &s).display().to_string(),
                     )),
-                    "conda" => Some(EnvDecl::Conda(s)),
-                    _ if s.contains('/') => {
-                        Some(EnvDecl::Python(relative_path(dir, &s).display().to_string()))
-                    }
                     _ => Some(EnvDecl::Python(s)),
                 }
             }
@@ -625,7 +666,16 @@ fn read_apps(
         let Some(body) = as_table(cx, v, &ctx) else {
             continue;
         };
-        let app = read_app(cx, name, k.span(), body, dir, host, environments, &app_names);
+        let app = read_app(
+            cx,
+            name,
+            k.span(),
+            body,
+            dir,
+            host,
+            environments,
+            &app_names,
+        );
         out.insert(name.to_string(), app);
     }
     out
@@ -649,7 +699,10 @@ fn read_app(
     // env_file first: its contents are visible to every later expansion.
     let mut env_file = Vec::new();
     let mut file_vars: Vec<(String, String)> = Vec::new();
-    for (f, span) in t.str_or_list(cx, "env_file", &host_vars).unwrap_or_default() {
+    for (f, span) in t
+        .str_or_list(cx, "env_file", &host_vars)
+        .unwrap_or_default()
+    {
         let p = dir.join(&f);
         match std::fs::read_to_string(&p) {
             Ok(text) => match expand::parse_env_file(&text) {
@@ -893,7 +946,9 @@ fn read_app(
         restart_window: t
             .duration(cx, "restart_window")
             .unwrap_or(Duration::from_secs(60)),
-        min_uptime: t.duration(cx, "min_uptime").unwrap_or(Duration::from_secs(1)),
+        min_uptime: t
+            .duration(cx, "min_uptime")
+            .unwrap_or(Duration::from_secs(1)),
         success_exit_codes,
         stop_signal,
         stop_timeout: t
@@ -941,7 +996,10 @@ fn read_listen(cx: &mut Cx, t: &Table, dir: &Path, vars: &Vars) -> Vec<(Listen, 
         } else if let Some(rest) = addr.strip_prefix("unix:") {
             let rest = rest.trim_start_matches("//");
             if rest.is_empty() {
-                cx.err(span, format!("invalid listen address `{addr}`: missing path"));
+                cx.err(
+                    span,
+                    format!("invalid listen address `{addr}`: missing path"),
+                );
             } else {
                 out.push((Listen::Unix(dir.join(rest)), span));
             }
@@ -970,7 +1028,9 @@ fn read_depends_on(
         DeValue::Array(items) => {
             for item in items {
                 match item.get_ref() {
-                    DeValue::String(s) => raw.push((s.to_string(), Condition::Started, item.span())),
+                    DeValue::String(s) => {
+                        raw.push((s.to_string(), Condition::Started, item.span()))
+                    }
                     other => cx.err(
                         item.span(),
                         format!(
@@ -1075,26 +1135,39 @@ fn read_probe(
                 if u.starts_with("http://") {
                     Some(ProbeCheck::Http(u))
                 } else {
-                    cx.err(span, format!("`http` of {ctx} must be an http:// URL, found `{u}`"));
+                    cx.err(
+                        span,
+                        format!("`http` of {ctx} must be an http:// URL, found `{u}`"),
+                    );
                     None
                 }
             }),
-            "tcp" => t.estr(cx, "tcp", vars).and_then(|(a, span)| match parse_host_port(&a) {
-                Ok(_) => Some(ProbeCheck::Tcp(a)),
-                Err(e) => {
-                    cx.err(span, format!("invalid `tcp` address `{a}` of {ctx}: {e}"));
-                    None
-                }
-            }),
+            "tcp" => t
+                .estr(cx, "tcp", vars)
+                .and_then(|(a, span)| match parse_host_port(&a) {
+                    Ok(_) => Some(ProbeCheck::Tcp(a)),
+                    Err(e) => {
+                        cx.err(span, format!("invalid `tcp` address `{a}` of {ctx}: {e}"));
+                        None
+                    }
+                }),
             "exec" => t.command(cx, "exec", vars).map(ProbeCheck::Exec),
-            "log" => t.str(cx, "log").and_then(|(re, span)| match regex::Regex::new(&re) {
-                Ok(_) => Some(ProbeCheck::Log(re)),
-                Err(e) => {
-                    let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
-                    cx.err(span, format!("invalid regex in `log` of {ctx}: {first}"));
-                    None
-                }
-            }),
+            "log" => t
+                .str(cx, "log")
+                .and_then(|(re, span)| match regex::Regex::new(&re) {
+                    Ok(_) => Some(ProbeCheck::Log(re)),
+                    Err(e) => {
+                        let first = e
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                            .trim()
+                            .to_string();
+                        cx.err(span, format!("invalid regex in `log` of {ctx}: {first}"));
+                        None
+                    }
+                }),
             _ => t.bool(cx, "notify").map(|_| ProbeCheck::Notify),
         },
         [_, second, ..] => {
@@ -1114,13 +1187,11 @@ fn read_probe(
     } else {
         Duration::from_secs(10)
     });
-    let timeout = t
-        .duration(cx, "timeout")
-        .unwrap_or(if ready {
-            Duration::from_secs(60)
-        } else {
-            interval.min(Duration::from_secs(5))
-        });
+    let timeout = t.duration(cx, "timeout").unwrap_or(if ready {
+        Duration::from_secs(60)
+    } else {
+        interval.min(Duration::from_secs(5))
+    });
     let failures = if ready {
         1
     } else {
@@ -1162,13 +1233,18 @@ fn read_notifiers(cx: &mut Cx, v: Option<&Val>, vars: &Vars) -> Vec<Notifier> {
             .collect();
         let smtp = t.estr(cx, "smtp", vars);
         let kind = match present.as_slice() {
-            ["webhook"] => t.estr(cx, "webhook", vars).map(|(u, _)| NotifierKind::Webhook(u)),
+            ["webhook"] => t
+                .estr(cx, "webhook", vars)
+                .map(|(u, _)| NotifierKind::Webhook(u)),
             ["email"] => {
                 let to = t.estr(cx, "email", vars);
                 match (to, smtp) {
                     (Some((to, _)), Some((smtp, span))) => {
                         if let Err(e) = parse_host_port(&smtp) {
-                            cx.err(span, format!("invalid `smtp` address `{smtp}` of {ctx}: {e}"));
+                            cx.err(
+                                span,
+                                format!("invalid `smtp` address `{smtp}` of {ctx}: {e}"),
+                            );
                         }
                         Some(NotifierKind::Email { to, smtp })
                     }
@@ -1266,7 +1342,10 @@ fn check_listen(cx: &mut Cx, apps: &IndexMap<String, AppEntry>) {
                 } else {
                     format!("by app `{owner}`")
                 };
-                cx.err(span, format!("duplicate listen address `{l}`: already used {whose}"));
+                cx.err(
+                    span,
+                    format!("duplicate listen address `{l}`: already used {whose}"),
+                );
             } else {
                 seen.insert(key, name.clone());
             }

@@ -54,7 +54,10 @@ fn defaults_are_spec_section_8() {
     assert_eq!(a.log_max_size, 10 * 1024 * 1024);
     assert_eq!(a.log_max_files, 5);
     assert_eq!(a.nice, 0);
-    assert_eq!(a.program, Program::Command(vec!["python3".into(), "app.py".into()]));
+    assert_eq!(
+        a.program,
+        Program::Command(vec!["python3".into(), "app.py".into()])
+    );
     assert_eq!(c.pypm.state_dir, c.dir.join(".pypm"));
     assert_eq!(c.pypm.log_dir, c.dir.join(".pypm").join("logs"));
     assert!(c.pypm.watch_config);
@@ -80,7 +83,10 @@ http = "http://127.0.0.1:8000/health"
         ready,
         Some((Duration::from_millis(500), Duration::from_secs(60)))
     );
-    let health = a.health.as_ref().map(|p| (p.interval, p.timeout, p.failures));
+    let health = a
+        .health
+        .as_ref()
+        .map(|p| (p.interval, p.timeout, p.failures));
     assert_eq!(
         health,
         Some((Duration::from_secs(10), Duration::from_secs(5), 3))
@@ -235,11 +241,23 @@ fn each_error_kind_renders_with_position_and_hint() {
         ("unknown_key", "[apps.api]\ncomand = \"python3 app.py\"\n"),
         ("unknown_top_level", "[app.api]\ncommand = \"x\"\n"),
         ("unknown_pypm_key", "[pypm]\nstate_dri = \"x\"\n"),
-        ("wrong_type", "[apps.api]\ncommand = \"x\"\ninstances = \"two\"\n"),
-        ("bad_duration", "[apps.api]\ncommand = \"x\"\nrestart_delay = \"5 parsecs\"\n"),
-        ("bad_size", "[apps.api]\ncommand = \"x\"\nmemory_max = \"10X\"\n"),
+        (
+            "wrong_type",
+            "[apps.api]\ncommand = \"x\"\ninstances = \"two\"\n",
+        ),
+        (
+            "bad_duration",
+            "[apps.api]\ncommand = \"x\"\nrestart_delay = \"5 parsecs\"\n",
+        ),
+        (
+            "bad_size",
+            "[apps.api]\ncommand = \"x\"\nmemory_max = \"10X\"\n",
+        ),
         ("invalid_app_name", "[apps.\"my app\"]\ncommand = \"x\"\n"),
-        ("two_programs", "[apps.api]\ncommand = \"x\"\nscript = \"app.py\"\n"),
+        (
+            "two_programs",
+            "[apps.api]\ncommand = \"x\"\nscript = \"app.py\"\n",
+        ),
         ("no_program", "[apps.api]\ncwd = \".\"\n"),
         (
             "unknown_environment",
@@ -278,13 +296,28 @@ fn each_error_kind_renders_with_position_and_hint() {
             "environment_with_two_kinds",
             "[environments.web]\nvenv = \".venv\"\nconda = \"ml\"\n",
         ),
-        ("bad_enum", "[apps.api]\ncommand = \"x\"\nrestart = \"on-failur\"\n"),
-        ("bad_signal", "[apps.api]\ncommand = \"x\"\nstop_signal = \"SIGTREM\"\n"),
+        (
+            "bad_enum",
+            "[apps.api]\ncommand = \"x\"\nrestart = \"on-failur\"\n",
+        ),
+        (
+            "bad_signal",
+            "[apps.api]\ncommand = \"x\"\nstop_signal = \"SIGTREM\"\n",
+        ),
         ("out_of_range", "[apps.api]\ncommand = \"x\"\nnice = 40\n"),
         ("invalid_toml", "[apps.api]\ncommand = \"x\n"),
-        ("bad_listen", "[apps.api]\ncommand = \"x\"\nlisten = [\"http://127.0.0.1:80\"]\n"),
-        ("bad_condition", "[apps.a]\ncommand = \"x\"\ndepends_on = { b = \"healthy\" }\n[apps.b]\ncommand = \"x\"\n"),
-        ("unknown_notify_event", "[[notify]]\nexec = \"cat\"\nevents = [\"faild\"]\n"),
+        (
+            "bad_listen",
+            "[apps.api]\ncommand = \"x\"\nlisten = [\"http://127.0.0.1:80\"]\n",
+        ),
+        (
+            "bad_condition",
+            "[apps.a]\ncommand = \"x\"\ndepends_on = { b = \"healthy\" }\n[apps.b]\ncommand = \"x\"\n",
+        ),
+        (
+            "unknown_notify_event",
+            "[[notify]]\nexec = \"cat\"\nevents = [\"faild\"]\n",
+        ),
     ];
     for (name, src) in cases {
         insta::assert_snapshot!(*name, errors(src), src);

@@ -10,9 +10,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration `{s}` (expected e.g. \"500ms\", \"10s\", \"5m\", \"1h\")"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("invalid duration `{s}` (expected e.g. \"500ms\", \"10s\", \"5m\", \"1h\")")
+    })?;
     let factor = match unit.trim() {
         "ms" => 0.001,
         "" | "s" => 1.0,

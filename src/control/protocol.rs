@@ -47,12 +47,20 @@ pub struct ResponseFrame {
 pub enum Response {
     Status(StatusReport),
     Inspect(Box<InspectReport>),
-    Pong { pid: u32, config_file: String },
+    Pong {
+        pid: u32,
+        config_file: String,
+    },
     /// A request that changed something: a short human summary.
-    Done { message: String },
+    Done {
+        message: String,
+    },
     Plan(PlanReport),
     /// The request failed; `code` is the exit code the CLI should use.
-    Error { message: String, code: i32 },
+    Error {
+        message: String,
+        code: i32,
+    },
 }
 
 /// `status --json` (SPEC §8).

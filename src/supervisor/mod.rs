@@ -1,4 +1,670 @@
 //! The supervisor: one owner of state, one inbox, a pure planner.
-pub mod plan;
-pub mod state;
+//!
+//! Everything that happens — a child exited, a signal, a control request, a log notice — arrives
+//! in one channel as an [`Event`]. The loop updates the observed state, asks [`plan::plan`] what
+//! to do, performs those actions (spawn, signal), and sleeps until the next event or the earliest
+//! deadline the planner named. No polling: an idle supervisor sleeps in `recv`.
+//!
+//! Children are forked from the loop's own thread, which lives as long as the supervisor, so
+//! their `PR_SET_PDEATHSIG` fires only when the supervisor dies.
+
 pub mod diff;
+pub mod persist;
+pub mod plan;
+mod report;
+pub mod state;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use indexmap::IndexMap;
+
+use crate::control::protocol::{Request, Response};
+use crate::control::server::{Server, Stopper};
+use crate::logs::{LogNotice, LogPump, LogTarget, Stream, log_file_name};
+use crate::process::{self, Exit, Reaper, Signal, SpawnSpec};
+use crate::python_env::HostEnv;
+use crate::resolve::{self, Desired};
+use persist::{EventLog, EventRecord, SavedInstance, SavedState};
+use plan::{Action, Observed, Want};
+use state::{Instance, State, StopIntent};
+
+/// What the loop reacts to.
+pub enum Event {
+    Exit(Exit),
+    Signal(i32),
+    Control(Request, Sender<Response>),
+    Log(LogNotice),
+}
+
+/// How the supervisor was started.
+pub struct Options {
+    pub config_path: PathBuf,
+    /// How the file is shown in messages.
+    pub display: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{}", .0.render())]
+    Config(crate::config::ConfigError),
+    #[error("a supervisor is already running for `{0}`")]
+    AlreadyRunning(String),
+    #[error("cannot start the supervisor: {0}")]
+    Io(String),
+}
+
+struct Supervisor {
+    opts: Options,
+    host: HostEnv,
+    desired: Desired,
+    wants: IndexMap<String, Want>,
+    obs: Observed,
+    by_pid: HashMap<i32, (String, u32)>,
+    config_error: Option<crate::config::ConfigError>,
+    events: EventLog,
+    pump: LogPump,
+    state_dir: PathBuf,
+    /// CPU seconds and time of the previous sample, per pid, for CPU %.
+    cpu_prev: HashMap<i32, (f64, Instant)>,
+    signals_seen: u32,
+    dirty: bool,
+}
+
+fn wants_of(d: &Desired) -> IndexMap<String, Want> {
+    d.apps
+        .iter()
+        .map(|(n, s)| (n.clone(), Want::from_app(&s.app)))
+        .collect()
+}
+
+/// Runs the supervisor for a file until it is told to stop. Returns once every app is stopped.
+pub fn run(opts: Options) -> Result<(), StartError> {
+    let host = HostEnv::from_process();
+    let desired =
+        resolve::load(&opts.config_path, &opts.display, &host).map_err(StartError::Config)?;
+    let state_dir = desired.config.pypm.state_dir.clone();
+    let server = Server::bind(&state_dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            StartError::AlreadyRunning(opts.display.clone())
+        } else {
+            StartError::Io(format!("cannot bind the control socket in `{}`: {e}", state_dir.display()))
+        }
+    })?;
+    let stopper = server.stopper();
+    persist::kill_leftovers(&state_dir);
+    persist::write_pid(&state_dir)
+        .map_err(|e| StartError::Io(format!("cannot write the pid file: {e}")))?;
+    if let Err(e) = std::fs::create_dir_all(&desired.config.pypm.log_dir) {
+        return Err(StartError::Io(format!(
+            "cannot create the log directory `{}`: {e}",
+            desired.config.pypm.log_dir.display()
+        )));
+    }
+
+    let (tx, rx) = mpsc::channel::<Event>();
+    let exits = tx.clone();
+    let reaper = Reaper::start(move |e| {
+        let _ = exits.send(Event::Exit(e));
+    })
+    .map_err(|e| StartError::Io(format!("cannot start the child reaper: {e}")))?;
+    let logs_tx = tx.clone();
+    let pump = LogPump::start(move |n| {
+        let _ = logs_tx.send(Event::Log(n));
+    })
+    .map_err(|e| StartError::Io(format!("cannot start the log pump: {e}")))?;
+    start_signal_thread(tx.clone())?;
+    let control_tx = std::sync::Mutex::new(tx.clone());
+    let handler: crate::control::server::Handler = Arc::new(move |req: Request| {
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let sent = control_tx
+            .lock()
+            .map(|t| t.send(Event::Control(req, reply_tx)).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            return Response::Error {
+                message: "the supervisor is shutting down".into(),
+                code: 1,
+            };
+        }
+        reply_rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or(Response::Error {
+                message: "the supervisor did not answer in time".into(),
+                code: 1,
+            })
+    });
+    server
+        .serve(handler)
+        .map_err(|e| StartError::Io(format!("cannot serve the control socket: {e}")))?;
+
+    let mut sup = Supervisor {
+        wants: wants_of(&desired),
+        desired,
+        host,
+        opts,
+        obs: Observed::default(),
+        by_pid: HashMap::new(),
+        config_error: None,
+        events: EventLog::open(&state_dir),
+        pump,
+        state_dir,
+        cpu_prev: HashMap::new(),
+        signals_seen: 0,
+        dirty: true,
+    };
+    log::info!(
+        "supervising `{}` ({} apps), pid {}",
+        sup.opts.display,
+        sup.desired.apps.len(),
+        std::process::id()
+    );
+    sup.run_loop(&rx, &reaper);
+    sup.finish(&stopper);
+    drop(reaper);
+    Ok(())
+}
+
+fn start_signal_thread(tx: Sender<Event>) -> Result<(), StartError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| StartError::Io(format!("cannot install signal handlers: {e}")))?;
+    std::thread::Builder::new()
+        .name("pypm-signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                if tx.send(Event::Signal(s)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| StartError::Io(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
+}
+
+impl Supervisor {
+    fn run_loop(&mut self, rx: &Receiver<Event>, _reaper: &Reaper) {
+        loop {
+            let now = Instant::now();
+            let (actions, wake) = plan::plan(&self.wants, &self.obs, now);
+            if !actions.is_empty() {
+                for a in actions {
+                    self.apply(a, now);
+                }
+                continue;
+            }
+            if self.obs.shutting_down && !self.obs.instances.values().any(Instance::is_live) {
+                return;
+            }
+            if self.dirty {
+                self.save();
+            }
+            let event = match wake {
+                Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
+                    Ok(e) => e,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
+                None => match rx.recv() {
+                    Ok(e) => e,
+                    Err(_) => return,
+                },
+            };
+            self.handle(event);
+            // Take everything already queued before planning again (a burst of exits).
+            while let Ok(e) = rx.try_recv() {
+                self.handle(e);
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Exit(e) => self.on_exit(e),
+            Event::Signal(s) => self.on_signal(s),
+            Event::Control(req, reply) => {
+                let resp = self.on_request(req);
+                let _ = reply.send(resp);
+            }
+            Event::Log(n) => self.on_log(n),
+        }
+    }
+
+    fn on_signal(&mut self, s: i32) {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        match s {
+            SIGHUP => {
+                log::info!("SIGHUP: reloading `{}`", self.opts.display);
+                let _ = self.reload();
+            }
+            SIGTERM | SIGINT => {
+                self.signals_seen += 1;
+                if self.signals_seen == 1 {
+                    log::info!("stopping every app (signal again to kill at once)");
+                    self.obs.shutting_down = true;
+                } else {
+                    log::warn!("second signal: killing every app now");
+                    self.kill_all();
+                    std::process::exit(0);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn kill_all(&mut self) {
+        for i in self.obs.instances.values() {
+            if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+                let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
+            }
+        }
+        for i in self.obs.instances.values_mut() {
+            i.pid = None;
+            i.state = State::Stopped;
+        }
+        self.save();
+    }
+
+    fn on_log(&mut self, n: LogNotice) {
+        match n {
+            LogNotice::DiskFull { path } => self.emit(
+                "log_error",
+                None,
+                None,
+                None,
+                format!("disk full writing `{}`; output is held back until space returns", path.display()),
+            ),
+            LogNotice::Error { path, message } => self.emit(
+                "log_error",
+                None,
+                None,
+                None,
+                format!("cannot write `{}`: {message}", path.display()),
+            ),
+            LogNotice::Resumed { path } => {
+                log::info!("writing `{}` again", path.display());
+            }
+            LogNotice::Closed { .. } => {}
+        }
+    }
+
+    fn emit(&mut self, event: &str, app: Option<&str>, idx: Option<u32>, pid: Option<i32>, detail: String) {
+        self.events
+            .append(&EventRecord::new(event, app, idx, pid, detail));
+    }
+
+    fn on_exit(&mut self, e: Exit) {
+        let Some(key) = self.by_pid.remove(&e.pid) else {
+            return;
+        };
+        let now = Instant::now();
+        let Some(spec) = self.desired.apps.get(&key.0).cloned().or_else(|| {
+            // The app was removed from the file while it ran: its last spec is gone, so any
+            // exit just stops it.
+            None
+        }) else {
+            if let Some(i) = self.obs.instances.get_mut(&key) {
+                i.pid = None;
+                i.state = State::Stopped;
+                i.reason = Some("removed".into());
+            }
+            self.emit("exited", Some(&key.0), Some(key.1), Some(e.pid), e.describe());
+            self.dirty = true;
+            return;
+        };
+        let Some(inst) = self.obs.instances.get_mut(&key) else {
+            return;
+        };
+        // Whatever the app left in its process group dies with it.
+        if let Some(start) = inst.start_ticks {
+            let _ = process::signal_group_checked(e.pid, start, Signal::SIGKILL);
+        }
+        state::on_exit(&spec.app, inst, e.code, e.signal, now);
+        let (state, reason) = (inst.state, inst.reason.clone().unwrap_or_default());
+        self.emit("exited", Some(&key.0), Some(key.1), Some(e.pid), e.describe());
+        match state {
+            State::Backoff => self.emit("restarting", Some(&key.0), Some(key.1), None, reason),
+            State::Failed => self.emit("failed", Some(&key.0), Some(key.1), None, reason),
+            State::Stopped | State::Completed => {
+                self.emit("stopped", Some(&key.0), Some(key.1), None, reason)
+            }
+            _ => {}
+        }
+        self.dirty = true;
+    }
+
+    fn apply(&mut self, action: Action, now: Instant) {
+        self.dirty = true;
+        match action {
+            Action::Start { app, idx } => self.start(&app, idx, now),
+            Action::Stop { app, idx, intent } => {
+                let timeout = self
+                    .wants
+                    .get(&app)
+                    .map_or(Duration::from_secs(10), |w| w.stop_timeout);
+                let sig = self
+                    .desired
+                    .apps
+                    .get(&app)
+                    .and_then(|s| process::parse_signal(&s.app.stop_signal).ok())
+                    .unwrap_or(Signal::SIGTERM);
+                let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) else {
+                    return;
+                };
+                i.state = State::Stopping;
+                i.stop_intent = Some(intent);
+                i.kill_at = Some(now + timeout);
+                if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+                    log::info!("stopping {app}.{idx} (pid {pid}) with {sig}");
+                    if !process::signal_group_checked(pid, start, sig).unwrap_or(false) {
+                        // Already gone: the reaper's exit event is on its way.
+                        i.kill_at = Some(now);
+                    }
+                }
+            }
+            Action::Kill { app, idx } => {
+                if let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) {
+                    i.kill_at = None;
+                    if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+                        log::warn!("{app}.{idx} (pid {pid}) did not stop in time: SIGKILL");
+                        let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
+                    }
+                }
+            }
+            Action::Wait { app, idx, reason } => {
+                let i = self.instance_mut(&app, idx);
+                i.state = State::Waiting;
+                i.reason = Some(reason);
+            }
+            Action::Settle { app, idx, reason } => {
+                let i = self.instance_mut(&app, idx);
+                i.state = State::Stopped;
+                i.reason = Some(reason);
+            }
+            Action::Forget { app, idx } => {
+                self.obs.instances.shift_remove(&(app, idx));
+            }
+        }
+    }
+
+    fn instance_mut(&mut self, app: &str, idx: u32) -> &mut Instance {
+        self.obs
+            .instances
+            .entry((app.to_string(), idx))
+            .or_insert_with(|| Instance::new(app, idx))
+    }
+
+    fn start(&mut self, app: &str, idx: u32, now: Instant) {
+        let Some(spec) = self.desired.apps.get(app).cloned() else {
+            return;
+        };
+        let log_dir = self.desired.config.pypm.log_dir.clone();
+        let multi = spec.app.instances > 1;
+        let mut environ = spec.environ.clone();
+        environ.push(("PYPM_INSTANCE".into(), idx.to_string()));
+        let program = spec.argv.first().cloned().unwrap_or_default();
+        let sp = SpawnSpec {
+            program: PathBuf::from(&program),
+            argv: spec.argv.clone(),
+            env: environ,
+            cwd: spec.app.cwd.clone(),
+            nofile: spec.app.nofile,
+            nice: (spec.app.nice != 0).then_some(spec.app.nice),
+            user: spec
+                .app
+                .user
+                .clone()
+                .filter(|_| nix::unistd::geteuid().is_root()),
+            ..SpawnSpec::default()
+        };
+        let roll = self
+            .obs
+            .instances
+            .get(&(app.to_string(), idx))
+            .is_some_and(|i| i.roll_requested || i.state == State::Failed);
+        let result = process::spawn(&sp);
+        let inst = self.instance_mut(app, idx);
+        if roll {
+            inst.attempt = 0;
+            inst.recent_restarts.clear();
+        }
+        inst.roll_requested = false;
+        let was_started = inst.ever_started;
+        match result {
+            Ok(child) => {
+                inst.pid = Some(child.pid);
+                inst.start_ticks = Some(child.start_time);
+                inst.started_at = Some(now);
+                inst.started_wall = Some(std::time::SystemTime::now());
+                inst.ever_started = true;
+                inst.retry_at = None;
+                inst.stop_intent = None;
+                inst.kill_at = None;
+                if was_started {
+                    inst.restarts += 1;
+                }
+                // Without a readiness probe an instance is ready once spawned.
+                inst.state = State::Running;
+                inst.ready = true;
+                inst.reason = None;
+                let pid = child.pid;
+                self.by_pid.insert(pid, (app.to_string(), idx));
+                let inst_no = multi.then_some(idx);
+                for (fd, stream) in [(child.stdout, Stream::Out), (child.stderr, Stream::Err)] {
+                    let target = LogTarget {
+                        path: log_dir.join(log_file_name(app, inst_no, stream)),
+                        max_size: spec.app.log_max_size,
+                        max_files: spec.app.log_max_files,
+                        timestamps: spec.app.log_timestamps,
+                    };
+                    if let Err(e) = self.pump.add(fd, target, None) {
+                        log::error!("cannot capture the output of {app}.{idx}: {e}");
+                    }
+                }
+                self.emit(
+                    "started",
+                    Some(app),
+                    Some(idx),
+                    Some(pid),
+                    shell_words::join(&spec.argv),
+                );
+            }
+            Err(e) => {
+                inst.state = State::Failed;
+                inst.reason = Some(format!("cannot start: {e}"));
+                inst.pid = None;
+                let reason = format!("cannot start: {e}");
+                self.emit("failed", Some(app), Some(idx), None, reason);
+            }
+        }
+    }
+
+    fn on_request(&mut self, req: Request) -> Response {
+        match req {
+            Request::Ping => Response::Pong {
+                pid: std::process::id(),
+                config_file: self.opts.config_path.display().to_string(),
+            },
+            Request::Status { app } => match self.check_app(app.as_deref()) {
+                Some(err) => err,
+                None => Response::Status(self.status(app.as_deref())),
+            },
+            Request::Inspect { app } => match self.check_app(Some(&app)) {
+                Some(err) => err,
+                None => Response::Inspect(Box::new(self.inspect(&app))),
+            },
+            Request::Restart { app } => {
+                if let Some(err) = self.check_app(app.as_deref()) {
+                    return err;
+                }
+                let mut n = 0;
+                for ((a, _), i) in self.obs.instances.iter_mut() {
+                    if app.as_deref().is_none_or(|x| x == a)
+                        && self.wants.get(a).is_some_and(|w| w.enabled)
+                    {
+                        i.roll_requested = true;
+                        n += 1;
+                    }
+                }
+                let what = app.map_or("every app".to_string(), |a| format!("`{a}`"));
+                Response::Done {
+                    message: format!("restarting {what} ({n} instances, one at a time)"),
+                }
+            }
+            Request::Reload => self.reload(),
+            Request::Plan => self.plan_report(),
+            Request::Shutdown => {
+                self.obs.shutting_down = true;
+                Response::Done {
+                    message: "stopping every app".into(),
+                }
+            }
+        }
+    }
+
+    fn check_app(&self, app: Option<&str>) -> Option<Response> {
+        let a = app?;
+        if self.desired.apps.contains_key(a) {
+            return None;
+        }
+        let hint = crate::diagnostic::did_you_mean(a, self.desired.apps.keys().map(String::as_str))
+            .map(|h| format!("\n\n{h}"))
+            .unwrap_or_default();
+        Some(Response::Error {
+            message: format!("error: no app named `{a}` in `{}`{hint}", self.opts.display),
+            code: 1,
+        })
+    }
+
+    fn load_file(&self) -> Result<Desired, crate::config::ConfigError> {
+        resolve::load(&self.opts.config_path, &self.opts.display, &self.host)
+    }
+
+    fn plan_report(&self) -> Response {
+        match self.load_file() {
+            Ok(new) => Response::Plan(crate::control::protocol::PlanReport {
+                config_file: self.opts.display.clone(),
+                running: true,
+                changes: diff::diff(&self.desired.apps, &new.apps)
+                    .iter()
+                    .map(|(a, c)| c.to_plan(a))
+                    .collect(),
+            }),
+            Err(e) => Response::Error {
+                message: format!(
+                    "error: `{}` is invalid; nothing would change\n\n{}",
+                    e.file,
+                    e.render().trim_end()
+                ),
+                code: 1,
+            },
+        }
+    }
+
+    /// Reads the file and applies the difference; an invalid file changes nothing.
+    fn reload(&mut self) -> Response {
+        match self.load_file() {
+            Err(e) => {
+                let (summary, _) = e.summary();
+                log::error!("reload: `{}` is invalid, keeping the running apps\n{}", e.file, e.render());
+                self.emit("config_error", None, None, None, summary);
+                let message = format!(
+                    "error: `{}` is invalid; nothing was changed\n\n{}",
+                    e.file,
+                    e.render().trim_end()
+                );
+                self.config_error = Some(e);
+                Response::Error { message, code: 1 }
+            }
+            Ok(new) => {
+                let changes = diff::diff(&self.desired.apps, &new.apps);
+                for (app, change) in &changes {
+                    if let diff::Change::Restart { .. } = change {
+                        for ((a, _), i) in self.obs.instances.iter_mut() {
+                            if a == app {
+                                i.roll_requested = true;
+                            }
+                        }
+                    }
+                    if let diff::Change::Start { .. } = change {
+                        // A failed or disabled app starts afresh.
+                        for ((a, _), i) in self.obs.instances.iter_mut() {
+                            if a == app && !i.is_live() {
+                                *i = Instance::new(a, i.idx);
+                            }
+                        }
+                    }
+                }
+                let summary: Vec<String> = changes
+                    .iter()
+                    .map(|(a, c)| c.to_plan(a).to_string())
+                    .collect();
+                self.config_error = None;
+                self.desired = new;
+                self.wants = wants_of(&self.desired);
+                let detail = if summary.is_empty() {
+                    "no changes".to_string()
+                } else {
+                    summary.join("; ")
+                };
+                self.emit("config_applied", None, None, None, detail.clone());
+                self.dirty = true;
+                Response::Done { message: detail }
+            }
+        }
+    }
+
+    fn save(&mut self) {
+        self.dirty = false;
+        let saved = SavedState {
+            pid: std::process::id(),
+            config_file: self.opts.config_path.display().to_string(),
+            instances: self
+                .obs
+                .instances
+                .values()
+                .map(|i| SavedInstance {
+                    app: i.app.clone(),
+                    instance: i.idx,
+                    state: i.state.as_str().into(),
+                    pid: i.pid,
+                    start_time: i.start_ticks,
+                    restarts: i.restarts,
+                })
+                .collect(),
+        };
+        if let Err(e) = persist::save_state(&self.state_dir, &saved) {
+            log::error!("cannot save state.json: {e}");
+        }
+    }
+
+    fn finish(self, stopper: &Stopper) {
+        let Supervisor {
+            pump, state_dir, mut events, ..
+        } = self;
+        events.append(&EventRecord::new("stopped", None, None, None, "supervisor stopped"));
+        let _ = persist::save_state(
+            &state_dir,
+            &SavedState {
+                pid: std::process::id(),
+                config_file: String::new(),
+                instances: Vec::new(),
+            },
+        );
+        stopper.stop();
+        pump.shutdown();
+        let _ = std::fs::remove_file(persist::pid_path(&state_dir));
+        log::info!("supervisor stopped");
+    }
+}
+
+/// Where the log files of an instance are.
+pub fn log_paths(log_dir: &Path, app: &str, instance: Option<u32>) -> (PathBuf, PathBuf) {
+    (
+        log_dir.join(log_file_name(app, instance, Stream::Out)),
+        log_dir.join(log_file_name(app, instance, Stream::Err)),
+    )
+}

@@ -1,0 +1,319 @@
+//! The supervisor's side of the control socket (SPEC §4): `state_dir` is 0700, `pypm.sock` is
+//! created 0600 (umask set around bind, never chmod after), and a peer whose uid is neither ours
+//! nor root's is refused.
+//!
+//! One request per connection, each handled on its own short-lived thread; the handler decides
+//! everything. This module owns the socket file and the framing, nothing about supervision.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::protocol::{MAX_FRAME, Request, RequestFrame, Response, ResponseFrame, VERSION};
+
+/// The request handler: called once per request, from a connection thread.
+pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
+
+/// How long a connected peer may take to send its request, and to take our answer.
+const PEER_IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The control socket of a state directory.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("pypm.sock")
+}
+
+/// A bound, not yet serving, control socket.
+pub struct Server {
+    listener: UnixListener,
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+/// Stops a serving [`Server`]: the accept thread ends and the socket file is removed.
+#[derive(Clone)]
+pub struct Stopper {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl Stopper {
+    /// Idempotent. Connections already accepted finish on their own threads.
+    pub fn stop(&self) {
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            // Wakes the blocking accept; the accept thread sees the flag and removes the file.
+            let _ = UnixStream::connect(&self.path);
+        }
+    }
+}
+
+impl Server {
+    /// Creates `state_dir` (0700), replaces a stale socket, and binds `state_dir/pypm.sock` (0600).
+    ///
+    /// Fails with [`io::ErrorKind::AddrInUse`] when a live supervisor answers on the socket.
+    pub fn bind(state_dir: &Path) -> io::Result<Server> {
+        ensure_private_dir(state_dir)?;
+        let path = socket_path(state_dir);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            match UnixStream::connect(&path) {
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("a supervisor is already listening on `{}`", path.display()),
+                    ));
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound
+                    ) =>
+                {
+                    std::fs::remove_file(&path).map_err(|e| {
+                        annotate(
+                            e,
+                            &format!("cannot remove stale socket `{}`", path.display()),
+                        )
+                    })?;
+                }
+                Err(e) => {
+                    return Err(annotate(
+                        e,
+                        &format!("cannot check existing socket `{}`", path.display()),
+                    ));
+                }
+            }
+        }
+        let listener = bind_private(&path)
+            .map_err(|e| annotate(e, &format!("cannot bind `{}`", path.display())))?;
+        Ok(Server {
+            listener,
+            path,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A handle that stops the accept thread started by [`Server::serve`].
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            path: self.path.clone(),
+            stop: self.stop.clone(),
+        }
+    }
+
+    /// Accepts connections on a thread until stopped; each one is answered on its own thread.
+    pub fn serve(self, handler: Handler) -> io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("pypm-control".into())
+            .spawn(move || self.accept_loop(handler))
+    }
+
+    fn accept_loop(self, handler: Handler) {
+        for conn in self.listener.incoming() {
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            match conn {
+                Ok(stream) => {
+                    let handler = handler.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("pypm-control-conn".into())
+                        .spawn(move || handle_connection(stream, &handler));
+                    if let Err(e) = spawned {
+                        log::warn!("control socket: cannot start a connection thread: {e}");
+                    }
+                }
+                Err(e) => {
+                    log::warn!("control socket: accept failed: {e}");
+                    // EMFILE and the like: do not spin.
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn annotate(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// `dir` exists, is a directory we own, and has mode 0700.
+fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| annotate(e, &format!("cannot create `{}`", dir.display())))?;
+    }
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| annotate(e, &format!("cannot read `{}`", dir.display())))?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("`{}` is not a directory", dir.display()),
+        ));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && me != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "`{}` belongs to uid {}, not to this user (uid {me})",
+                dir.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    if meta.mode() & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| annotate(e, &format!("cannot make `{}` private", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// The umask is process-wide: serialise our changes so two binds never restore each other's.
+static UMASK_LOCK: Mutex<()> = Mutex::new(());
+
+/// Binds with umask 0177 so the socket is born 0600; there is no window where it is wider.
+fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    use nix::sys::stat::{Mode, umask};
+    let _guard = UMASK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    umask(old);
+    bound
+}
+
+/// The uid of the process on the other end, where the OS tells us.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn peer_uid(stream: &UnixStream) -> io::Result<Option<u32>> {
+    use nix::sys::socket::{getsockopt, sockopt};
+    let cred = getsockopt(stream, sockopt::PeerCredentials).map_err(io::Error::from)?;
+    Ok(Some(cred.uid()))
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+))]
+fn peer_uid(stream: &UnixStream) -> io::Result<Option<u32>> {
+    let (uid, _) = nix::unistd::getpeereid(stream).map_err(io::Error::from)?;
+    Ok(Some(uid.as_raw()))
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+)))]
+fn peer_uid(_stream: &UnixStream) -> io::Result<Option<u32>> {
+    // No way to ask; the 0700 directory and 0600 socket are the protection.
+    Ok(None)
+}
+
+fn error(message: impl Into<String>) -> Response {
+    Response::Error {
+        message: message.into(),
+        code: 1,
+    }
+}
+
+fn handle_connection(mut stream: UnixStream, handler: &Handler) {
+    let _ = stream.set_read_timeout(Some(PEER_IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(PEER_IO_TIMEOUT));
+    let response = match authorize(&stream) {
+        Err(refusal) => refusal,
+        Ok(()) => match read_request(&mut stream) {
+            Ok(request) => handler(request),
+            Err(refusal) => refusal,
+        },
+    };
+    let _ = write_frame(&mut stream, response);
+}
+
+/// SPEC §4: our own uid, or root's.
+pub(crate) fn peer_allowed(peer: u32, me: u32) -> bool {
+    peer == me || peer == 0
+}
+
+fn authorize(stream: &UnixStream) -> Result<(), Response> {
+    let me = nix::unistd::geteuid().as_raw();
+    match peer_uid(stream) {
+        Ok(Some(uid)) if peer_allowed(uid, me) => Ok(()),
+        Ok(None) => Ok(()),
+        Ok(Some(uid)) => {
+            log::warn!("control socket: refused a peer with uid {uid}");
+            Err(error(format!(
+                "error: permission denied: uid {uid} may not control this supervisor (uid {me})"
+            )))
+        }
+        Err(e) => Err(error(format!(
+            "error: cannot read the peer's credentials: {e}"
+        ))),
+    }
+}
+
+/// Reads one line, at most [`MAX_FRAME`] bytes, and checks its version before its shape.
+fn read_request(stream: &mut UnixStream) -> Result<Request, Response> {
+    let mut line = Vec::new();
+    let mut reader = BufReader::new(stream.take(MAX_FRAME as u64 + 1));
+    reader
+        .read_until(b'\n', &mut line)
+        .map_err(|e| error(format!("error: cannot read the request: {e}")))?;
+    if line.len() > MAX_FRAME {
+        return Err(error(format!(
+            "error: request larger than {MAX_FRAME} bytes"
+        )));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&line)
+        .map_err(|e| error(format!("error: malformed request: {e}")))?;
+    match value.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(VERSION) => {}
+        Some(v) => {
+            return Err(error(format!(
+                "error: protocol version {v}, supervisor speaks {VERSION}"
+            )));
+        }
+        None => return Err(error("error: malformed request: no protocol version `v`")),
+    }
+    serde_json::from_value::<RequestFrame>(value)
+        .map(|f| f.request)
+        .map_err(|e| error(format!("error: malformed request: {e}")))
+}
+
+fn write_frame(stream: &mut UnixStream, response: Response) -> io::Result<()> {
+    let frame = ResponseFrame {
+        v: VERSION,
+        response,
+    };
+    let mut text = serde_json::to_vec(&frame).map_err(io::Error::other)?;
+    if text.len() > MAX_FRAME {
+        text = serde_json::to_vec(&ResponseFrame {
+            v: VERSION,
+            response: error("error: the answer is larger than the protocol allows"),
+        })
+        .map_err(io::Error::other)?;
+    }
+    text.push(b'\n');
+    stream.write_all(&text)?;
+    stream.flush()
+}

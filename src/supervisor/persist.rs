@@ -1,0 +1,163 @@
+//! Files in `state_dir`: `state.json` (written atomically), `events.jsonl` (appended), `pypm.pid`.
+//! All created 0600. Also the clean-up of leftovers after a supervisor died by SIGKILL.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::logs::format_rfc3339_millis;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedInstance {
+    pub app: String,
+    pub instance: u32,
+    pub state: String,
+    pub pid: Option<i32>,
+    /// Process start time (identity check before any signal).
+    pub start_time: Option<u64>,
+    pub restarts: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SavedState {
+    pub pid: u32,
+    pub config_file: String,
+    pub instances: Vec<SavedInstance>,
+}
+
+fn private_file(path: &Path, append: bool) -> io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create(true).mode(0o600);
+    if append {
+        o.append(true);
+    } else {
+        o.truncate(true);
+    }
+    o.open(path)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = private_file(&tmp, false)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+pub fn state_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("state.json")
+}
+
+pub fn pid_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("pypm.pid")
+}
+
+pub fn save_state(state_dir: &Path, state: &SavedState) -> io::Result<()> {
+    let text = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+    write_atomic(&state_path(state_dir), &text)
+}
+
+pub fn load_state(state_dir: &Path) -> Option<SavedState> {
+    let text = std::fs::read(state_path(state_dir)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+pub fn write_pid(state_dir: &Path) -> io::Result<()> {
+    write_atomic(
+        &pid_path(state_dir),
+        format!("{}\n", std::process::id()).as_bytes(),
+    )
+}
+
+/// Kills what a previous supervisor of this `state_dir` left running (it died without stopping
+/// its apps). Each recorded process is checked by pid and start time: a reused pid is never hit.
+/// Returns how many instances had leftovers.
+pub fn kill_leftovers(state_dir: &Path) -> usize {
+    let Some(saved) = load_state(state_dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for i in &saved.instances {
+        if let (Some(pid), Some(start)) = (i.pid, i.start_time)
+            && crate::process::kill_tree_leftovers(pid, start, pid).unwrap_or(0) > 0
+        {
+            log::warn!(
+                "stopped leftover `{}` instance {} (pid {pid}) of a supervisor that did not exit cleanly",
+                i.app,
+                i.instance
+            );
+            n += 1;
+        }
+    }
+    n
+}
+
+/// One line of `events.jsonl` (SPEC §8).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventRecord {
+    pub ts: String,
+    pub event: String,
+    pub app: Option<String>,
+    pub instance: Option<u32>,
+    pub pid: Option<i32>,
+    pub detail: String,
+}
+
+impl EventRecord {
+    pub fn new(
+        event: &str,
+        app: Option<&str>,
+        instance: Option<u32>,
+        pid: Option<i32>,
+        detail: impl Into<String>,
+    ) -> Self {
+        EventRecord {
+            ts: format_rfc3339_millis(SystemTime::now()),
+            event: event.into(),
+            app: app.map(str::to_string),
+            instance,
+            pid,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Appends events to `state_dir/events.jsonl`.
+pub struct EventLog {
+    file: Option<File>,
+}
+
+impl EventLog {
+    pub fn open(state_dir: &Path) -> EventLog {
+        let path = state_dir.join("events.jsonl");
+        let file = private_file(&path, true)
+            .map_err(|e| log::error!("cannot open `{}`: {e}", path.display()))
+            .ok();
+        EventLog { file }
+    }
+
+    pub fn append(&mut self, e: &EventRecord) {
+        log::info!(
+            "{} {}{} {}",
+            e.event,
+            e.app.as_deref().unwrap_or("-"),
+            e.instance.map(|i| format!(".{i}")).unwrap_or_default(),
+            e.detail
+        );
+        if let Some(f) = &mut self.file
+            && let Ok(mut line) = serde_json::to_vec(e)
+        {
+            line.push(b'\n');
+            if let Err(err) = f.write_all(&line) {
+                log::error!("cannot append to events.jsonl: {err}");
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Snapshots for `status` and `inspect`, built from the observed state on request. CPU and memory
+//! are sampled here, on demand, so an idle supervisor does no periodic work.
+
+use std::time::{Instant, SystemTime};
+
+use serde_json::json;
+
+use super::Supervisor;
+use super::state::{Instance, State, signal_name};
+use crate::control::protocol::{ConfigErrorInfo, InspectReport, LastExit, Row, StatusReport};
+use crate::logs::format_rfc3339_millis;
+use crate::resolve::masked;
+
+impl Supervisor {
+    fn rows(&mut self, app: Option<&str>) -> Vec<Row> {
+        let mut keys: Vec<(String, u32, u32)> = Vec::new();
+        for (name, want) in &self.wants {
+            if app.is_some_and(|a| a != name) {
+                continue;
+            }
+            let extra = self
+                .obs
+                .instances
+                .keys()
+                .filter(|(a, _)| a == name)
+                .map(|(_, i)| i + 1)
+                .max()
+                .unwrap_or(0);
+            for idx in 0..want.instances.max(extra) {
+                keys.push((name.clone(), idx, want.instances));
+            }
+        }
+        // Instances of apps no longer in the file that still run.
+        for (a, idx) in self.obs.instances.keys() {
+            if !self.wants.contains_key(a) && app.is_none_or(|x| x == a) {
+                keys.push((a.clone(), *idx, 1));
+            }
+        }
+        let roots: Vec<i32> = self
+            .obs
+            .instances
+            .values()
+            .filter_map(|i| i.pid)
+            .collect();
+        let usage = crate::process::sample(&roots);
+        let now = Instant::now();
+        let mut rows = Vec::with_capacity(keys.len());
+        for (name, idx, count) in keys {
+            let fresh = Instance::new(&name, idx);
+            let i = self.obs.instances.get(&(name.clone(), idx)).unwrap_or(&fresh);
+            let u = i.pid.and_then(|p| usage.get(&p));
+            let cpu_percent = match (i.pid, u) {
+                (Some(pid), Some(u)) => {
+                    let prev = self.cpu_prev.get(&pid).copied().or_else(|| {
+                        i.started_at.map(|s| (0.0, s))
+                    });
+                    self.cpu_prev.insert(pid, (u.cpu_seconds, now));
+                    prev.map(|(c, t)| {
+                        crate::process::cpu_percent(c, u.cpu_seconds, now.saturating_duration_since(t))
+                    })
+                }
+                _ => None,
+            };
+            rows.push(Row {
+                name: i.display_name(count.max(if idx > 0 { 2 } else { 1 })),
+                app: name.clone(),
+                instance: idx,
+                state: i.state.as_str().into(),
+                pid: i.pid.map(|p| p as u32),
+                uptime_secs: match (i.pid, i.started_at) {
+                    (Some(_), Some(s)) => Some(now.saturating_duration_since(s).as_secs_f64()),
+                    _ => None,
+                },
+                restarts: i.restarts,
+                cpu_percent,
+                memory_bytes: u.map(|u| u.rss_bytes),
+                ready: i.ready && i.state == State::Running,
+                reason: i.reason.clone(),
+                last_exit: i.last_exit.as_ref().map(|e| LastExit {
+                    code: e.code,
+                    signal: e.signal.map(signal_name),
+                    at: format_rfc3339_millis(e.at),
+                }),
+            });
+        }
+        // Forget CPU samples of processes that are gone.
+        self.cpu_prev.retain(|pid, _| roots.contains(pid));
+        rows
+    }
+
+    pub(super) fn status(&mut self, app: Option<&str>) -> StatusReport {
+        StatusReport {
+            config_file: self.opts.config_path.display().to_string(),
+            config_error: self.config_error.as_ref().map(|e| {
+                let (message, pos) = e.summary();
+                ConfigErrorInfo {
+                    message,
+                    line: pos.map(|p| p.0),
+                    column: pos.map(|p| p.1),
+                }
+            }),
+            instances: self.rows(app),
+        }
+    }
+
+    pub(super) fn inspect(&mut self, app: &str) -> InspectReport {
+        let instances = self.rows(Some(app));
+        let Some(spec) = self.desired.apps.get(app) else {
+            return InspectReport {
+                app: app.into(),
+                spec: json!(null),
+                limits: json!(null),
+                instances,
+                restart_history: Vec::new(),
+            };
+        };
+        let a = &spec.app;
+        let env: serde_json::Map<String, serde_json::Value> = a
+            .env_file_vars
+            .iter()
+            .chain(a.env.iter())
+            .map(|(k, v)| (k.clone(), json!(masked(k, v))))
+            .collect();
+        let probe = |p: &Option<crate::config::Probe>| {
+            p.as_ref().map(|p| {
+                json!({
+                    "check": p.check,
+                    "interval_secs": p.interval.as_secs_f64(),
+                    "timeout_secs": p.timeout.as_secs_f64(),
+                    "failures": p.failures,
+                })
+            })
+        };
+        let spec_json = json!({
+            "argv": spec.argv,
+            "interpreter": spec.interpreter,
+            "interpreter_rule": spec.rule,
+            "environment": a.environment,
+            "cwd": a.cwd,
+            "kind": a.kind,
+            "enabled": a.enabled,
+            "instances": a.instances,
+            "env": env,
+            "env_file": a.env_file,
+            "depends_on": a.depends_on.iter().map(|(d, c)| json!({"app": d, "condition": c.as_str()})).collect::<Vec<_>>(),
+            "restart": a.restart,
+            "restart_delay_secs": a.restart_delay.as_secs_f64(),
+            "restart_delay_max_secs": a.restart_delay_max.as_secs_f64(),
+            "max_restarts": a.max_restarts,
+            "restart_window_secs": a.restart_window.as_secs_f64(),
+            "min_uptime_secs": a.min_uptime.as_secs_f64(),
+            "success_exit_codes": a.success_exit_codes,
+            "stop_signal": a.stop_signal,
+            "stop_timeout_secs": a.stop_timeout.as_secs_f64(),
+            "listen": a.listen.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
+            "revision": a.revision,
+            "ready": probe(&a.ready),
+            "health": probe(&a.health),
+            "log_dir": self.desired.config.pypm.log_dir,
+        });
+        let root = nix::unistd::geteuid().is_root();
+        let limits = json!({
+            "memory_max": a.memory_max.map(|m| json!({"bytes": m, "enforced": "not enforced in this version"})),
+            "cpu_max": a.cpu_max.map(|c| json!({"cores": c, "enforced": "not enforced in this version"})),
+            "nofile": a.nofile.map(|n| json!({"value": n, "enforced": "setrlimit(RLIMIT_NOFILE) before exec"})),
+            "nice": json!({"value": a.nice, "enforced": "setpriority before exec"}),
+            "user": a.user.as_ref().map(|u| json!({"value": u, "enforced": if root { "setuid/setgid before exec" } else { "ignored: pypm is not root" }})),
+        });
+        let mut history: Vec<(SystemTime, u32, String)> = self
+            .obs
+            .instances
+            .values()
+            .filter(|i| i.app == app)
+            .flat_map(|i| i.history.iter().map(move |(t, r)| (*t, i.idx, r.clone())))
+            .collect();
+        history.sort_by_key(|h| h.0);
+        InspectReport {
+            app: app.into(),
+            spec: spec_json,
+            limits,
+            instances,
+            restart_history: history
+                .into_iter()
+                .map(|(t, idx, r)| json!({"at": format_rfc3339_millis(t), "instance": idx, "reason": r}))
+                .collect(),
+        }
+    }
+}
