@@ -408,6 +408,11 @@ fn follower_sees_every_line_once_across_rotations() {
     let writer = std::thread::spawn(move || {
         for i in 0..total {
             writeln!(w, "new {i}").unwrap();
+            // Pacing, not waiting: rotations then happen while the follower reads, as well as
+            // several within one of its intervals.
+            if i % 500 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
     });
     let mut seen = Vec::new();

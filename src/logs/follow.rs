@@ -115,6 +115,9 @@ impl Follower {
             Err(e) => return Err(e),
         };
         if id_of(&meta) != id {
+            // Lines written between our read and the rename are still in the old file.
+            let (file, _) = self.current.as_mut().expect("opened above");
+            read_lines(file, &mut self.carry, out)?;
             self.advance(id, out)?;
         } else {
             let (file, _) = self.current.as_mut().expect("opened above");
@@ -131,12 +134,18 @@ impl Follower {
     /// end becomes `current`, so stopping early loses nothing.
     fn advance(&mut self, mut old: FileId, out: &mut Vec<String>) -> io::Result<()> {
         self.finish_line(out);
+        let mut misses = 0;
         loop {
             let chain = self.chain();
             let next = match chain.iter().position(|c| *c == Some(old)) {
                 Some(0) => return Ok(()),
                 Some(k) => k - 1,
-                // Deleted before we got to it: its successors are unknown, go to the live file.
+                // Not seen, perhaps because rotations moved it while we looked: look again.
+                None if misses < 3 => {
+                    misses += 1;
+                    continue;
+                }
+                // Deleted (more rotations than `max_files`): go on with the live file.
                 None => 0,
             };
             let p = if next == 0 {
@@ -166,14 +175,18 @@ impl Follower {
         }
     }
 
-    /// Identities of the live file and the rotated files `.1`, `.2` … up to the first missing one.
+    /// Identities of the live file and the rotated files `.1`, `.2` …, up to two missing in a
+    /// row: while a rotation shifts the files, one of them is briefly missing.
     fn chain(&self) -> Vec<Option<FileId>> {
-        let mut chain = vec![fs::metadata(&self.path).ok().map(|m| id_of(&m))];
+        let id = |p: &Path| fs::metadata(p).ok().map(|m| id_of(&m));
+        let mut chain = vec![id(&self.path)];
         for k in 1..=MAX_SCAN {
-            match fs::metadata(rotated_path(&self.path, k)) {
-                Ok(m) => chain.push(Some(id_of(&m))),
-                Err(_) => break,
+            let this = id(&rotated_path(&self.path, k));
+            if this.is_none() && chain.len() > 1 && chain.last() == Some(&None) {
+                chain.pop();
+                break;
             }
+            chain.push(this);
         }
         chain
     }
@@ -205,5 +218,62 @@ fn read_lines(f: &mut File, carry: &mut Vec<u8>, out: &mut Vec<String>) -> io::R
             data = &data[i + 1..];
         }
         carry.extend_from_slice(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn append(p: &Path, s: &str) {
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .unwrap();
+        f.write_all(s.as_bytes()).unwrap();
+    }
+
+    /// What the pump does: shift `.k` → `.k+1`, live → `.1`.
+    fn rotate(p: &Path, files: u32) {
+        for k in (1..files).rev() {
+            let _ = fs::rename(rotated_path(p, k), rotated_path(p, k + 1));
+        }
+        fs::rename(p, rotated_path(p, 1)).unwrap();
+    }
+
+    fn poll(f: &mut Follower) -> Vec<String> {
+        let mut out = Vec::new();
+        f.poll(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn follows_several_rotations_between_looks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        append(&p, "seen before\n");
+        let mut f = Follower::new(&p).unwrap();
+        append(&p, "a1\npart");
+        assert_eq!(poll(&mut f), ["a1"]);
+        append(&p, "ial\na2\n");
+        rotate(&p, 5);
+        // Between the rename and the new file: nothing is lost, nothing is skipped.
+        assert_eq!(poll(&mut f), ["partial", "a2"]);
+        assert!(poll(&mut f).is_empty());
+        append(&p, "b1\n");
+        rotate(&p, 5);
+        append(&p, "c1\n");
+        rotate(&p, 5);
+        append(&p, "d1\nd2\n");
+        assert_eq!(poll(&mut f), ["b1", "c1", "d1", "d2"]);
+        append(&p, "d3\n");
+        assert_eq!(poll(&mut f), ["d3"]);
+        // Truncated in place: read again from the start.
+        fs::write(&p, "").unwrap();
+        assert!(poll(&mut f).is_empty());
+        append(&p, "e1\n");
+        assert_eq!(poll(&mut f), ["e1"]);
     }
 }
