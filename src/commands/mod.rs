@@ -2,6 +2,8 @@
 //! exit code of SPEC §2.
 
 mod check;
+mod logs;
+mod up;
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +114,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Init => check::init(),
+        Command::Up(args) => up::up(config, &args),
+        Command::Daemon => up::daemon(config),
+        Command::Logs(args) => logs::logs(config, &args),
         Command::Import { .. } => Err(planned("import")),
         Command::Dashboard => Err(planned("dashboard")),
         Command::Service { .. } => Err(planned("service")),

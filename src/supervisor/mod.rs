@@ -30,7 +30,7 @@ use crate::python_env::HostEnv;
 use crate::resolve::{self, Desired};
 use persist::{EventLog, EventRecord, SavedInstance, SavedState};
 use plan::{Action, Observed, Want};
-use state::{Instance, State, StopIntent};
+use state::{Instance, State};
 
 /// What the loop reacts to.
 pub enum Event {
