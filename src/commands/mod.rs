@@ -2,6 +2,9 @@
 //! exit code of SPEC §2.
 
 mod check;
+mod client_cmds;
+mod inspect;
+mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -112,6 +115,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Init => check::init(),
+        Command::Status(args) => status::status(config, args.app, args.json),
+        Command::Inspect(args) => inspect::inspect(config, args.app, args.json),
+        Command::Restart(args) => {
+            client_cmds::restart(config, if args.all { None } else { args.app })
+        }
+        Command::Reload => client_cmds::reload(config),
+        Command::Plan(args) => client_cmds::plan(config, args.json),
+        Command::Down => client_cmds::down(config),
         Command::Import { .. } => Err(planned("import")),
         Command::Dashboard => Err(planned("dashboard")),
         Command::Service { .. } => Err(planned("service")),
