@@ -4,6 +4,9 @@
 mod check;
 mod logs;
 mod up;
+mod client_cmds;
+mod inspect;
+mod status;
 
 use std::path::{Path, PathBuf};
 
@@ -117,10 +120,17 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Up(args) => up::up(config, &args),
         Command::Daemon => up::daemon(config),
         Command::Logs(args) => logs::logs(config, &args),
+        Command::Status(args) => status::status(config, args.app, args.json),
+        Command::Inspect(args) => inspect::inspect(config, args.app, args.json),
+        Command::Restart(args) => {
+            client_cmds::restart(config, if args.all { None } else { args.app })
+        }
+        Command::Reload => client_cmds::reload(config),
+        Command::Plan(args) => client_cmds::plan(config, args.json),
+        Command::Down => client_cmds::down(config),
         Command::Import { .. } => Err(planned("import")),
         Command::Dashboard => Err(planned("dashboard")),
         Command::Service { .. } => Err(planned("service")),
-        _ => Err(planned("this command")),
     }
 }
 
