@@ -185,10 +185,10 @@ pub fn on_exit(app: &App, inst: &mut Instance, code: Option<i32>, signal: Option
     if stable {
         inst.attempt = 0;
     }
-    let success = signal.is_none()
-        && code.is_some_and(|c| app.success_exit_codes.contains(&c))
-        && stable;
-    let too_soon = !stable && code.is_some_and(|c| app.success_exit_codes.contains(&c));
+    let clean = signal.is_none() && code.is_some_and(|c| app.success_exit_codes.contains(&c));
+    // A task is meant to exit: `min_uptime` only judges services.
+    let success = clean && (stable || app.kind == Kind::Task);
+    let too_soon = clean && !success;
 
     if success {
         match (app.kind, app.restart) {
@@ -353,11 +353,12 @@ mod tests {
         running(&mut i, t0);
         on_exit(&a, &mut i, Some(0), None, later);
         assert_eq!((i.state, i.reason.as_deref()), (State::Stopped, Some("exited 0")));
-        // A task that exits 0 is completed; one that fails under `never` is failed.
+        // A task that exits 0 is completed, however quickly; one that fails under `never` is
+        // failed.
         a.kind = Kind::Task;
         a.restart = RestartPolicy::Never;
         running(&mut i, t0);
-        on_exit(&a, &mut i, Some(0), None, later);
+        on_exit(&a, &mut i, Some(0), None, t0 + Duration::from_millis(5));
         assert_eq!(i.state, State::Completed);
         running(&mut i, t0);
         on_exit(&a, &mut i, Some(2), None, later);
