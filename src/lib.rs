@@ -22,6 +22,7 @@ pub mod diagnostic;
 pub mod graph;
 pub mod init;
 pub mod logs;
+pub mod probes;
 pub mod process;
 pub mod python_env;
 pub mod resolve;

@@ -38,6 +38,7 @@ pub enum Event {
     Signal(i32),
     Control(Request, Sender<Response>),
     Log(LogNotice),
+    Probe(crate::probes::ProbeResult),
 }
 
 /// How the supervisor was started.
@@ -72,6 +73,10 @@ struct Supervisor {
     cpu_prev: HashMap<i32, (f64, Instant)>,
     signals_seen: u32,
     dirty: bool,
+    reaper: Reaper,
+    inbox: Sender<Event>,
+    /// Running probes per instance; dropping a handle stops its thread.
+    probes: HashMap<(String, u32), Vec<crate::probes::ProbeHandle>>,
 }
 
 fn wants_of(d: &Desired) -> IndexMap<String, Want> {
@@ -155,6 +160,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         cpu_prev: HashMap::new(),
         signals_seen: 0,
         dirty: true,
+        reaper: reaper.clone(),
+        inbox: tx.clone(),
+        probes: HashMap::new(),
     };
     log::info!(
         "supervising `{}` ({} apps), pid {}",
@@ -230,6 +238,7 @@ impl Supervisor {
                 let _ = reply.send(resp);
             }
             Event::Log(n) => self.on_log(n),
+            Event::Probe(r) => self.on_probe(r),
         }
     }
 
@@ -315,6 +324,7 @@ impl Supervisor {
             self.dirty = true;
             return;
         };
+        self.probes.remove(&key);
         let Some(inst) = self.obs.instances.get_mut(&key) else {
             return;
         };
@@ -324,6 +334,12 @@ impl Supervisor {
         }
         state::on_exit(&spec.app, inst, e.code, e.signal, now);
         let (state, reason) = (inst.state, inst.reason.clone().unwrap_or_default());
+        if matches!(state, State::Backoff | State::Failed) {
+            inst.history.push_back((std::time::SystemTime::now(), reason.clone()));
+            if inst.history.len() > 50 {
+                inst.history.pop_front();
+            }
+        }
         self.emit("exited", Some(&key.0), Some(key.1), Some(e.pid), e.describe());
         match state {
             State::Backoff => self.emit("restarting", Some(&key.0), Some(key.1), None, reason),
@@ -370,6 +386,26 @@ impl Supervisor {
                     i.kill_at = None;
                     if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
                         log::warn!("{app}.{idx} (pid {pid}) did not stop in time: SIGKILL");
+                        let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
+                    }
+                }
+            }
+            Action::ReadyTimeout { app, idx } => {
+                let timeout = self
+                    .desired
+                    .apps
+                    .get(&app)
+                    .and_then(|s| s.app.ready.as_ref())
+                    .map(|p| p.timeout)
+                    .unwrap_or_default();
+                if let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) {
+                    i.ready_deadline = None;
+                    i.fail_reason = Some(format!(
+                        "not ready within {}",
+                        crate::config::units::format_duration(timeout)
+                    ));
+                    if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+                        log::warn!("{app}.{idx} (pid {pid}) was not ready in time: SIGKILL");
                         let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
                     }
                 }
@@ -425,6 +461,25 @@ impl Supervisor {
             .instances
             .get(&(app.to_string(), idx))
             .is_some_and(|i| i.roll_requested || i.state == State::Failed);
+        let mut sp = sp;
+        let wants_notify = [&spec.app.ready, &spec.app.health]
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|p| p.check == crate::config::ProbeCheck::Notify));
+        let notify = if wants_notify {
+            let path = self.state_dir.join(format!("notify.{app}.{idx}.sock"));
+            match crate::probes::notify_socket(&path) {
+                Ok(sock) => {
+                    sp.notify_socket = Some(path);
+                    Some(sock)
+                }
+                Err(e) => {
+                    log::error!("cannot create the notify socket for {app}.{idx}: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let result = process::spawn(&sp);
         let inst = self.instance_mut(app, idx);
         if roll {
@@ -447,12 +502,49 @@ impl Supervisor {
                     inst.restarts += 1;
                 }
                 // Without a readiness probe an instance is ready once spawned.
-                inst.state = State::Running;
-                inst.ready = true;
+                match &spec.app.ready {
+                    Some(p) => {
+                        inst.state = State::Starting;
+                        inst.ready = false;
+                        inst.ready_deadline = Some(now + p.timeout);
+                    }
+                    None => {
+                        inst.state = State::Running;
+                        inst.ready = true;
+                    }
+                }
                 inst.reason = None;
                 let pid = child.pid;
+                let target = crate::probes::Target {
+                    app: app.to_string(),
+                    idx,
+                    pid,
+                    cwd: spec.app.cwd.clone(),
+                    env: sp.env.clone(),
+                };
+                let mut taps: Vec<Option<crate::logs::Tap>> = vec![None, None];
+                if let Some(p) = &spec.app.ready {
+                    if let crate::config::ProbeCheck::Log(re) = &p.check {
+                        if let Ok(re) = regex::Regex::new(re) {
+                            let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                            for t in taps.iter_mut() {
+                                *t = Some(crate::probes::log_tap(
+                                    re.clone(),
+                                    fired.clone(),
+                                    &target,
+                                    self.probe_report(),
+                                ));
+                            }
+                        }
+                    } else {
+                        self.start_probe(p, crate::probes::Which::Ready, &target, notify.as_ref());
+                    }
+                } else if let Some(h) = &spec.app.health {
+                    self.start_probe(h, crate::probes::Which::Health, &target, notify.as_ref());
+                }
                 self.by_pid.insert(pid, (app.to_string(), idx));
                 let inst_no = multi.then_some(idx);
+                let mut taps = taps.into_iter();
                 for (fd, stream) in [(child.stdout, Stream::Out), (child.stderr, Stream::Err)] {
                     let target = LogTarget {
                         path: log_dir.join(log_file_name(app, inst_no, stream)),
@@ -460,7 +552,7 @@ impl Supervisor {
                         max_files: spec.app.log_max_files,
                         timestamps: spec.app.log_timestamps,
                     };
-                    if let Err(e) = self.pump.add(fd, target, None) {
+                    if let Err(e) = self.pump.add(fd, target, taps.next().flatten()) {
                         log::error!("cannot capture the output of {app}.{idx}: {e}");
                     }
                 }
@@ -471,6 +563,9 @@ impl Supervisor {
                     Some(pid),
                     shell_words::join(&spec.argv),
                 );
+                if spec.app.ready.is_none() {
+                    self.emit("ready", Some(app), Some(idx), Some(pid), "no readiness probe".into());
+                }
             }
             Err(e) => {
                 inst.state = State::Failed;
@@ -478,6 +573,113 @@ impl Supervisor {
                 inst.pid = None;
                 let reason = format!("cannot start: {e}");
                 self.emit("failed", Some(app), Some(idx), None, reason);
+            }
+        }
+    }
+
+    fn probe_report(&self) -> crate::probes::Report {
+        let tx = std::sync::Mutex::new(self.inbox.clone());
+        Arc::new(move |r| {
+            if let Ok(t) = tx.lock() {
+                let _ = t.send(Event::Probe(r));
+            }
+        })
+    }
+
+    fn start_probe(
+        &mut self,
+        p: &crate::config::Probe,
+        which: crate::probes::Which,
+        target: &crate::probes::Target,
+        notify: Option<&std::os::unix::net::UnixDatagram>,
+    ) {
+        let sock = notify.and_then(|s| s.try_clone().ok());
+        let attempt = match which {
+            crate::probes::Which::Ready => p.interval.min(Duration::from_secs(5)),
+            crate::probes::Which::Health => p.timeout,
+        };
+        match crate::probes::start(
+            p.check.clone(),
+            which,
+            p.interval,
+            attempt,
+            target.clone(),
+            self.reaper.clone(),
+            sock,
+            self.probe_report(),
+        ) {
+            Ok(h) => self
+                .probes
+                .entry((target.app.clone(), target.idx))
+                .or_default()
+                .push(h),
+            Err(e) => log::error!("cannot start a probe for {}.{}: {e}", target.app, target.idx),
+        }
+    }
+
+    fn on_probe(&mut self, r: crate::probes::ProbeResult) {
+        use crate::probes::Which;
+        let key = (r.app.clone(), r.idx);
+        let Some(spec) = self.desired.apps.get(&r.app).cloned() else {
+            return;
+        };
+        let Some(inst) = self.obs.instances.get_mut(&key) else {
+            return;
+        };
+        if inst.pid != Some(r.pid) {
+            return; // a result about a process that is gone
+        }
+        match r.which {
+            Which::Ready if r.ok && inst.state == State::Starting => {
+                inst.state = State::Running;
+                inst.ready = true;
+                inst.ready_deadline = None;
+                self.dirty = true;
+                self.probes.remove(&key);
+                self.emit("ready", Some(&r.app), Some(r.idx), Some(r.pid), r.detail);
+                if let Some(h) = &spec.app.health {
+                    let target = crate::probes::Target {
+                        app: r.app.clone(),
+                        idx: r.idx,
+                        pid: r.pid,
+                        cwd: spec.app.cwd.clone(),
+                        env: spec.environ.clone(),
+                    };
+                    self.start_probe(h, Which::Health, &target, None);
+                }
+            }
+            Which::Ready => {
+                if !r.ok {
+                    log::debug!("{}.{} not ready yet: {}", r.app, r.idx, r.detail);
+                }
+            }
+            Which::Health if r.ok => inst.health_failures = 0,
+            Which::Health => {
+                inst.health_failures += 1;
+                let limit = spec.app.health.as_ref().map_or(3, |h| h.failures);
+                log::warn!(
+                    "{}.{} health check failed ({}/{limit}): {}",
+                    r.app,
+                    r.idx,
+                    inst.health_failures,
+                    r.detail
+                );
+                if inst.health_failures >= limit && !inst.roll_requested {
+                    inst.health_failures = 0;
+                    inst.roll_requested = true;
+                    inst.history.push_back((
+                        std::time::SystemTime::now(),
+                        format!("unhealthy: {}", r.detail),
+                    ));
+                    self.dirty = true;
+                    self.emit(
+                        "unhealthy",
+                        Some(&r.app),
+                        Some(r.idx),
+                        Some(r.pid),
+                        format!("{limit} consecutive health check failures; restarting: {}", r.detail),
+                    );
+                }
             }
         }
     }

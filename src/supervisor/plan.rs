@@ -50,6 +50,8 @@ pub enum Action {
     Start { app: String, idx: u32 },
     Stop { app: String, idx: u32, intent: StopIntent },
     Kill { app: String, idx: u32 },
+    /// Not ready by its deadline: the start failed; kill it (counts toward `max_restarts`).
+    ReadyTimeout { app: String, idx: u32 },
     /// Record that the instance waits, and why.
     Wait { app: String, idx: u32, reason: String },
     /// Record a stopped state with a reason (`disabled`).
@@ -206,7 +208,12 @@ pub fn plan(
                 continue;
             }
             match i.state {
-                State::Starting | State::Running | State::Stopping => {}
+                State::Starting => match i.ready_deadline {
+                    Some(t) if t <= now => actions.push(Action::ReadyTimeout { app: a(), idx }),
+                    Some(t) => wake_at(t),
+                    None => {}
+                },
+                State::Running | State::Stopping => {}
                 State::Failed | State::Completed => {}
                 State::Backoff => match i.retry_at {
                     Some(t) if t > now => wake_at(t),

@@ -44,9 +44,10 @@ fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i3
                     i.kill_at = Some(now + Duration::from_secs(10));
                 }
             }
-            Action::Kill { app, idx } => {
+            Action::Kill { app, idx } | Action::ReadyTimeout { app, idx } => {
                 if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
                     i.kill_at = None;
+                    i.ready_deadline = None;
                 }
             }
             Action::Wait { app, idx, reason } | Action::Settle { app, idx, reason } => {
@@ -190,6 +191,24 @@ fn stop_escalates_to_kill_at_the_deadline() {
     assert_eq!(wake, Some(t0 + Duration::from_secs(10)));
     let (a, _) = plan(&d, &obs, t0 + Duration::from_secs(10));
     assert_eq!(a, vec![Action::Kill { app: "a".into(), idx: 0 }]);
+}
+
+#[test]
+fn readiness_deadline_fails_the_start() {
+    let d = desired(vec![want("a", &[])]);
+    let t0 = Instant::now();
+    let mut obs = Observed::default();
+    let mut i = Instance::new("a", 0);
+    i.state = State::Starting;
+    i.pid = Some(7);
+    i.ever_started = true;
+    i.ready_deadline = Some(t0 + Duration::from_secs(60));
+    obs.instances.insert(("a".into(), 0), i);
+    let (a, wake) = plan(&d, &obs, t0);
+    assert!(a.is_empty());
+    assert_eq!(wake, Some(t0 + Duration::from_secs(60)));
+    let (a, _) = plan(&d, &obs, t0 + Duration::from_secs(60));
+    assert_eq!(a, vec![Action::ReadyTimeout { app: "a".into(), idx: 0 }]);
 }
 
 #[test]

@@ -134,7 +134,7 @@ impl Supervisor {
         let spec_json = json!({
             "argv": spec.argv,
             "interpreter": spec.interpreter,
-            "interpreter_rule": spec.rule,
+            "rule": spec.rule,
             "environment": a.environment,
             "cwd": a.cwd,
             "kind": a.kind,
@@ -159,12 +159,17 @@ impl Supervisor {
             "log_dir": self.desired.config.pypm.log_dir,
         });
         let root = nix::unistd::geteuid().is_root();
+        let fmt = crate::config::units::format_size;
         let limits = json!({
-            "memory_max": a.memory_max.map(|m| json!({"bytes": m, "enforced": "not enforced in this version"})),
-            "cpu_max": a.cpu_max.map(|c| json!({"cores": c, "enforced": "not enforced in this version"})),
-            "nofile": a.nofile.map(|n| json!({"value": n, "enforced": "setrlimit(RLIMIT_NOFILE) before exec"})),
-            "nice": json!({"value": a.nice, "enforced": "setpriority before exec"}),
-            "user": a.user.as_ref().map(|u| json!({"value": u, "enforced": if root { "setuid/setgid before exec" } else { "ignored: pypm is not root" }})),
+            "memory_max": a.memory_max.map(|m| format!("{}: not enforced in this version", fmt(m))),
+            "cpu_max": a.cpu_max.map(|c| format!("{c} cores: not enforced in this version")),
+            "nofile": a.nofile.map(|n| format!("{n}: setrlimit(RLIMIT_NOFILE) before exec")),
+            "nice": format!("{}: setpriority before exec", a.nice),
+            "user": a.user.as_ref().map(|u| if root {
+                format!("{u}: setgid/setuid before exec")
+            } else {
+                format!("{u}: ignored, pypm is not running as root")
+            }),
         });
         let mut history: Vec<(SystemTime, u32, String)> = self
             .obs

@@ -81,6 +81,12 @@ pub struct Instance {
     pub roll_requested: bool,
     /// Restart history for `inspect`: (when, why).
     pub history: VecDeque<(SystemTime, String)>,
+    /// Starting with a readiness probe: the start fails if not ready by then.
+    pub ready_deadline: Option<Instant>,
+    /// Consecutive failed health checks.
+    pub health_failures: u32,
+    /// Why pypm killed it, when that kill is itself a failure (readiness timeout).
+    pub fail_reason: Option<String>,
 }
 
 impl Instance {
@@ -105,6 +111,9 @@ impl Instance {
             ever_started: false,
             roll_requested: false,
             history: VecDeque::new(),
+            ready_deadline: None,
+            health_failures: 0,
+            fail_reason: None,
         }
     }
 
@@ -155,6 +164,9 @@ fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
 pub fn on_exit(app: &App, inst: &mut Instance, code: Option<i32>, signal: Option<i32>, now: Instant) {
     let uptime = inst.started_at.map(|s| now.saturating_duration_since(s));
     let intent = inst.stop_intent.take();
+    let forced = inst.fail_reason.take();
+    inst.ready_deadline = None;
+    inst.health_failures = 0;
     inst.pid = None;
     inst.start_ticks = None;
     inst.kill_at = None;
@@ -164,7 +176,7 @@ pub fn on_exit(app: &App, inst: &mut Instance, code: Option<i32>, signal: Option
         signal,
         at: SystemTime::now(),
     });
-    let what = describe_exit(code, signal);
+    let what = forced.unwrap_or_else(|| describe_exit(code, signal));
 
     match intent {
         Some(StopIntent::Stay) => {
