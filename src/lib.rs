@@ -27,3 +27,4 @@ pub mod process;
 pub mod python_env;
 pub mod resolve;
 pub mod supervisor;
+pub mod watch;

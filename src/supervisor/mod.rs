@@ -39,6 +39,8 @@ pub enum Event {
     Control(Request, Sender<Response>),
     Log(LogNotice),
     Probe(crate::probes::ProbeResult),
+    /// A watched path changed (the config file, an env file, or an app's `watch` glob).
+    FileChanged(PathBuf),
 }
 
 /// How the supervisor was started.
@@ -77,6 +79,11 @@ struct Supervisor {
     inbox: Sender<Event>,
     /// Running probes per instance; dropping a handle stops its thread.
     probes: HashMap<(String, u32), Vec<crate::probes::ProbeHandle>>,
+    watcher: Option<notify::RecommendedWatcher>,
+    /// Debounced: reload the file at this time.
+    reload_at: Option<Instant>,
+    /// Debounced: restart these apps (their `watch` globs matched) at these times.
+    restart_at: HashMap<String, Instant>,
 }
 
 fn wants_of(d: &Desired) -> IndexMap<String, Want> {
@@ -163,7 +170,11 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         reaper: reaper.clone(),
         inbox: tx.clone(),
         probes: HashMap::new(),
+        watcher: None,
+        reload_at: None,
+        restart_at: HashMap::new(),
     };
+    sup.rewatch();
     log::info!(
         "supervising `{}` ({} apps), pid {}",
         sup.opts.display,
@@ -197,7 +208,12 @@ impl Supervisor {
     fn run_loop(&mut self, rx: &Receiver<Event>, _reaper: &Reaper) {
         loop {
             let now = Instant::now();
+            self.fire_timers(now);
             let (actions, wake) = plan::plan(&self.wants, &self.obs, now);
+            let wake = [wake, self.reload_at, self.restart_at.values().min().copied()]
+                .into_iter()
+                .flatten()
+                .min();
             if !actions.is_empty() {
                 for a in actions {
                     self.apply(a, now);
@@ -239,6 +255,16 @@ impl Supervisor {
             }
             Event::Log(n) => self.on_log(n),
             Event::Probe(r) => self.on_probe(r),
+            Event::FileChanged(p) => {
+                let m = crate::watch::classify(&self.desired, &p);
+                let at = Instant::now() + crate::watch::DEBOUNCE;
+                if m.reload {
+                    self.reload_at = Some(at);
+                }
+                for app in m.apps {
+                    self.restart_at.insert(app, at);
+                }
+            }
         }
     }
 
@@ -577,6 +603,55 @@ impl Supervisor {
         }
     }
 
+    /// (Re)starts the file watcher for the current desired state.
+    fn rewatch(&mut self) {
+        self.watcher = None;
+        let dirs = crate::watch::watch_list(&self.desired);
+        if dirs.is_empty() {
+            return;
+        }
+        let tx = std::sync::Mutex::new(self.inbox.clone());
+        match crate::watch::start(&dirs, move |p| {
+            if let Ok(t) = tx.lock() {
+                let _ = t.send(Event::FileChanged(p));
+            }
+        }) {
+            Ok(w) => self.watcher = Some(w),
+            Err(e) => log::warn!("cannot watch files: {e}; use `pypm reload` after editing"),
+        }
+    }
+
+    /// Debounced file changes whose time has come.
+    fn fire_timers(&mut self, now: Instant) {
+        if self.reload_at.is_some_and(|t| t <= now) {
+            self.reload_at = None;
+            // A file briefly missing or empty mid-save is never applied: the save that
+            // completes it triggers another reload.
+            let complete = std::fs::metadata(&self.opts.config_path).is_ok_and(|m| m.len() > 0);
+            if complete {
+                log::info!("`{}` changed: reloading", self.opts.display);
+                let _ = self.reload();
+            } else {
+                log::info!("`{}` is missing or empty (mid-save?): waiting for the next save", self.opts.display);
+            }
+        }
+        let due: Vec<String> = self
+            .restart_at
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(a, _)| a.clone())
+            .collect();
+        for app in due {
+            self.restart_at.remove(&app);
+            log::info!("watched files of `{app}` changed: restarting it");
+            for ((a, _), i) in self.obs.instances.iter_mut() {
+                if *a == app && i.is_live() {
+                    i.roll_requested = true;
+                }
+            }
+        }
+    }
+
     fn probe_report(&self) -> crate::probes::Report {
         let tx = std::sync::Mutex::new(self.inbox.clone());
         Arc::new(move |r| {
@@ -807,6 +882,7 @@ impl Supervisor {
                 self.config_error = None;
                 self.desired = new;
                 self.wants = wants_of(&self.desired);
+                self.rewatch();
                 let detail = if summary.is_empty() {
                     "no changes".to_string()
                 } else {
