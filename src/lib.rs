@@ -6,3 +6,5 @@
 //! - `python_env`: resolves the interpreter and environment of each app (SPEC §3).
 //! - `graph`: dependency order (start waves, reverse stop order).
 //! - `commands`: one module per CLI verb; `cli` holds the clap definitions.
+
+pub mod init;
