@@ -80,6 +80,9 @@ struct Supervisor {
     /// Running probes per instance; dropping a handle stops its thread.
     probes: HashMap<(String, u32), Vec<crate::probes::ProbeHandle>>,
     watcher: Option<notify::RecommendedWatcher>,
+    /// `listen` sockets, bound once by the supervisor and passed to every instance; they stay
+    /// bound across restarts and reloads until no app declares them.
+    sockets: HashMap<crate::config::Listen, std::os::fd::OwnedFd>,
     /// Debounced: reload the file at this time.
     reload_at: Option<Instant>,
     /// Debounced: restart these apps (their `watch` globs matched) at these times.
@@ -171,6 +174,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         inbox: tx.clone(),
         probes: HashMap::new(),
         watcher: None,
+        sockets: HashMap::new(),
         reload_at: None,
         restart_at: HashMap::new(),
     };
@@ -488,6 +492,17 @@ impl Supervisor {
             .get(&(app.to_string(), idx))
             .is_some_and(|i| i.roll_requested || i.state == State::Failed);
         let mut sp = sp;
+        match self.listen_fds(&spec.app) {
+            Ok(fds) => sp.listen_fds = fds,
+            Err(reason) => {
+                let inst = self.instance_mut(app, idx);
+                inst.state = State::Failed;
+                inst.reason = Some(reason.clone());
+                inst.roll_requested = false;
+                self.emit("failed", Some(app), Some(idx), None, reason);
+                return;
+            }
+        }
         let wants_notify = [&spec.app.ready, &spec.app.health]
             .iter()
             .any(|p| p.as_ref().is_some_and(|p| p.check == crate::config::ProbeCheck::Notify));
@@ -601,6 +616,59 @@ impl Supervisor {
                 self.emit("failed", Some(app), Some(idx), None, reason);
             }
         }
+    }
+
+    /// The app's `listen` sockets, bound now if they are not yet.
+    fn listen_fds(&mut self, app: &crate::config::App) -> Result<Vec<(std::os::fd::RawFd, String)>, String> {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        let mut out = Vec::new();
+        for l in &app.listen {
+            if !self.sockets.contains_key(l) {
+                let fd: OwnedFd = match l {
+                    crate::config::Listen::Tcp(addr) => std::net::TcpListener::bind(addr.as_str())
+                        .map(OwnedFd::from)
+                        .map_err(|e| format!("cannot listen on {l}: {e}"))?,
+                    crate::config::Listen::Unix(path) => {
+                        // A socket file left by an earlier run is replaced; anything else is not.
+                        if std::fs::symlink_metadata(path).is_ok_and(|m| {
+                            use std::os::unix::fs::FileTypeExt;
+                            m.file_type().is_socket()
+                        }) {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        std::os::unix::net::UnixListener::bind(path)
+                            .map(OwnedFd::from)
+                            .map_err(|e| format!("cannot listen on {l}: {e}"))?
+                    }
+                };
+                log::info!("listening on {l} for `{}`", app.name);
+                self.sockets.insert(l.clone(), fd);
+            }
+            if let Some(fd) = self.sockets.get(l) {
+                out.push((fd.as_raw_fd(), app.name.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Closes sockets no app declares any more.
+    fn prune_sockets(&mut self) {
+        let used: std::collections::HashSet<crate::config::Listen> = self
+            .desired
+            .apps
+            .values()
+            .flat_map(|s| s.app.listen.iter().cloned())
+            .collect();
+        self.sockets.retain(|l, _| {
+            let keep = used.contains(l);
+            if !keep {
+                log::info!("closing {l}: no app listens on it any more");
+                if let crate::config::Listen::Unix(p) = l {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            keep
+        });
     }
 
     /// (Re)starts the file watcher for the current desired state.
@@ -883,6 +951,7 @@ impl Supervisor {
                 self.desired = new;
                 self.wants = wants_of(&self.desired);
                 self.rewatch();
+                self.prune_sockets();
                 let detail = if summary.is_empty() {
                     "no changes".to_string()
                 } else {
