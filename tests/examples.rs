@@ -199,3 +199,48 @@ fn help_is_there_for_every_command() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: pypm"));
     }
 }
+
+#[test]
+fn pypm_init_writes_a_file_that_checks() {
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("empty", &[]),
+        ("app", &[("app.py", "print('hi')\n")]),
+        ("django", &[("manage.py", "print('hi')\n")]),
+        (
+            "procfile",
+            &[(
+                "Procfile",
+                "release: python3 manage.py migrate\nweb: gunicorn app:app --bind 0.0.0.0:$PORT\nworker: python3 worker.py\n",
+            )],
+        ),
+    ];
+    for (name, files) in cases {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for (f, text) in *files {
+            std::fs::write(dir.path().join(f), text).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_pypm"))
+            .arg("init")
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let again = Command::new(env!("CARGO_BIN_EXE_pypm"))
+            .arg("init")
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.status.code(), Some(1), "{name}: init must not overwrite");
+        let check = Command::new(env!("CARGO_BIN_EXE_pypm"))
+            .arg("check")
+            .current_dir(dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            check.status.success(),
+            "{name}: generated file fails check:\n{}\n{}",
+            String::from_utf8_lossy(&check.stderr),
+            std::fs::read_to_string(dir.path().join("pypm.toml")).unwrap_or_default()
+        );
+    }
+}
