@@ -52,18 +52,29 @@ pub struct Target {
     pub env: Vec<(String, String)>,
 }
 
+/// One probe to run: what, which kind, how often, and one attempt's time limit.
+pub struct Spec {
+    pub check: ProbeCheck,
+    pub which: Which,
+    pub interval: Duration,
+    pub attempt_timeout: Duration,
+}
+
 /// Starts a thread probing `check` every `interval` (the first attempt at once). A readiness
 /// probe stops after its first success; a health probe goes on until dropped.
 pub fn start(
-    check: ProbeCheck,
-    which: Which,
-    interval: Duration,
-    attempt_timeout: Duration,
+    spec: Spec,
     target: Target,
     reaper: Reaper,
     notify: Option<UnixDatagram>,
     report: Report,
 ) -> io::Result<ProbeHandle> {
+    let Spec {
+        check,
+        which,
+        interval,
+        attempt_timeout,
+    } = spec;
     let (cancel, cancelled) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name(format!("pypm-probe-{}.{}", target.app, target.idx))
@@ -191,14 +202,21 @@ fn notify_attempt(
                     return (true, "WATCHDOG=1".into());
                 }
             }
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return (false, format!("notify socket: {e}")),
         }
     }
     match which {
         Which::Ready => (false, "no READY=1 yet".into()),
         Which::Health if last_watchdog.elapsed() <= interval => (true, "alive".into()),
-        Which::Health => (false, format!("no WATCHDOG=1 within {}s", interval.as_secs_f64())),
+        Which::Health => (
+            false,
+            format!("no WATCHDOG=1 within {}s", interval.as_secs_f64()),
+        ),
     }
 }
 
@@ -218,7 +236,9 @@ pub fn log_tap(
 ) -> crate::logs::Tap {
     let (app, idx, pid) = (target.app.clone(), target.idx, target.pid);
     Box::new(move |line: &str| {
-        if !fired.load(Ordering::Relaxed) && re.is_match(line) && !fired.swap(true, Ordering::SeqCst)
+        if !fired.load(Ordering::Relaxed)
+            && re.is_match(line)
+            && !fired.swap(true, Ordering::SeqCst)
         {
             report(ProbeResult {
                 app: app.clone(),
@@ -256,8 +276,15 @@ mod tests {
                 let Ok(mut c) = conn else { continue };
                 let mut buf = [0u8; 1024];
                 let _ = c.read(&mut buf);
-                let status = if i == 0 { "200 OK" } else { "503 Service Unavailable" };
-                let _ = write!(c, "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                let status = if i == 0 {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                );
             }
         });
         let url = format!("http://{addr}/health");

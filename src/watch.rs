@@ -15,7 +15,14 @@ use crate::resolve::Desired;
 pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Path parts and suffixes that never trigger a `watch` restart.
-const IGNORED_PARTS: &[&str] = &["__pycache__", ".git", ".pypm", "node_modules", ".venv", "venv"];
+const IGNORED_PARTS: &[&str] = &[
+    "__pycache__",
+    ".git",
+    ".pypm",
+    "node_modules",
+    ".venv",
+    "venv",
+];
 
 /// What to watch for a desired state: (directory, recursive).
 pub fn watch_list(d: &Desired) -> Vec<(PathBuf, bool)> {
@@ -60,7 +67,10 @@ pub struct Meaning {
 pub fn classify(d: &Desired, path: &Path) -> Meaning {
     let mut m = Meaning::default();
     if d.config.pypm.watch_config
-        && (path == d.config.path || d.apps.values().any(|s| s.app.env_file.iter().any(|f| f == path)))
+        && (path == d.config.path
+            || d.apps
+                .values()
+                .any(|s| s.app.env_file.iter().any(|f| f == path)))
     {
         m.reload = true;
     }

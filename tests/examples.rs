@@ -17,7 +17,10 @@ fn examples() -> Vec<PathBuf> {
         out.push(p.unwrap_or_else(|e| panic!("{e}")));
     }
     out.sort();
-    assert!(out.len() >= 3, "expected the bundled examples, found {out:?}");
+    assert!(
+        out.len() >= 3,
+        "expected the bundled examples, found {out:?}"
+    );
     out
 }
 
@@ -149,7 +152,10 @@ fn pypm_check_lists_every_error_of_a_broken_copy() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.starts_with("error: `pypm.toml` is invalid (3 errors)"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: `pypm.toml` is invalid (3 errors)"),
+        "{stderr}"
+    );
     for needle in [
         "unknown key `scrip` in app `web`",
         "did you mean `script`?",
@@ -165,15 +171,23 @@ fn pypm_check_lists_every_error_of_a_broken_copy() {
 #[test]
 fn config_discovery_uses_env_then_nearest_parent() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("pypm.toml"), "[apps.a]\ncommand = \"sleep 1\"\n")
-        .unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("other.toml"), "[apps.b]\ncommand = \"sleep 1\"\n[apps.c]\ncommand = \"sleep 1\"\n")
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("pypm.toml"),
+        "[apps.a]\ncommand = \"sleep 1\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("other.toml"),
+        "[apps.b]\ncommand = \"sleep 1\"\n[apps.c]\ncommand = \"sleep 1\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let nested = dir.path().join("x/y");
     std::fs::create_dir_all(&nested).unwrap_or_else(|e| panic!("{e}"));
     let run = |env: Option<&str>| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pypm"));
-        c.arg("check").current_dir(&nested).env_remove("PYPM_CONFIG");
+        c.arg("check")
+            .current_dir(&nested)
+            .env_remove("PYPM_CONFIG");
         if let Some(e) = env {
             c.env("PYPM_CONFIG", e);
         }
@@ -224,13 +238,21 @@ fn pypm_init_writes_a_file_that_checks() {
             .current_dir(dir.path())
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let again = Command::new(env!("CARGO_BIN_EXE_pypm"))
             .arg("init")
             .current_dir(dir.path())
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(again.status.code(), Some(1), "{name}: init must not overwrite");
+        assert_eq!(
+            again.status.code(),
+            Some(1),
+            "{name}: init must not overwrite"
+        );
         let check = Command::new(env!("CARGO_BIN_EXE_pypm"))
             .arg("check")
             .current_dir(dir.path())

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::{Failure, locate};
 use crate::cli::LogsArgs;
-use crate::logs::{FOLLOW_INTERVAL, Follower, Stream, log_file_name, tail, tail_follow, tail_merged};
+use crate::logs::{
+    FOLLOW_INTERVAL, Follower, Stream, log_file_name, tail, tail_follow, tail_merged,
+};
 
 struct Source {
     /// Shown before each line when several instances are shown.
@@ -38,7 +40,8 @@ fn sources(log_dir: &Path, apps: &[(String, u32, bool)]) -> Vec<Source> {
 pub fn logs(config: Option<&Path>, args: &LogsArgs) -> Result<(), Failure> {
     let located = locate(config)?;
     let host: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let cfg = crate::config::load(&located.path, &located.display, &host).map_err(Failure::Config)?;
+    let cfg =
+        crate::config::load(&located.path, &located.display, &host).map_err(Failure::Config)?;
     let apps: Vec<(String, u32, bool)> = match &args.app {
         Some(a) => match cfg.apps.get(a) {
             Some(app) => vec![(a.clone(), app.instances, app.log_timestamps)],

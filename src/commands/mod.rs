@@ -2,11 +2,11 @@
 //! exit code of SPEC §2.
 
 mod check;
-mod logs;
-mod up;
 mod client_cmds;
 mod inspect;
+mod logs;
 mod status;
+mod up;
 
 use std::path::{Path, PathBuf};
 

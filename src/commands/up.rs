@@ -52,7 +52,11 @@ pub fn up(config: Option<&Path>, args: &UpArgs) -> Result<(), Failure> {
                     Failure::Usage(message)
                 });
             }
-            Ok(other) => return Err(Failure::Error(format!("error: unexpected answer {other:?}"))),
+            Ok(other) => {
+                return Err(Failure::Error(format!(
+                    "error: unexpected answer {other:?}"
+                )));
+            }
             Err(e) => return Err(Failure::Error(format!("error: {e}"))),
         }
         return wait_settled(&state_dir, wait, &located.display);
@@ -156,7 +160,11 @@ fn wait_settled(state_dir: &Path, wait: Duration, display: &str) -> Result<(), F
             Duration::from_secs(30),
         ) {
             Ok(Response::Status(s)) => s,
-            Ok(other) => return Err(Failure::Error(format!("error: unexpected answer {other:?}"))),
+            Ok(other) => {
+                return Err(Failure::Error(format!(
+                    "error: unexpected answer {other:?}"
+                )));
+            }
             Err(ClientError::NotRunning) => {
                 return Err(Failure::Error(format!(
                     "error: the supervisor for `{display}` stopped; see `{}`",

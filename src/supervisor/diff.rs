@@ -12,11 +12,20 @@ use crate::resolve::AppSpec;
 /// What to do with one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Start { reason: String },
-    Stop { reason: String },
+    Start {
+        reason: String,
+    },
+    Stop {
+        reason: String,
+    },
     /// Roll every instance (the reason names the changed keys).
-    Restart { reason: String },
-    Scale { from: u32, to: u32 },
+    Restart {
+        reason: String,
+    },
+    Scale {
+        from: u32,
+        to: u32,
+    },
 }
 
 impl Change {
@@ -94,7 +103,10 @@ pub fn changed_keys(old: &AppSpec, new: &AppSpec) -> Vec<String> {
 }
 
 /// Every change, in the new file's order, then removed apps.
-pub fn diff(old: &IndexMap<String, AppSpec>, new: &IndexMap<String, AppSpec>) -> Vec<(String, Change)> {
+pub fn diff(
+    old: &IndexMap<String, AppSpec>,
+    new: &IndexMap<String, AppSpec>,
+) -> Vec<(String, Change)> {
     let mut out = Vec::new();
     for (name, n) in new {
         let Some(o) = old.get(name) else {
@@ -170,7 +182,8 @@ mod tests {
 
     fn specs(src: &str) -> IndexMap<String, AppSpec> {
         let dir = std::env::temp_dir();
-        std::fs::write(dir.join("pypm-diff-test.env"), "FROM_FILE=1\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("pypm-diff-test.env"), "FROM_FILE=1\n")
+            .unwrap_or_else(|e| panic!("{e}"));
         let host = HostEnv::new([("PATH", "/usr/bin:/bin")], None);
         match crate::resolve::from_source(src, &dir.join("pypm.toml"), "pypm.toml", &host) {
             Ok(d) => d.apps,

@@ -106,7 +106,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             StartError::AlreadyRunning(opts.display.clone())
         } else {
-            StartError::Io(format!("cannot bind the control socket in `{}`: {e}", state_dir.display()))
+            StartError::Io(format!(
+                "cannot bind the control socket in `{}`: {e}",
+                state_dir.display()
+            ))
         }
     })?;
     let stopper = server.stopper();
@@ -187,7 +190,6 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     );
     sup.run_loop(&rx, &reaper);
     sup.finish(&stopper);
-    drop(reaper);
     Ok(())
 }
 
@@ -214,10 +216,14 @@ impl Supervisor {
             let now = Instant::now();
             self.fire_timers(now);
             let (actions, wake) = plan::plan(&self.wants, &self.obs, now);
-            let wake = [wake, self.reload_at, self.restart_at.values().min().copied()]
-                .into_iter()
-                .flatten()
-                .min();
+            let wake = [
+                wake,
+                self.reload_at,
+                self.restart_at.values().min().copied(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             if !actions.is_empty() {
                 for a in actions {
                     self.apply(a, now);
@@ -314,7 +320,10 @@ impl Supervisor {
                 None,
                 None,
                 None,
-                format!("disk full writing `{}`; output is held back until space returns", path.display()),
+                format!(
+                    "disk full writing `{}`; output is held back until space returns",
+                    path.display()
+                ),
             ),
             LogNotice::Error { path, message } => self.emit(
                 "log_error",
@@ -330,7 +339,14 @@ impl Supervisor {
         }
     }
 
-    fn emit(&mut self, event: &str, app: Option<&str>, idx: Option<u32>, pid: Option<i32>, detail: String) {
+    fn emit(
+        &mut self,
+        event: &str,
+        app: Option<&str>,
+        idx: Option<u32>,
+        pid: Option<i32>,
+        detail: String,
+    ) {
         self.events
             .append(&EventRecord::new(event, app, idx, pid, detail));
     }
@@ -340,17 +356,20 @@ impl Supervisor {
             return;
         };
         let now = Instant::now();
-        let Some(spec) = self.desired.apps.get(&key.0).cloned().or_else(|| {
-            // The app was removed from the file while it ran: its last spec is gone, so any
-            // exit just stops it.
-            None
-        }) else {
+        let Some(spec) = self.desired.apps.get(&key.0).cloned() else {
+            // The app was removed from the file while it ran: any exit just stops it.
             if let Some(i) = self.obs.instances.get_mut(&key) {
                 i.pid = None;
                 i.state = State::Stopped;
                 i.reason = Some("removed".into());
             }
-            self.emit("exited", Some(&key.0), Some(key.1), Some(e.pid), e.describe());
+            self.emit(
+                "exited",
+                Some(&key.0),
+                Some(key.1),
+                Some(e.pid),
+                e.describe(),
+            );
             self.dirty = true;
             return;
         };
@@ -365,12 +384,19 @@ impl Supervisor {
         state::on_exit(&spec.app, inst, e.code, e.signal, now);
         let (state, reason) = (inst.state, inst.reason.clone().unwrap_or_default());
         if matches!(state, State::Backoff | State::Failed) {
-            inst.history.push_back((std::time::SystemTime::now(), reason.clone()));
+            inst.history
+                .push_back((std::time::SystemTime::now(), reason.clone()));
             if inst.history.len() > 50 {
                 inst.history.pop_front();
             }
         }
-        self.emit("exited", Some(&key.0), Some(key.1), Some(e.pid), e.describe());
+        self.emit(
+            "exited",
+            Some(&key.0),
+            Some(key.1),
+            Some(e.pid),
+            e.describe(),
+        );
         match state {
             State::Backoff => self.emit("restarting", Some(&key.0), Some(key.1), None, reason),
             State::Failed => self.emit("failed", Some(&key.0), Some(key.1), None, reason),
@@ -503,9 +529,10 @@ impl Supervisor {
                 return;
             }
         }
-        let wants_notify = [&spec.app.ready, &spec.app.health]
-            .iter()
-            .any(|p| p.as_ref().is_some_and(|p| p.check == crate::config::ProbeCheck::Notify));
+        let wants_notify = [&spec.app.ready, &spec.app.health].iter().any(|p| {
+            p.as_ref()
+                .is_some_and(|p| p.check == crate::config::ProbeCheck::Notify)
+        });
         let notify = if wants_notify {
             let path = self.state_dir.join(format!("notify.{app}.{idx}.sock"));
             match crate::probes::notify_socket(&path) {
@@ -605,7 +632,13 @@ impl Supervisor {
                     shell_words::join(&spec.argv),
                 );
                 if spec.app.ready.is_none() {
-                    self.emit("ready", Some(app), Some(idx), Some(pid), "no readiness probe".into());
+                    self.emit(
+                        "ready",
+                        Some(app),
+                        Some(idx),
+                        Some(pid),
+                        "no readiness probe".into(),
+                    );
                 }
             }
             Err(e) => {
@@ -619,7 +652,10 @@ impl Supervisor {
     }
 
     /// The app's `listen` sockets, bound now if they are not yet.
-    fn listen_fds(&mut self, app: &crate::config::App) -> Result<Vec<(std::os::fd::RawFd, String)>, String> {
+    fn listen_fds(
+        &mut self,
+        app: &crate::config::App,
+    ) -> Result<Vec<(std::os::fd::RawFd, String)>, String> {
         use std::os::fd::{AsRawFd, OwnedFd};
         let mut out = Vec::new();
         for l in &app.listen {
@@ -700,7 +736,10 @@ impl Supervisor {
                 log::info!("`{}` changed: reloading", self.opts.display);
                 let _ = self.reload();
             } else {
-                log::info!("`{}` is missing or empty (mid-save?): waiting for the next save", self.opts.display);
+                log::info!(
+                    "`{}` is missing or empty (mid-save?): waiting for the next save",
+                    self.opts.display
+                );
             }
         }
         let due: Vec<String> = self
@@ -741,11 +780,14 @@ impl Supervisor {
             crate::probes::Which::Ready => p.interval.min(Duration::from_secs(5)),
             crate::probes::Which::Health => p.timeout,
         };
-        match crate::probes::start(
-            p.check.clone(),
+        let spec = crate::probes::Spec {
+            check: p.check.clone(),
             which,
-            p.interval,
-            attempt,
+            interval: p.interval,
+            attempt_timeout: attempt,
+        };
+        match crate::probes::start(
+            spec,
             target.clone(),
             self.reaper.clone(),
             sock,
@@ -756,7 +798,11 @@ impl Supervisor {
                 .entry((target.app.clone(), target.idx))
                 .or_default()
                 .push(h),
-            Err(e) => log::error!("cannot start a probe for {}.{}: {e}", target.app, target.idx),
+            Err(e) => log::error!(
+                "cannot start a probe for {}.{}: {e}",
+                target.app,
+                target.idx
+            ),
         }
     }
 
@@ -820,7 +866,10 @@ impl Supervisor {
                         Some(&r.app),
                         Some(r.idx),
                         Some(r.pid),
-                        format!("{limit} consecutive health check failures; restarting: {}", r.detail),
+                        format!(
+                            "{limit} consecutive health check failures; restarting: {}",
+                            r.detail
+                        ),
                     );
                 }
             }
@@ -914,7 +963,11 @@ impl Supervisor {
         match self.load_file() {
             Err(e) => {
                 let (summary, _) = e.summary();
-                log::error!("reload: `{}` is invalid, keeping the running apps\n{}", e.file, e.render());
+                log::error!(
+                    "reload: `{}` is invalid, keeping the running apps\n{}",
+                    e.file,
+                    e.render()
+                );
                 self.emit("config_error", None, None, None, summary);
                 let message = format!(
                     "error: `{}` is invalid; nothing was changed\n\n{}",
@@ -990,9 +1043,18 @@ impl Supervisor {
 
     fn finish(self, stopper: &Stopper) {
         let Supervisor {
-            pump, state_dir, mut events, ..
+            pump,
+            state_dir,
+            mut events,
+            ..
         } = self;
-        events.append(&EventRecord::new("stopped", None, None, None, "supervisor stopped"));
+        events.append(&EventRecord::new(
+            "stopped",
+            None,
+            None,
+            None,
+            "supervisor stopped",
+        ));
         let _ = persist::save_state(
             &state_dir,
             &SavedState {

@@ -47,25 +47,45 @@ pub struct Observed {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Start { app: String, idx: u32 },
-    Stop { app: String, idx: u32, intent: StopIntent },
-    Kill { app: String, idx: u32 },
+    Start {
+        app: String,
+        idx: u32,
+    },
+    Stop {
+        app: String,
+        idx: u32,
+        intent: StopIntent,
+    },
+    Kill {
+        app: String,
+        idx: u32,
+    },
     /// Not ready by its deadline: the start failed; kill it (counts toward `max_restarts`).
-    ReadyTimeout { app: String, idx: u32 },
+    ReadyTimeout {
+        app: String,
+        idx: u32,
+    },
     /// Record that the instance waits, and why.
-    Wait { app: String, idx: u32, reason: String },
+    Wait {
+        app: String,
+        idx: u32,
+        reason: String,
+    },
     /// Record a stopped state with a reason (`disabled`).
-    Settle { app: String, idx: u32, reason: String },
+    Settle {
+        app: String,
+        idx: u32,
+        reason: String,
+    },
     /// Drop the record of an instance that is no longer wanted.
-    Forget { app: String, idx: u32 },
+    Forget {
+        app: String,
+        idx: u32,
+    },
 }
 
 /// Whether a dependency's condition holds, and if not, the reason its dependents show.
-pub fn dependency_met(
-    dep: &Want,
-    cond: Condition,
-    obs: &Observed,
-) -> Result<(), String> {
+pub fn dependency_met(dep: &Want, cond: Condition, obs: &Observed) -> Result<(), String> {
     let name = &dep.name;
     if !dep.enabled {
         return Err(format!("waiting for `{name}` (disabled)"));
@@ -168,14 +188,17 @@ pub fn plan(
                     Some(_) if idx >= want.instances => {
                         actions.push(Action::Forget { app: a(), idx })
                     }
-                    Some(i) if !want.enabled && !obs.shutting_down => {
-                        if i.state != State::Stopped || i.reason.as_deref() != Some("disabled") {
-                            actions.push(Action::Settle {
-                                app: a(),
-                                idx,
-                                reason: "disabled".into(),
-                            });
-                        }
+                    Some(i)
+                        if !want.enabled
+                            && !obs.shutting_down
+                            && (i.state != State::Stopped
+                                || i.reason.as_deref() != Some("disabled")) =>
+                    {
+                        actions.push(Action::Settle {
+                            app: a(),
+                            idx,
+                            reason: "disabled".into(),
+                        });
                     }
                     None if !want.enabled && !obs.shutting_down => actions.push(Action::Settle {
                         app: a(),
@@ -236,7 +259,11 @@ pub fn plan(
                         None => actions.push(Action::Start { app: a(), idx }),
                         Some(reason) => {
                             if i.state != State::Waiting || i.reason.as_deref() != Some(&reason) {
-                                actions.push(Action::Wait { app: a(), idx, reason });
+                                actions.push(Action::Wait {
+                                    app: a(),
+                                    idx,
+                                    reason,
+                                });
                             }
                         }
                     }

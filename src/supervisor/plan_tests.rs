@@ -92,7 +92,10 @@ fn starts(actions: &[Action]) -> Vec<String> {
 #[test]
 fn starts_in_dependency_waves() {
     let d = desired(vec![
-        want("web", &[("migrate", Condition::Completed), ("db", Condition::Ready)]),
+        want(
+            "web",
+            &[("migrate", Condition::Completed), ("db", Condition::Ready)],
+        ),
         want("migrate", &[("db", Condition::Started)]),
         want("db", &[]),
         want("worker", &[]),
@@ -118,7 +121,10 @@ fn starts_in_dependency_waves() {
 
 #[test]
 fn failed_dependency_keeps_dependents_waiting() {
-    let d = desired(vec![want("web", &[("db", Condition::Ready)]), want("db", &[])]);
+    let d = desired(vec![
+        want("web", &[("db", Condition::Ready)]),
+        want("db", &[]),
+    ]);
     let now = Instant::now();
     let mut obs = Observed::default();
     let mut pid = 1;
@@ -190,7 +196,13 @@ fn stop_escalates_to_kill_at_the_deadline() {
     assert!(a.is_empty());
     assert_eq!(wake, Some(t0 + Duration::from_secs(10)));
     let (a, _) = plan(&d, &obs, t0 + Duration::from_secs(10));
-    assert_eq!(a, vec![Action::Kill { app: "a".into(), idx: 0 }]);
+    assert_eq!(
+        a,
+        vec![Action::Kill {
+            app: "a".into(),
+            idx: 0
+        }]
+    );
 }
 
 #[test]
@@ -208,7 +220,13 @@ fn readiness_deadline_fails_the_start() {
     assert!(a.is_empty());
     assert_eq!(wake, Some(t0 + Duration::from_secs(60)));
     let (a, _) = plan(&d, &obs, t0 + Duration::from_secs(60));
-    assert_eq!(a, vec![Action::ReadyTimeout { app: "a".into(), idx: 0 }]);
+    assert_eq!(
+        a,
+        vec![Action::ReadyTimeout {
+            app: "a".into(),
+            idx: 0
+        }]
+    );
 }
 
 #[test]
@@ -327,7 +345,8 @@ fn arb_world() -> impl Strategy<Value = (IndexMap<String, Want>, Observed)> {
                 .iter()
                 .filter(|(j, _)| *j < i)
                 .map(|(j, c)| {
-                    let cond = [Condition::Started, Condition::Ready, Condition::Completed][*c as usize];
+                    let cond =
+                        [Condition::Started, Condition::Ready, Condition::Completed][*c as usize];
                     (names[*j].clone(), cond)
                 })
                 .collect::<Vec<_>>();

@@ -36,27 +36,32 @@ impl Supervisor {
                 keys.push((a.clone(), *idx, 1));
             }
         }
-        let roots: Vec<i32> = self
-            .obs
-            .instances
-            .values()
-            .filter_map(|i| i.pid)
-            .collect();
+        let roots: Vec<i32> = self.obs.instances.values().filter_map(|i| i.pid).collect();
         let usage = crate::process::sample(&roots);
         let now = Instant::now();
         let mut rows = Vec::with_capacity(keys.len());
         for (name, idx, count) in keys {
             let fresh = Instance::new(&name, idx);
-            let i = self.obs.instances.get(&(name.clone(), idx)).unwrap_or(&fresh);
+            let i = self
+                .obs
+                .instances
+                .get(&(name.clone(), idx))
+                .unwrap_or(&fresh);
             let u = i.pid.and_then(|p| usage.get(&p));
             let cpu_percent = match (i.pid, u) {
                 (Some(pid), Some(u)) => {
-                    let prev = self.cpu_prev.get(&pid).copied().or_else(|| {
-                        i.started_at.map(|s| (0.0, s))
-                    });
+                    let prev = self
+                        .cpu_prev
+                        .get(&pid)
+                        .copied()
+                        .or_else(|| i.started_at.map(|s| (0.0, s)));
                     self.cpu_prev.insert(pid, (u.cpu_seconds, now));
                     prev.map(|(c, t)| {
-                        crate::process::cpu_percent(c, u.cpu_seconds, now.saturating_duration_since(t))
+                        crate::process::cpu_percent(
+                            c,
+                            u.cpu_seconds,
+                            now.saturating_duration_since(t),
+                        )
                     })
                 }
                 _ => None,

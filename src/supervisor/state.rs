@@ -141,10 +141,38 @@ pub fn backoff_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
 /// A signal name for messages (`SIGKILL`).
 pub fn signal_name(sig: i32) -> String {
     const NAMES: &[&str] = &[
-        "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
-        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     NAMES
         .get(sig as usize)
@@ -161,7 +189,13 @@ fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
 }
 
 /// Applies a child's exit to its instance (SPEC §8 "Failures and restarts").
-pub fn on_exit(app: &App, inst: &mut Instance, code: Option<i32>, signal: Option<i32>, now: Instant) {
+pub fn on_exit(
+    app: &App,
+    inst: &mut Instance,
+    code: Option<i32>,
+    signal: Option<i32>,
+    now: Instant,
+) {
     let uptime = inst.started_at.map(|s| now.saturating_duration_since(s));
     let intent = inst.stop_intent.take();
     let forced = inst.fail_reason.take();
@@ -315,7 +349,10 @@ mod tests {
         on_exit(&a, &mut i, Some(1), None, now + Duration::from_millis(5));
         assert_eq!(i.state, State::Failed);
         assert!(
-            i.reason.as_deref().unwrap_or("").contains("gave up after 3 restarts"),
+            i.reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("gave up after 3 restarts"),
             "{:?}",
             i.reason
         );
@@ -364,7 +401,10 @@ mod tests {
         let mut i = Instance::new("a", 0);
         running(&mut i, t0);
         on_exit(&a, &mut i, Some(0), None, later);
-        assert_eq!((i.state, i.reason.as_deref()), (State::Stopped, Some("exited 0")));
+        assert_eq!(
+            (i.state, i.reason.as_deref()),
+            (State::Stopped, Some("exited 0"))
+        );
         // A task that exits 0 is completed, however quickly; one that fails under `never` is
         // failed.
         a.kind = Kind::Task;
@@ -374,7 +414,10 @@ mod tests {
         assert_eq!(i.state, State::Completed);
         running(&mut i, t0);
         on_exit(&a, &mut i, Some(2), None, later);
-        assert_eq!((i.state, i.reason.as_deref()), (State::Failed, Some("exited 2")));
+        assert_eq!(
+            (i.state, i.reason.as_deref()),
+            (State::Failed, Some("exited 2"))
+        );
         // Death by a signal pypm did not send is a failure; success codes are honoured.
         a.kind = Kind::Service;
         a.restart = RestartPolicy::OnFailure;
