@@ -230,7 +230,8 @@ impl Supervisor {
                 }
                 continue;
             }
-            if self.obs.shutting_down && !self.obs.instances.values().any(Instance::is_live) {
+            if self.obs.shutting_down && !self.obs.instances.values().any(Instance::has_any_process)
+            {
                 return;
             }
             if self.dirty {
@@ -305,6 +306,11 @@ impl Supervisor {
             if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
                 let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
             }
+            if let Some(o) = &i.old
+                && let Some(st) = o.start_ticks
+            {
+                let _ = process::signal_group_checked(o.pid, st, Signal::SIGKILL);
+            }
         }
         for i in self.obs.instances.values_mut() {
             i.pid = None;
@@ -373,7 +379,52 @@ impl Supervisor {
             self.dirty = true;
             return;
         };
+        // The old process of a roll exited (we stopped it, or it died on its own).
+        if let Some(i) = self.obs.instances.get_mut(&key)
+            && i.old.as_ref().is_some_and(|o| o.pid == e.pid)
+        {
+            if let Some(o) = i.old.take()
+                && let Some(st) = o.start_ticks
+            {
+                let _ = process::signal_group_checked(e.pid, st, Signal::SIGKILL);
+            }
+            self.emit(
+                "exited",
+                Some(&key.0),
+                Some(key.1),
+                Some(e.pid),
+                e.describe(),
+            );
+            self.emit(
+                "stopped",
+                Some(&key.0),
+                Some(key.1),
+                Some(e.pid),
+                "replaced".into(),
+            );
+            self.dirty = true;
+            return;
+        }
         self.probes.remove(&key);
+        // The replacement died before it was ready: keep the old process.
+        if let Some(i) = self.obs.instances.get(&key)
+            && i.old.as_ref().is_some_and(|o| !o.stopping)
+        {
+            if let Some(st) = i.start_ticks {
+                let _ = process::signal_group_checked(e.pid, st, Signal::SIGKILL);
+            }
+            let why = i.fail_reason.clone().unwrap_or_else(|| e.describe());
+            self.emit(
+                "exited",
+                Some(&key.0),
+                Some(key.1),
+                Some(e.pid),
+                e.describe(),
+            );
+            self.keep_old(&key, &why);
+            self.dirty = true;
+            return;
+        }
         let Some(inst) = self.obs.instances.get_mut(&key) else {
             return;
         };
@@ -466,6 +517,69 @@ impl Supervisor {
                     }
                 }
             }
+            Action::Replace { app, idx } => {
+                let key = (app.clone(), idx);
+                if let Some(i) = self.obs.instances.get_mut(&key)
+                    && let Some(pid) = i.pid.take()
+                {
+                    i.old = Some(state::OldProcess {
+                        pid,
+                        start_ticks: i.start_ticks.take(),
+                        started_at: i.started_at,
+                        started_wall: i.started_wall,
+                        stopping: false,
+                        kill_at: None,
+                    });
+                    log::info!("rolling {app}.{idx}: starting a replacement for pid {pid}");
+                }
+                self.start(&app, idx, now);
+                // The replacement could not even be spawned: keep the old process.
+                if let Some(i) = self.obs.instances.get_mut(&key)
+                    && i.pid.is_none()
+                {
+                    let reason = i.reason.clone().unwrap_or_default();
+                    self.keep_old(&key, &reason);
+                }
+            }
+            Action::StopOld { app, idx } => {
+                let (timeout, sig) = self.stop_params(&app);
+                if let Some(o) = self
+                    .obs
+                    .instances
+                    .get_mut(&(app.clone(), idx))
+                    .and_then(|i| i.old.as_mut())
+                {
+                    o.stopping = true;
+                    o.kill_at = Some(now + timeout);
+                    log::info!(
+                        "rolling {app}.{idx}: replacement ready, stopping old pid {}",
+                        o.pid
+                    );
+                    let gone = o.start_ticks.is_none_or(|st| {
+                        !process::signal_group_checked(o.pid, st, sig).unwrap_or(false)
+                    });
+                    if gone {
+                        o.kill_at = Some(now);
+                    }
+                }
+            }
+            Action::KillOld { app, idx } => {
+                if let Some(o) = self
+                    .obs
+                    .instances
+                    .get_mut(&(app.clone(), idx))
+                    .and_then(|i| i.old.as_mut())
+                {
+                    o.kill_at = None;
+                    if let Some(st) = o.start_ticks {
+                        log::warn!(
+                            "{app}.{idx}: old pid {} did not stop in time: SIGKILL",
+                            o.pid
+                        );
+                        let _ = process::signal_group_checked(o.pid, st, Signal::SIGKILL);
+                    }
+                }
+            }
             Action::Wait { app, idx, reason } => {
                 let i = self.instance_mut(&app, idx);
                 i.state = State::Waiting;
@@ -480,6 +594,47 @@ impl Supervisor {
                 self.obs.instances.shift_remove(&(app, idx));
             }
         }
+    }
+
+    fn stop_params(&self, app: &str) -> (Duration, Signal) {
+        let spec = self.desired.apps.get(app);
+        let timeout = spec.map_or(Duration::from_secs(10), |s| s.app.stop_timeout);
+        let sig = spec
+            .and_then(|s| process::parse_signal(&s.app.stop_signal).ok())
+            .unwrap_or(Signal::SIGTERM);
+        (timeout, sig)
+    }
+
+    /// A replacement failed before it was ready: the old process stays the instance's process,
+    /// and the app's roll stops here.
+    fn keep_old(&mut self, key: &(String, u32), why: &str) {
+        let Some(i) = self.obs.instances.get_mut(key) else {
+            return;
+        };
+        let Some(o) = i.old.take() else {
+            return;
+        };
+        i.pid = Some(o.pid);
+        i.start_ticks = o.start_ticks;
+        i.started_at = o.started_at;
+        i.started_wall = o.started_wall;
+        i.state = State::Running;
+        i.ready = true;
+        i.ready_deadline = None;
+        i.reason = Some(format!("roll stopped: the replacement failed ({why})"));
+        let pid = o.pid;
+        for ((a, _), x) in self.obs.instances.iter_mut() {
+            if *a == key.0 {
+                x.roll_requested = false;
+            }
+        }
+        self.emit(
+            "failed",
+            Some(&key.0),
+            Some(key.1),
+            None,
+            format!("replacement did not become ready ({why}); keeping pid {pid}"),
+        );
     }
 
     fn instance_mut(&mut self, app: &str, idx: u32) -> &mut Instance {
@@ -1026,13 +1181,24 @@ impl Supervisor {
                 .obs
                 .instances
                 .values()
-                .map(|i| SavedInstance {
-                    app: i.app.clone(),
-                    instance: i.idx,
-                    state: i.state.as_str().into(),
-                    pid: i.pid,
-                    start_time: i.start_ticks,
-                    restarts: i.restarts,
+                .flat_map(|i| {
+                    let old = i.old.as_ref().map(|o| SavedInstance {
+                        app: i.app.clone(),
+                        instance: i.idx,
+                        state: "replaced".into(),
+                        pid: Some(o.pid),
+                        start_time: o.start_ticks,
+                        restarts: i.restarts,
+                    });
+                    std::iter::once(SavedInstance {
+                        app: i.app.clone(),
+                        instance: i.idx,
+                        state: i.state.as_str().into(),
+                        pid: i.pid,
+                        start_time: i.start_ticks,
+                        restarts: i.restarts,
+                    })
+                    .chain(old)
                 })
                 .collect(),
         };

@@ -21,6 +21,12 @@ pub struct Want {
     pub instances: u32,
     pub depends_on: Vec<(String, Condition)>,
     pub stop_timeout: Duration,
+    /// Roll by starting a replacement before stopping the old process (the app shares `listen`
+    /// sockets or has several instances); otherwise stop, then start.
+    pub surge: bool,
+    /// Without a readiness probe, a replacement counts as ready after this long.
+    pub min_uptime: Duration,
+    pub has_ready_probe: bool,
 }
 
 impl Want {
@@ -32,6 +38,9 @@ impl Want {
             instances: a.instances,
             depends_on: a.depends_on.clone(),
             stop_timeout: a.stop_timeout,
+            surge: !a.listen.is_empty() || a.instances > 1,
+            min_uptime: a.min_uptime,
+            has_ready_probe: a.ready.is_some(),
         }
     }
 }
@@ -62,6 +71,20 @@ pub enum Action {
     },
     /// Not ready by its deadline: the start failed; kill it (counts toward `max_restarts`).
     ReadyTimeout {
+        app: String,
+        idx: u32,
+    },
+    /// Zero-downtime roll: start a replacement while the current process keeps serving.
+    Replace {
+        app: String,
+        idx: u32,
+    },
+    /// The replacement is ready (or the instance is no longer wanted): stop the old process.
+    StopOld {
+        app: String,
+        idx: u32,
+    },
+    KillOld {
         app: String,
         idx: u32,
     },
@@ -162,6 +185,28 @@ pub fn plan(
             let wanted = !obs.shutting_down && want.enabled && idx < want.instances;
 
             if let Some(i) = inst
+                && let Some(o) = &i.old
+            {
+                let replacement_ready = i.state == State::Running
+                    && i.ready
+                    && (want.has_ready_probe
+                        || i.started_at.is_none_or(|s| now >= s + want.min_uptime));
+                if o.stopping {
+                    match o.kill_at {
+                        Some(t) if t <= now => actions.push(Action::KillOld { app: a(), idx }),
+                        Some(t) => wake_at(t),
+                        None => {}
+                    }
+                } else if replacement_ready || !wanted {
+                    actions.push(Action::StopOld { app: a(), idx });
+                } else if i.state == State::Running
+                    && let Some(s) = i.started_at
+                {
+                    wake_at(s + want.min_uptime);
+                }
+            }
+
+            if let Some(i) = inst
                 && i.state == State::Stopping
             {
                 match i.kill_at {
@@ -221,12 +266,16 @@ pub fn plan(
             if i.roll_requested && active_roll == Some(idx) {
                 if !i.is_live() {
                     actions.push(Action::Start { app: a(), idx });
-                } else if !rolling_busy_except(obs, name, idx) {
-                    actions.push(Action::Stop {
-                        app: a(),
-                        idx,
-                        intent: StopIntent::Restart,
-                    });
+                } else if !rolling_busy_except(obs, name, idx) && i.old.is_none() {
+                    if want.surge && i.state == State::Running {
+                        actions.push(Action::Replace { app: a(), idx });
+                    } else {
+                        actions.push(Action::Stop {
+                            app: a(),
+                            idx,
+                            intent: StopIntent::Restart,
+                        });
+                    }
                 }
                 continue;
             }
@@ -302,10 +351,12 @@ pub fn plan(
     (actions, wake)
 }
 
-/// Another instance of the app is starting or stopping: a roll waits for it.
+/// Another instance of the app is starting, stopping or being replaced: a roll waits for it.
 fn rolling_busy_except(obs: &Observed, app: &str, idx: u32) -> bool {
     obs.instances.iter().any(|((a, i), x)| {
-        a == app && *i != idx && (x.state == State::Starting || x.state == State::Stopping)
+        a == app
+            && *i != idx
+            && (x.state == State::Starting || x.state == State::Stopping || x.old.is_some())
     })
 }
 

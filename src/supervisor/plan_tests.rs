@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::supervisor::state::OldProcess;
 
 fn want(name: &str, deps: &[(&str, Condition)]) -> Want {
     Want {
@@ -13,6 +14,9 @@ fn want(name: &str, deps: &[(&str, Condition)]) -> Want {
         instances: 1,
         depends_on: deps.iter().map(|(d, c)| (d.to_string(), *c)).collect(),
         stop_timeout: Duration::from_secs(10),
+        surge: false,
+        min_uptime: Duration::from_secs(1),
+        has_ready_probe: false,
     }
 }
 
@@ -64,6 +68,43 @@ fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i3
             }
             Action::Forget { app, idx } => {
                 obs.instances.shift_remove(&(app.clone(), *idx));
+            }
+            Action::Replace { app, idx } => {
+                if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
+                    i.old = Some(OldProcess {
+                        pid: i.pid.unwrap_or(0),
+                        start_ticks: None,
+                        started_at: i.started_at,
+                        started_wall: None,
+                        stopping: false,
+                        kill_at: None,
+                    });
+                    *next_pid += 1;
+                    i.pid = Some(*next_pid);
+                    i.state = State::Starting;
+                    i.ready = false;
+                    i.roll_requested = false;
+                    i.started_at = Some(now);
+                }
+            }
+            Action::StopOld { app, idx } => {
+                if let Some(o) = obs
+                    .instances
+                    .get_mut(&(app.clone(), *idx))
+                    .and_then(|i| i.old.as_mut())
+                {
+                    o.stopping = true;
+                    o.kill_at = Some(now + Duration::from_secs(10));
+                }
+            }
+            Action::KillOld { app, idx } => {
+                if let Some(o) = obs
+                    .instances
+                    .get_mut(&(app.clone(), *idx))
+                    .and_then(|i| i.old.as_mut())
+                {
+                    o.kill_at = None;
+                }
             }
         }
     }
@@ -330,6 +371,94 @@ fn roll_replaces_one_instance_at_a_time() {
     }
     assert_eq!(stops, vec![0, 1, 2]);
     assert!(obs.instances.values().all(|i| i.state == State::Running));
+}
+
+#[test]
+fn surge_roll_starts_the_replacement_before_stopping_the_old() {
+    let mut w = want("a", &[]);
+    w.instances = 2;
+    w.surge = true;
+    w.has_ready_probe = true;
+    let d = desired(vec![w]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    let mut pid = 1;
+    let (a, _) = plan(&d, &obs, now);
+    apply(&mut obs, &a, now, &mut pid);
+    for i in obs.instances.values_mut() {
+        i.roll_requested = true;
+    }
+    let key0 = ("a".to_string(), 0);
+    // Instance 0: replacement first; nothing is stopped while it is not ready.
+    let (a, _) = plan(&d, &obs, now);
+    assert_eq!(
+        a,
+        vec![Action::Replace {
+            app: "a".into(),
+            idx: 0
+        }]
+    );
+    apply(&mut obs, &a, now, &mut pid);
+    let (a, _) = plan(&d, &obs, now);
+    assert!(a.is_empty(), "{a:?}");
+    // Ready: the old process of instance 0 is stopped; instance 1 waits for that.
+    if let Some(i) = obs.instances.get_mut(&key0) {
+        i.state = State::Running;
+        i.ready = true;
+    }
+    let (a, _) = plan(&d, &obs, now);
+    assert_eq!(
+        a,
+        vec![Action::StopOld {
+            app: "a".into(),
+            idx: 0
+        }]
+    );
+    apply(&mut obs, &a, now, &mut pid);
+    assert!(plan(&d, &obs, now).0.is_empty());
+    if let Some(i) = obs.instances.get_mut(&key0) {
+        i.old = None;
+    }
+    let (a, _) = plan(&d, &obs, now);
+    assert_eq!(
+        a,
+        vec![Action::Replace {
+            app: "a".into(),
+            idx: 1
+        }]
+    );
+}
+
+#[test]
+fn surge_without_probe_waits_min_uptime() {
+    let mut w = want("a", &[]);
+    w.surge = true;
+    let d = desired(vec![w]);
+    let t0 = Instant::now();
+    let mut obs = Observed::default();
+    let mut pid = 1;
+    let (a, _) = plan(&d, &obs, t0);
+    apply(&mut obs, &a, t0, &mut pid);
+    if let Some(i) = obs.instances.get_mut(&("a".to_string(), 0)) {
+        i.roll_requested = true;
+    }
+    let (a, _) = plan(&d, &obs, t0);
+    apply(&mut obs, &a, t0, &mut pid);
+    if let Some(i) = obs.instances.get_mut(&("a".to_string(), 0)) {
+        i.state = State::Running;
+        i.ready = true;
+    }
+    let (a, wake) = plan(&d, &obs, t0);
+    assert!(a.is_empty());
+    assert_eq!(wake, Some(t0 + Duration::from_secs(1)));
+    let (a, _) = plan(&d, &obs, t0 + Duration::from_secs(1));
+    assert_eq!(
+        a,
+        vec![Action::StopOld {
+            app: "a".into(),
+            idx: 0
+        }]
+    );
 }
 
 fn arb_world() -> impl Strategy<Value = (IndexMap<String, Want>, Observed)> {

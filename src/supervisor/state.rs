@@ -52,6 +52,19 @@ pub struct ExitInfo {
     pub at: SystemTime,
 }
 
+/// The process an instance had before a roll started its replacement: kept running until the
+/// replacement is ready, then stopped (zero-downtime roll).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OldProcess {
+    pub pid: i32,
+    pub start_ticks: Option<u64>,
+    pub started_at: Option<Instant>,
+    pub started_wall: Option<SystemTime>,
+    /// The stop signal was sent; SIGKILL at `kill_at`.
+    pub stopping: bool,
+    pub kill_at: Option<Instant>,
+}
+
 /// One instance of an app.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -87,6 +100,8 @@ pub struct Instance {
     pub health_failures: u32,
     /// Why pypm killed it, when that kill is itself a failure (readiness timeout).
     pub fail_reason: Option<String>,
+    /// During a zero-downtime roll: the process being replaced.
+    pub old: Option<OldProcess>,
 }
 
 impl Instance {
@@ -114,12 +129,18 @@ impl Instance {
             ready_deadline: None,
             health_failures: 0,
             fail_reason: None,
+            old: None,
         }
     }
 
     /// Has a process (which may be on its way out).
     pub fn is_live(&self) -> bool {
         self.pid.is_some()
+    }
+
+    /// Has a process, or an old one being replaced.
+    pub fn has_any_process(&self) -> bool {
+        self.pid.is_some() || self.old.is_some()
     }
 
     /// `api` or `api.2`.
