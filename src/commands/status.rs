@@ -29,7 +29,7 @@ pub fn status(config: Option<&Path>, app: Option<String>, json: bool) -> Result<
 }
 
 fn fetch(t: &Target, app: Option<String>) -> Result<StatusReport, Failure> {
-    match ask(t, Request::Status { app }, QUICK)? {
+    match ask(t, Request::Status { app, light: false }, QUICK)? {
         Response::Status(r) => Ok(r),
         other => Err(unexpected("status", &other)),
     }

@@ -156,7 +156,10 @@ fn wait_settled(state_dir: &Path, wait: Duration, display: &str) -> Result<(), F
     let report = loop {
         let report = match client::request(
             state_dir,
-            Request::Status { app: None },
+            Request::Status {
+                app: None,
+                light: true,
+            },
             Duration::from_secs(30),
         ) {
             Ok(Response::Status(s)) => s,

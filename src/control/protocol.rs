@@ -19,8 +19,13 @@ pub struct RequestFrame {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    /// Status of every instance (or one app's).
-    Status { app: Option<String> },
+    /// Status of every instance (or one app's). `light` skips CPU and memory sampling (for
+    /// callers that only wait on states, like `up -d`).
+    Status {
+        app: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        light: bool,
+    },
     /// One app's resolved spec and instances.
     Inspect { app: String },
     /// Roll an app's instances (or every app's).
@@ -150,6 +155,7 @@ mod tests {
             v: VERSION,
             request: Request::Status {
                 app: Some("api".into()),
+                light: false,
             },
         };
         let text = serde_json::to_string(&f).unwrap_or_default();

@@ -19,7 +19,7 @@ fn fake_handler(req: Request) -> Response {
             pid: 42,
             config_file: "pypm.toml".into(),
         },
-        Request::Status { app } => Response::Status(StatusReport {
+        Request::Status { app, .. } => Response::Status(StatusReport {
             config_file: format!("for {}", app.unwrap_or_default()),
             config_error: None,
             instances: vec![],
@@ -111,6 +111,7 @@ fn socket_is_private_and_answers() {
         &state,
         Request::Status {
             app: Some("api".into()),
+            light: false,
         },
         T,
     );

@@ -120,11 +120,44 @@ pub(super) fn finish_spawn(pid: i32, watcher: Option<Watcher>, ok: bool) {
     }
 }
 
+/// Before a child is reaped, whatever is left in its process group (it leads one: every child is
+/// spawned with `setsid`) is SIGKILLed: no grandchild outlives its app. This happens while the
+/// exited child is still a zombie, so its pid — and with it the group id — cannot have been reused:
+/// the signal can only reach processes of that app. Cheap: no scan of `/proc`.
+#[cfg(not(target_os = "linux"))]
+fn kill_group_of_next_exited() {}
+
+#[cfg(target_os = "linux")]
+fn kill_group_of_next_exited() {
+    // SAFETY: a zeroed siginfo_t is a valid out-parameter; WNOHANG | WNOWAIT neither blocks nor
+    // reaps.
+    let pid = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        if libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) != 0
+        {
+            return;
+        }
+        info.si_pid()
+    };
+    // SAFETY: plain syscalls on a pid that is our unreaped child.
+    unsafe {
+        if pid > 1 && libc::getpgid(pid) == pid {
+            libc::killpg(pid, libc::SIGKILL);
+        }
+    }
+}
+
 fn reap_all() {
     let mut unwatched = Vec::new();
     let on_exit = {
         let mut reg = lock();
         loop {
+            kill_group_of_next_exited();
             let mut status = 0;
             // SAFETY: status is a local; WNOHANG never blocks.
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };

@@ -383,11 +383,7 @@ impl Supervisor {
         if let Some(i) = self.obs.instances.get_mut(&key)
             && i.old.as_ref().is_some_and(|o| o.pid == e.pid)
         {
-            if let Some(o) = i.old.take()
-                && let Some(st) = o.start_ticks
-            {
-                let _ = process::signal_group_checked(e.pid, st, Signal::SIGKILL);
-            }
+            i.old = None;
             self.emit(
                 "exited",
                 Some(&key.0),
@@ -410,9 +406,6 @@ impl Supervisor {
         if let Some(i) = self.obs.instances.get(&key)
             && i.old.as_ref().is_some_and(|o| !o.stopping)
         {
-            if let Some(st) = i.start_ticks {
-                let _ = process::signal_group_checked(e.pid, st, Signal::SIGKILL);
-            }
             let why = i.fail_reason.clone().unwrap_or_else(|| e.describe());
             self.emit(
                 "exited",
@@ -428,10 +421,8 @@ impl Supervisor {
         let Some(inst) = self.obs.instances.get_mut(&key) else {
             return;
         };
-        // Whatever the app left in its process group dies with it.
-        if let Some(start) = inst.start_ticks {
-            let _ = process::signal_group_checked(e.pid, start, Signal::SIGKILL);
-        }
+        // Whatever the app left in its process group was killed by the reaper before it reaped
+        // the app's process (`process::Reaper`).
         state::on_exit(&spec.app, inst, e.code, e.signal, now);
         let (state, reason) = (inst.state, inst.reason.clone().unwrap_or_default());
         if matches!(state, State::Backoff | State::Failed) {
@@ -1037,9 +1028,9 @@ impl Supervisor {
                 pid: std::process::id(),
                 config_file: self.opts.config_path.display().to_string(),
             },
-            Request::Status { app } => match self.check_app(app.as_deref()) {
+            Request::Status { app, light } => match self.check_app(app.as_deref()) {
                 Some(err) => err,
-                None => Response::Status(self.status(app.as_deref())),
+                None => Response::Status(self.status(app.as_deref(), light)),
             },
             Request::Inspect { app } => match self.check_app(Some(&app)) {
                 Some(err) => err,
@@ -1115,6 +1106,16 @@ impl Supervisor {
 
     /// Reads the file and applies the difference; an invalid file changes nothing.
     fn reload(&mut self) -> Response {
+        let began = Instant::now();
+        let resp = self.reload_inner();
+        log::info!(
+            "reload took {:.1} ms",
+            began.elapsed().as_secs_f64() * 1000.0
+        );
+        resp
+    }
+
+    fn reload_inner(&mut self) -> Response {
         match self.load_file() {
             Err(e) => {
                 let (summary, _) = e.summary();

@@ -12,7 +12,7 @@ use crate::logs::format_rfc3339_millis;
 use crate::resolve::masked;
 
 impl Supervisor {
-    fn rows(&mut self, app: Option<&str>) -> Vec<Row> {
+    fn rows(&mut self, app: Option<&str>, sample: bool) -> Vec<Row> {
         let mut keys: Vec<(String, u32, u32)> = Vec::new();
         for (name, want) in &self.wants {
             if app.is_some_and(|a| a != name) {
@@ -37,7 +37,11 @@ impl Supervisor {
             }
         }
         let roots: Vec<i32> = self.obs.instances.values().filter_map(|i| i.pid).collect();
-        let usage = crate::process::sample(&roots);
+        let usage = if sample {
+            crate::process::sample(&roots)
+        } else {
+            Default::default()
+        };
         let now = Instant::now();
         let mut rows = Vec::with_capacity(keys.len());
         for (name, idx, count) in keys {
@@ -89,11 +93,13 @@ impl Supervisor {
             });
         }
         // Forget CPU samples of processes that are gone.
-        self.cpu_prev.retain(|pid, _| roots.contains(pid));
+        if sample {
+            self.cpu_prev.retain(|pid, _| roots.contains(pid));
+        }
         rows
     }
 
-    pub(super) fn status(&mut self, app: Option<&str>) -> StatusReport {
+    pub(super) fn status(&mut self, app: Option<&str>, light: bool) -> StatusReport {
         StatusReport {
             config_file: self.opts.config_path.display().to_string(),
             config_error: self.config_error.as_ref().map(|e| {
@@ -104,12 +110,12 @@ impl Supervisor {
                     column: pos.map(|p| p.1),
                 }
             }),
-            instances: self.rows(app),
+            instances: self.rows(app, !light),
         }
     }
 
     pub(super) fn inspect(&mut self, app: &str) -> InspectReport {
-        let instances = self.rows(Some(app));
+        let instances = self.rows(Some(app), true);
         let Some(spec) = self.desired.apps.get(app) else {
             return InspectReport {
                 app: app.into(),
