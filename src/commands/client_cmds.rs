@@ -141,13 +141,7 @@ fn read_pid_file(state_dir: &Path) -> Option<u32> {
 }
 
 fn pid_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(e) => e == nix::errno::Errno::EPERM,
-    }
+    i32::try_from(pid).is_ok_and(crate::process::is_alive)
 }
 
 pub fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {

@@ -88,11 +88,13 @@ fn decode(line: &[u8]) -> Result<Response, ClientError> {
     }
 }
 
-/// Whether something answers on the control socket of `state_dir`.
+/// Whether a supervisor answers on the control socket of `state_dir`. Only a real answer
+/// counts: a socket still held by a supervisor that is dying accepts connections but never
+/// answers.
 pub fn is_running(state_dir: &Path) -> bool {
-    !matches!(
+    matches!(
         request(state_dir, Request::Ping, Duration::from_secs(2)),
-        Err(ClientError::NotRunning)
+        Ok(Response::Pong { .. })
     )
 }
 

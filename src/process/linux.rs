@@ -11,6 +11,7 @@ use super::Usage;
 const NSIG: libc::c_int = 65;
 
 /// Lists the open descriptors of the calling process.
+#[allow(dead_code)] // listed only where close_range is missing
 pub(super) const FD_DIR: &str = "/proc/self/fd";
 
 /// After fork: make the kernel SIGKILL the child when the forking *thread* exits, and catch the

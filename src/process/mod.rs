@@ -46,7 +46,7 @@ pub use signal::{
     ParseSignalError, Signal, is_same_process, kill_tree_leftovers, parse_signal, proc_start_time,
     signal_checked, signal_group, signal_group_checked, signal_name, signal_pid,
 };
-pub use spawn::{Child, SpawnError, SpawnSpec, spawn};
+pub use spawn::{Child, SpawnError, SpawnSpec, spawn, spawn_batch};
 
 /// Resource usage of one process tree (or of the supervisor itself, see [`own_usage`]).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -130,5 +130,27 @@ mod tests {
     fn errno_text_is_lowercase() {
         assert_eq!(errno_text(libc::EACCES), "permission denied");
         assert_eq!(errno_text(libc::ENOENT), "no such file or directory");
+    }
+}
+
+/// Whether `pid` is a running process; a zombie (exited, not yet reaped by its parent) is not.
+pub fn is_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state != 'Z' && state != 'X')
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(()) => true,
+            Err(e) => e == nix::errno::Errno::EPERM,
+        }
     }
 }

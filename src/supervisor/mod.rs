@@ -43,6 +43,16 @@ pub enum Event {
     FileChanged(PathBuf),
 }
 
+/// An instance about to be spawned (see `Supervisor::start_batch`).
+struct PreparedStart {
+    app: String,
+    idx: u32,
+    spec: resolve::AppSpec,
+    sp: SpawnSpec,
+    notify: Option<std::os::unix::net::UnixDatagram>,
+    roll: bool,
+}
+
 /// How the supervisor was started.
 pub struct Options {
     pub config_path: PathBuf,
@@ -225,9 +235,22 @@ impl Supervisor {
             .flatten()
             .min();
             if !actions.is_empty() {
+                let n = actions.len();
+                let mut starts = Vec::new();
                 for a in actions {
-                    self.apply(a, now);
+                    match a {
+                        Action::Start { app, idx } => starts.push((app, idx)),
+                        other => self.apply(other, now),
+                    }
                 }
+                if !starts.is_empty() {
+                    self.dirty = true;
+                    self.start_batch(&starts, now);
+                }
+                log::debug!(
+                    "planned and applied {n} actions in {:.2} ms",
+                    now.elapsed().as_secs_f64() * 1000.0
+                );
                 continue;
             }
             if self.obs.shutting_down && !self.obs.instances.values().any(Instance::has_any_process)
@@ -636,11 +659,27 @@ impl Supervisor {
     }
 
     fn start(&mut self, app: &str, idx: u32, now: Instant) {
-        let Some(spec) = self.desired.apps.get(app).cloned() else {
-            return;
-        };
-        let log_dir = self.desired.config.pypm.log_dir.clone();
-        let multi = spec.app.instances > 1;
+        self.start_batch(&[(app.to_string(), idx)], now);
+    }
+
+    /// Starts several instances: all are forked first, then each exec's outcome is collected, so
+    /// a wave of apps starts in parallel.
+    fn start_batch(&mut self, which: &[(String, u32)], now: Instant) {
+        let mut prepared = Vec::with_capacity(which.len());
+        for (app, idx) in which {
+            if let Some(p) = self.prepare_start(app, *idx) {
+                prepared.push(p);
+            }
+        }
+        let specs: Vec<SpawnSpec> = prepared.iter().map(|p| p.sp.clone()).collect();
+        let results = process::spawn_batch(&specs);
+        for (p, result) in prepared.into_iter().zip(results) {
+            self.finish_start(p, result, now);
+        }
+    }
+
+    fn prepare_start(&mut self, app: &str, idx: u32) -> Option<PreparedStart> {
+        let spec = self.desired.apps.get(app).cloned()?;
         let mut environ = spec.environ.clone();
         environ.push(("PYPM_INSTANCE".into(), idx.to_string()));
         let program = spec.argv.first().cloned().unwrap_or_default();
@@ -672,7 +711,7 @@ impl Supervisor {
                 inst.reason = Some(reason.clone());
                 inst.roll_requested = false;
                 self.emit("failed", Some(app), Some(idx), None, reason);
-                return;
+                return None;
             }
         }
         let wants_notify = [&spec.app.ready, &spec.app.health].iter().any(|p| {
@@ -694,7 +733,33 @@ impl Supervisor {
         } else {
             None
         };
-        let result = process::spawn(&sp);
+        Some(PreparedStart {
+            app: app.to_string(),
+            idx,
+            spec,
+            sp,
+            notify,
+            roll,
+        })
+    }
+
+    fn finish_start(
+        &mut self,
+        p: PreparedStart,
+        result: Result<process::Child, process::SpawnError>,
+        now: Instant,
+    ) {
+        let PreparedStart {
+            app,
+            idx,
+            spec,
+            sp,
+            notify,
+            roll,
+        } = p;
+        let app = app.as_str();
+        let log_dir = self.desired.config.pypm.log_dir.clone();
+        let multi = spec.app.instances > 1;
         let inst = self.instance_mut(app, idx);
         if roll {
             inst.attempt = 0;
