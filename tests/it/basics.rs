@@ -12,7 +12,7 @@ pub const IDLE: &str = "sleep 1000 &\nwait\n";
 fn up_d_starts_apps_and_status_json_has_the_documented_fields() {
     let p = Project::new();
     let env_dump = format!(
-        "env > \"{}/env.$PYPM_APP.$PYPM_INSTANCE\"\n{IDLE}",
+        "env > \"{}/env.$PYPM_APP.$PYPM_INSTANCE\"\necho out\necho err >&2\n{IDLE}",
         p.marker()
     );
     let api = p.sh("api", &env_dump);
@@ -95,6 +95,24 @@ fn up_d_starts_apps_and_status_json_has_the_documented_fields() {
         );
     }
 
+    // With `instances > 1` the log files carry the instance number.
+    for f in [
+        "api.0.out.log",
+        "api.0.err.log",
+        "api.1.out.log",
+        "api.1.err.log",
+        "solo.out.log",
+        "solo.err.log",
+    ] {
+        let path = p.log_dir().join(f);
+        assert!(
+            wait_until(Duration::from_secs(5), || std::fs::read_to_string(&path)
+                .is_ok_and(|t| !t.is_empty())),
+            "{f} missing or empty"
+        );
+    }
+    assert!(!p.log_dir().join("api.out.log").exists());
+
     // `up -d` again applies the (unchanged) file to the running supervisor: nothing restarts.
     let before = p.pids();
     let sup = p.supervisor_pid();
@@ -150,4 +168,43 @@ fn state_dir_files_are_private() {
     for f in ["pypm.sock", "state.json", "events.jsonl"] {
         assert_eq!(file_mode(&sd.join(f)), 0o600, "{f}");
     }
+}
+
+/// SPEC §4: own session and process group, stdin from /dev/null, only fds 0–2 open, and Python
+/// apps get `PYTHONUNBUFFERED=1`.
+#[test]
+fn a_python_child_gets_its_own_session_devnull_stdin_and_only_fds_0_to_2() {
+    let p = Project::new();
+    p.write_script(
+        "probe.py",
+        r#"import os, time
+extra = []
+for fd in range(3, 1024):
+    try:
+        os.fstat(fd)
+        extra.append(fd)
+    except OSError:
+        pass
+print("extra-fds", extra)
+print("stdin", os.readlink("/proc/self/fd/0"))
+print("session-leader", os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid())
+print("unbuffered", os.environ.get("PYTHONUNBUFFERED"))
+time.sleep(1000)
+"#,
+    );
+    p.write_config("[apps.probe]\nscript = \"probe.py\"\n");
+    p.up_d();
+    let log = p.log_dir().join("probe.out.log");
+    let done = wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("unbuffered"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        done,
+        "print() output did not reach the log while the app runs (PYTHONUNBUFFERED?): {text:?}"
+    );
+    assert!(text.contains("extra-fds []\n"), "{text}");
+    assert!(text.contains("stdin /dev/null\n"), "{text}");
+    assert!(text.contains("session-leader True True\n"), "{text}");
+    assert!(text.contains("unbuffered 1\n"), "{text}");
 }

@@ -192,7 +192,11 @@ impl Project {
     pub fn wait_state(&self, name: &str, state: &str, within: Duration) -> Value {
         let mut last = Value::Null;
         let ok = wait_until(within, || {
-            last = self.row(name);
+            let s = self.status_json();
+            last = s["instances"]
+                .as_array()
+                .and_then(|rows| rows.iter().find(|r| r["name"] == name).cloned())
+                .unwrap_or(s);
             last["state"] == state
         });
         assert!(
@@ -386,6 +390,12 @@ pub fn kill(pid: i32, sig: i32) {
     unsafe {
         libc::kill(pid, sig);
     }
+}
+
+/// Whether a killed supervisor is completely gone: its leader can show as a zombie while other
+/// threads still hold the control socket open (the kernel then queues connections on it).
+pub fn supervisor_gone(p: &Project, pid: i32) -> bool {
+    !alive(pid) && std::os::unix::net::UnixStream::connect(p.state_dir().join("pypm.sock")).is_err()
 }
 
 /// Filters `events` to those named `event` for `app` (and `instance`, when given).

@@ -13,15 +13,17 @@ fn reload_applies_only_the_difference_and_plan_reports_it() {
     let envy = p.sh("envy", IDLE);
     let scaled = p.sh("scaled", IDLE);
     let fresh = p.sh("fresh", IDLE);
+    let off = p.sh("off", IDLE);
     let head = "[pypm]\nwatch_config = false\n\n";
     let before = format!(
         "{head}[apps.keep]\ncommand = {keep}\n\n[apps.gone]\ncommand = {gone}\n\n\
-         [apps.envy]\ncommand = {envy}\nenv = {{ FOO = \"1\" }}\n\n[apps.scaled]\ncommand = {scaled}\n"
+         [apps.envy]\ncommand = {envy}\nenv = {{ FOO = \"1\" }}\n\n[apps.scaled]\ncommand = {scaled}\n\n[apps.off]\ncommand = {off}\n"
     );
     let after = format!(
         "{head}[apps.keep]\ncommand = {keep}\n\n[apps.fresh]\ncommand = {fresh}\n\n\
          [apps.envy]\ncommand = {envy}\nenv = {{ FOO = \"2\" }}\n\n\
-         [apps.scaled]\ncommand = {scaled}\ninstances = 2\n"
+         [apps.scaled]\ncommand = {scaled}\ninstances = 2\n\n\
+         [apps.off]\ncommand = {off}\nenabled = false\n"
     );
     p.write_config(&before);
     p.up_d();
@@ -30,6 +32,7 @@ fn reload_applies_only_the_difference_and_plan_reports_it() {
     let gone_pid = p.pid_of("gone").unwrap();
     let envy_pid = p.pid_of("envy").unwrap();
     let scaled_pid = p.pid_of("scaled").unwrap();
+    let off_pid = p.pid_of("off").unwrap();
 
     p.write_config(&after);
     let plan = p.pypm_ok(&["plan"], 2);
@@ -54,6 +57,7 @@ fn reload_applies_only_the_difference_and_plan_reports_it() {
         "{plan}"
     );
     assert!(line("scaled").contains(": scale 1 → 2"), "{plan}");
+    assert!(line("off").contains(": stop (disabled"), "{plan}");
     assert!(
         !plan.lines().any(|l| l.trim_start().starts_with("keep:")),
         "an unchanged app is in the plan:\n{plan}"
@@ -74,6 +78,11 @@ fn reload_applies_only_the_difference_and_plan_reports_it() {
     assert!(settled, "reload was not applied: {:#}", p.status_json());
     assert!(!alive(gone_pid), "the removed app still runs");
     assert!(!alive(envy_pid), "the old `envy` still runs");
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(off_pid)),
+        "the disabled app still runs"
+    );
+    assert_eq!(p.state_of("off"), "stopped");
     assert_eq!(
         p.pid_of("keep"),
         Some(keep_pid),
@@ -116,8 +125,8 @@ fn reload_applies_only_the_difference_and_plan_reports_it() {
     assert_eq!(err["line"].as_u64(), Some(bad_line as u64), "{s:#}");
     assert!(err["column"].as_u64().is_some(), "{s:#}");
     assert_eq!(p.pids(), pids_before, "an invalid file changed what runs");
-    for (_, pid) in &pids_before {
-        assert!(alive(pid.unwrap()));
+    for pid in pids_before.iter().filter_map(|(_, pid)| *pid) {
+        assert!(alive(pid));
     }
 
     // Fixing the file clears the error and, as it equals what runs, changes nothing.
@@ -125,4 +134,19 @@ fn reload_applies_only_the_difference_and_plan_reports_it() {
     p.pypm_ok(&["reload"], 0);
     assert_eq!(p.status_json()["config_error"], serde_json::Value::Null);
     assert_eq!(p.pids(), pids_before);
+}
+
+#[test]
+fn sighup_reloads_the_file() {
+    let p = Project::new();
+    let a = p.sh("a", IDLE);
+    let b = p.sh("b", IDLE);
+    let head = format!("[pypm]\nwatch_config = false\n\n[apps.a]\ncommand = {a}\n");
+    p.write_config(&head);
+    p.up_d();
+    let a_pid = p.pid_of("a").unwrap();
+    p.write_config(&format!("{head}\n[apps.b]\ncommand = {b}\n"));
+    kill(p.supervisor_pid().unwrap(), libc::SIGHUP);
+    p.wait_state("b", "running", Duration::from_secs(10));
+    assert_eq!(p.pid_of("a"), Some(a_pid));
 }

@@ -61,6 +61,20 @@ fn a_crashing_app_backs_off_with_growing_delays_then_fails() {
         events_of(&events, "failed", "crash", Some(0)).len() == 1,
         "one `failed` event expected: {events:#?}"
     );
+
+    // A failed app starts again on `pypm restart`.
+    p.pypm_ok(&["restart", "crash"], 0);
+    assert!(
+        wait_until(Duration::from_secs(10), || events_of(
+            &p.events(),
+            "started",
+            "crash",
+            Some(0)
+        )
+        .len()
+            > 4),
+        "`pypm restart` did not start the failed app again"
+    );
 }
 
 #[test]
@@ -161,7 +175,9 @@ fn after_the_supervisor_is_sigkilled_a_new_up_runs_exactly_one_copy() {
     let old_sleeps = [p.procs_with("sleep 1001"), p.procs_with("sleep 1002")].concat();
     let sup = p.supervisor_pid().expect("pypm.pid");
     kill(sup, libc::SIGKILL);
-    assert!(wait_until(Duration::from_secs(5), || !alive(sup)));
+    assert!(wait_until(Duration::from_secs(5), || supervisor_gone(
+        &p, sup
+    )));
 
     p.up_d();
     let new_sup = p.supervisor_pid().expect("pypm.pid");
