@@ -1,0 +1,166 @@
+//! Log files: separate streams, rotation without loss or duplication, long lines, partial lines,
+//! and `pypm logs`.
+
+use std::time::Duration;
+
+use crate::basics::IDLE;
+use crate::harness::*;
+
+fn read(p: &Project, name: &str) -> String {
+    String::from_utf8_lossy(&std::fs::read(p.log_dir().join(name)).unwrap_or_default()).into_owned()
+}
+
+#[test]
+fn rotation_keeps_lines_contiguous_and_keeps_log_max_files() {
+    let p = Project::new();
+    let count = p.sh(
+        "count",
+        &format!("seq 1 200000\necho count-err >&2\n{IDLE}"),
+    );
+    p.write_config(&format!(
+        "[apps.count]\ncommand = {count}\nlog_max_size = \"256K\"\nlog_max_files = 3\n"
+    ));
+    p.up_d();
+    let done = wait_until(Duration::from_secs(30), || {
+        read(&p, "count.out.log").ends_with("200000\n")
+    });
+    assert!(done, "the last line never reached count.out.log");
+
+    for n in 1..=3 {
+        assert!(
+            p.log_dir().join(format!("count.out.log.{n}")).exists(),
+            "count.out.log.{n} missing"
+        );
+    }
+    let mut files: Vec<String> = std::fs::read_dir(p.log_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("count.out"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "count.out.log",
+            "count.out.log.1",
+            "count.out.log.2",
+            "count.out.log.3"
+        ],
+        "exactly log_max_files rotated files"
+    );
+    let mut all = String::new();
+    for name in [
+        "count.out.log.3",
+        "count.out.log.2",
+        "count.out.log.1",
+        "count.out.log",
+    ] {
+        let text = read(&p, name);
+        assert!(
+            text.len() as u64 <= 256 * 1024 + 16,
+            "{name} is {} bytes, over log_max_size",
+            text.len()
+        );
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{name} ends mid-line"
+        );
+        all.push_str(&text);
+    }
+    let nums: Vec<u64> = all
+        .lines()
+        .map(|l| {
+            l.parse()
+                .unwrap_or_else(|_| panic!("a line was split or mangled: {l:?}"))
+        })
+        .collect();
+    assert_eq!(*nums.last().unwrap(), 200_000);
+    for w in nums.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "lines lost or doubled around {}", w[0]);
+    }
+    // Four files of at most 256 KiB cannot hold all 1.3 MB: rotation really dropped old files.
+    assert!(nums[0] > 1, "nothing was rotated away");
+
+    assert_eq!(read(&p, "count.err.log"), "count-err\n");
+    assert!(
+        !all.contains("count-err"),
+        "stderr leaked into the stdout log"
+    );
+}
+
+#[test]
+fn long_lines_and_a_missing_final_newline_are_kept() {
+    let p = Project::new();
+    let long = p.sh(
+        "long",
+        "head -c 100000 /dev/zero | tr '\\0' x\necho\nprintf 'no-newline-at-end'\n",
+    );
+    p.write_config(&format!("[apps.long]\ncommand = {long}\nkind = \"task\"\n"));
+    p.up_d();
+    p.wait_state("long", "completed", Duration::from_secs(10));
+    let ok = wait_until(Duration::from_secs(5), || {
+        read(&p, "long.out.log").contains("no-newline-at-end")
+    });
+    let text = read(&p, "long.out.log");
+    assert!(
+        ok,
+        "output without a final newline was lost: {} bytes",
+        text.len()
+    );
+    assert_eq!(
+        text.bytes().filter(|&b| b == b'x').count(),
+        100_000,
+        "bytes of the long line were lost or doubled"
+    );
+    let x_lines: Vec<&str> = text.lines().filter(|l| l.starts_with('x')).collect();
+    assert!(
+        x_lines.len() >= 2,
+        "a 100000-byte line should be written in pieces of at most 64 KiB"
+    );
+    for l in &x_lines {
+        assert!(l.len() <= 64 * 1024, "a piece of {} bytes", l.len());
+        assert!(l.bytes().all(|b| b == b'x'), "a piece holds other bytes");
+    }
+}
+
+#[test]
+fn logs_prints_the_last_lines_of_each_stream() {
+    let p = Project::new();
+    let talk = p.sh(
+        "talk",
+        &format!("for i in $(seq 1 50); do echo out-$i; done\nfor i in 1 2 3; do echo err-$i >&2; done\n{IDLE}"),
+    );
+    p.write_config(&format!("[apps.talk]\ncommand = {talk}\n"));
+    p.up_d();
+    assert!(wait_until(Duration::from_secs(5), || {
+        read(&p, "talk.out.log").contains("out-50\n")
+            && read(&p, "talk.err.log").contains("err-3\n")
+    }));
+
+    let picked = |text: &str, prefix: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.find(prefix).map(|i| l[i..].trim().to_string()))
+            .collect()
+    };
+    let both = p.pypm_ok(&["logs", "talk", "-n", "5"], 0);
+    assert_eq!(
+        picked(&both, "out-"),
+        ["out-46", "out-47", "out-48", "out-49", "out-50"],
+        "{both}"
+    );
+    assert_eq!(picked(&both, "err-"), ["err-1", "err-2", "err-3"], "{both}");
+
+    let err = p.pypm_ok(&["logs", "talk", "-n", "2", "--err"], 0);
+    assert_eq!(picked(&err, "err-"), ["err-2", "err-3"], "{err}");
+    assert!(
+        picked(&err, "out-").is_empty(),
+        "--err printed stdout: {err}"
+    );
+
+    let out = p.pypm_ok(&["logs", "talk", "-n", "1", "--out"], 0);
+    assert_eq!(picked(&out, "out-"), ["out-50"], "{out}");
+    assert!(
+        picked(&out, "err-").is_empty(),
+        "--out printed stderr: {out}"
+    );
+}

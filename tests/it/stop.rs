@@ -1,0 +1,179 @@
+//! Stopping: `stop_timeout` escalation, grandchildren, pipes held open, supervisor SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use crate::basics::IDLE;
+use crate::harness::*;
+
+#[test]
+fn down_escalates_to_sigkill_after_stop_timeout_and_kills_grandchildren() {
+    let p = Project::new();
+    // Ignores SIGTERM (and so do the `sleep`s it runs: SIG_IGN survives exec).
+    let stubborn = p.sh("stubborn", "trap '' TERM\nwhile :; do sleep 0.1; done\n");
+    // Dies on SIGTERM, but leaves a child that ignores it.
+    let parent = p.sh(
+        "parent",
+        &format!(
+            "(trap '' TERM; exec sleep 1003) &\necho $! > \"{}/grandchild.pid\"\nsleep 1004 &\nwait\n",
+            p.marker()
+        ),
+    );
+    p.write_config(&format!(
+        "[apps.stubborn]\ncommand = {stubborn}\nstop_timeout = \"1s\"\n\n\
+         [apps.parent]\ncommand = {parent}\nstop_timeout = \"5s\"\n"
+    ));
+    p.up_d();
+    let stubborn_pid = p.pid_of("stubborn").unwrap();
+    let parent_pid = p.pid_of("parent").unwrap();
+    let gc_path = p.path("grandchild.pid");
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&gc_path).is_ok_and(|t| t.ends_with('\n'))
+            && p.procs_with("sleep 1004").len() == 1
+    }));
+    let grandchild: i32 = std::fs::read_to_string(&gc_path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(grandchild));
+
+    let t0 = Instant::now();
+    p.pypm_ok(&["down"], 0);
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(950),
+        "down took {took:?}: the SIGTERM-ignoring app was not given its stop_timeout"
+    );
+    assert!(took < Duration::from_secs(5), "down took {took:?}");
+    for (what, pid) in [
+        ("stubborn", stubborn_pid),
+        ("parent", parent_pid),
+        ("grandchild ignoring SIGTERM", grandchild),
+    ] {
+        assert!(
+            wait_until(Duration::from_secs(2), || !alive(pid)),
+            "{what} (pid {pid}) survived down"
+        );
+    }
+    assert!(
+        p.procs_with("sleep 1004").is_empty(),
+        "a `sleep &` survived"
+    );
+    let events = p.events();
+    let stubborn_exit = events_of(&events, "exited", "stubborn", Some(0));
+    assert!(
+        stubborn_exit
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap_or_default().contains("SIGKILL")),
+        "stubborn should have died by SIGKILL: {events:#?}"
+    );
+}
+
+#[test]
+fn a_grandchild_holding_the_stdout_pipe_does_not_make_down_hang() {
+    let p = Project::new();
+    // `setsid` puts the grandchild outside the app's process group, so the group SIGKILL does not
+    // close its copy of the stdout pipe.
+    let holder = p.sh(
+        "holder",
+        "setsid sleep 1005 &\necho started\nsleep 1006 &\nwait\n",
+    );
+    let plain = p.sh("plain", IDLE);
+    p.write_config(&format!(
+        "[apps.holder]\ncommand = {holder}\nstop_timeout = \"2s\"\n\n[apps.plain]\ncommand = {plain}\n"
+    ));
+    p.up_d();
+    assert!(wait_until(Duration::from_secs(5), || p
+        .procs_with("sleep 1005")
+        .len()
+        == 1));
+    let t0 = Instant::now();
+    let out = p.pypm_timeout(&["down"], Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "down took {:?}",
+        t0.elapsed()
+    );
+    let sup_gone = wait_until(Duration::from_secs(3), || {
+        p.supervisor_pid().is_none_or(|pid| !alive(pid))
+    });
+    assert!(sup_gone, "the supervisor is still running after down");
+    assert!(p.procs_with("holder.sh").is_empty());
+    assert!(p.procs_with("plain.sh").is_empty());
+}
+
+/// `web` depends on `db`; on SIGTERM the supervisor must stop `web` completely before it signals
+/// `db`, then exit 0.
+#[test]
+fn sigterm_to_the_supervisor_stops_apps_in_reverse_dependency_order_and_exits_0() {
+    let p = Project::new();
+    let log = p.path("stops").display().to_string();
+    // `date +%s%N`: nanoseconds since the epoch, from one clock for both apps.
+    let web = p.sh(
+        "web",
+        &format!(
+            "trap 'sleep 0.3; echo \"$(date +%s%N) web-exit\" >> \"{log}\"; exit 0' TERM\n\
+             while :; do sleep 0.05; done\n"
+        ),
+    );
+    let db = p.sh(
+        "db",
+        &format!(
+            "trap 'echo \"$(date +%s%N) db-term\" >> \"{log}\"; exit 0' TERM\n\
+             while :; do sleep 0.05; done\n"
+        ),
+    );
+    p.write_config(&format!(
+        "[apps.web]\ncommand = {web}\ndepends_on = [\"db\"]\n\n[apps.db]\ncommand = {db}\n"
+    ));
+    let stdout = tempfile::NamedTempFile::new().unwrap();
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let mut child = p
+        .command(&["up"])
+        .stdout(stdout.reopen().unwrap())
+        .stderr(stderr.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let sup = child.id() as i32;
+    let both_up = wait_until(Duration::from_secs(15), || {
+        let out = p.pypm(&["status", "--json"]);
+        out.status.success()
+            && serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(|s| {
+                s["instances"]
+                    .as_array()
+                    .is_some_and(|r| r.len() == 2 && r.iter().all(|r| r["state"] == "running"))
+            })
+    });
+    if !both_up {
+        kill(sup, libc::SIGKILL);
+        panic!(
+            "apps did not start: {}",
+            std::fs::read_to_string(stderr.path()).unwrap_or_default()
+        );
+    }
+    let pids: Vec<i32> = p.pids().into_iter().map(|(_, pid)| pid.unwrap()).collect();
+
+    kill(sup, libc::SIGTERM);
+    let status = wait_child(&mut child, Duration::from_secs(15))
+        .expect("the supervisor did not exit within 15s of SIGTERM");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "supervisor exit: {status:?}\n{}",
+        std::fs::read_to_string(stderr.path()).unwrap_or_default()
+    );
+    for pid in pids {
+        assert!(!alive(pid), "app pid {pid} outlived the supervisor");
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let at = |what: &str| -> u128 {
+        text.lines()
+            .find_map(|l| l.strip_suffix(what).map(|t| t.trim().parse().unwrap()))
+            .unwrap_or_else(|| panic!("no `{what}` in {text:?}"))
+    };
+    assert!(
+        at("web-exit") <= at("db-term"),
+        "db was signalled before web had stopped: {text:?}"
+    );
+}
