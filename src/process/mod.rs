@@ -114,25 +114,6 @@ fn errno_text(errno: i32) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_percent_is_per_core_and_never_negative() {
-        assert_eq!(cpu_percent(1.0, 2.0, Duration::from_secs(2)), 50.0);
-        assert_eq!(cpu_percent(1.0, 5.0, Duration::from_secs(2)), 200.0);
-        assert_eq!(cpu_percent(5.0, 1.0, Duration::from_secs(2)), 0.0);
-        assert_eq!(cpu_percent(1.0, 2.0, Duration::ZERO), 0.0);
-    }
-
-    #[test]
-    fn errno_text_is_lowercase() {
-        assert_eq!(errno_text(libc::EACCES), "permission denied");
-        assert_eq!(errno_text(libc::ENOENT), "no such file or directory");
-    }
-}
-
 /// Whether `pid` is a running process; a zombie (exited, not yet reaped by its parent) is not.
 pub fn is_alive(pid: i32) -> bool {
     if pid <= 0 {
@@ -152,5 +133,24 @@ pub fn is_alive(pid: i32) -> bool {
             Ok(()) => true,
             Err(e) => e == nix::errno::Errno::EPERM,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percent_is_per_core_and_never_negative() {
+        assert_eq!(cpu_percent(1.0, 2.0, Duration::from_secs(2)), 50.0);
+        assert_eq!(cpu_percent(1.0, 5.0, Duration::from_secs(2)), 200.0);
+        assert_eq!(cpu_percent(5.0, 1.0, Duration::from_secs(2)), 0.0);
+        assert_eq!(cpu_percent(1.0, 2.0, Duration::ZERO), 0.0);
+    }
+
+    #[test]
+    fn errno_text_is_lowercase() {
+        assert_eq!(errno_text(libc::EACCES), "permission denied");
+        assert_eq!(errno_text(libc::ENOENT), "no such file or directory");
     }
 }

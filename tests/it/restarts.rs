@@ -121,10 +121,14 @@ fn restart_rolls_instances_one_at_a_time_and_leaves_other_apps_alone() {
     assert!(
         wait_until(Duration::from_secs(10), || {
             new = (p.pid_of("api.0"), p.pid_of("api.1"));
+            // A roll is over when the replacements run and the old processes are gone (with
+            // several instances, each old one is stopped only once its replacement is ready).
             p.state_of("api.0") == "running"
                 && p.state_of("api.1") == "running"
                 && new.0.is_some_and(|x| x != old0)
                 && new.1.is_some_and(|x| x != old1)
+                && !alive(old0)
+                && !alive(old1)
         }),
         "api was not rolled: {:#}",
         p.status_json()
@@ -151,10 +155,18 @@ fn restart_rolls_instances_one_at_a_time_and_leaves_other_apps_alone() {
         "instance 1 was stopped before instance 0 was back: {events:#?}"
     );
     assert!(
-        pos("exited", 0, old0) < pos("exited", 1, old1),
+        pos("exited", 0, old0) < pos("started", 1, new1),
+        "instance 1 was replaced before instance 0's roll was over: {events:#?}"
+    );
+    // Zero downtime: each replacement started before its old process was stopped.
+    assert!(
+        pos("started", 0, new0) < pos("exited", 0, old0),
         "{events:#?}"
     );
-    let _ = new1;
+    assert!(
+        pos("started", 1, new1) < pos("exited", 1, old1),
+        "{events:#?}"
+    );
 }
 
 #[test]
