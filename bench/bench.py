@@ -45,7 +45,8 @@ scans unless said otherwise, so the poller does not starve the manager on a smal
      carry a marker); also the more precise sum of /proc/PID/task/*/schedstat run time. RSS =
      sum of VmRSS of those processes at the end of the idle period ("RSS 50 apps"); "RSS 200
      apps" is taken the same way 1 s after the N = 200 cold start.
-  5. logs: one program `sh -c 'read x < FIFO; cat DATA; exec sleep 100000 MARKER'`. DATA is
+  5. logs: one program `sh logger.sh MARKER` running `read x < FIFO; cat DATA; exec sleep
+     100000 MARKER`. DATA is
      200 MiB (20 MiB in --quick) of 100-byte numbered lines. Once the child exists, the script
      opens FIFO for writing (t0), which releases `cat`; the end is when the size of the
      program's stdout log file(s) (pypm: `APP.out.log*`, with `log_max_size = "1G"` so nothing
@@ -670,8 +671,15 @@ def install(name: str) -> tuple[bool, str]:
                 log("installing horust (cargo install) into " + SCRATCH + "/horust")
                 subprocess.run(["cargo", "install", "horust", "--root",
                                 os.path.join(SCRATCH, "horust")], check=True)
-            out = subprocess.run([Horust.binary, "--version"], capture_output=True, text=True)
-            return True, (out.stdout.strip() or out.stderr.strip() or "horust")
+            # horust has no --version: cargo's install record names it.
+            try:
+                with open(os.path.join(SCRATCH, "horust", ".crates.toml")) as f:
+                    for line in f:
+                        if line.startswith('"horust '):
+                            return True, "horust " + line.split()[1]
+            except OSError:
+                pass
+            return True, "horust (version unknown)"
     except (OSError, subprocess.CalledProcessError, KeyError, ValueError) as e:
         return False, f"install failed: {e}"
     return False, "unknown manager"
@@ -838,8 +846,12 @@ def sc_logs(cls, res: dict, mib: int) -> None:
         fifo = os.path.join(s.proj, "go.fifo")
         os.mkfifo(fifo)
         mark = marker(s.nonce, 0)
-        prog = Program("logger", [SH, "-c", 'read x < "$1"; cat "$2"; exec ' + SLEEP +
-                                  ' 100000 "$0"', mark, fifo, data], mark)
+        # A script file keeps `$` out of the managers' command lines (Horust expands `$VAR`).
+        script = os.path.join(s.proj, "logger.sh")
+        with open(script, "w") as f:
+            f.write(f"read x < {shell_quote(fifo)}\ncat {shell_quote(data)}\n"
+                    f"exec {SLEEP} 100000 {mark}\n")
+        prog = Program("logger", [SH, script, mark], mark)
         m.write([prog])
         w = Watcher(s.needle)
         m.spawn_start()
@@ -1162,6 +1174,7 @@ def main() -> int:
             "others pause 0.5 ms between scans.",
             "",
         ]
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             f.write("\n".join(doc))
         log(f"wrote {args.out}")
