@@ -146,7 +146,19 @@ fn read_stat(pid: &str, buf: &mut String, path: &mut String) -> Option<Stat> {
     path.clear();
     let _ = write!(path, "/proc/{pid}/stat");
     buf.clear();
-    std::fs::File::open(&*path).ok()?.read_to_string(buf).ok()?;
+    // One read into a stack buffer: open, read, close — no size probe (`/proc` files report 0).
+    let mut raw = [0u8; 1024];
+    let mut f = std::fs::File::open(&*path).ok()?;
+    let mut len = 0;
+    while len < raw.len() {
+        match f.read(&mut raw[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    buf.push_str(std::str::from_utf8(&raw[..len]).ok()?);
     parse_stat(buf)
 }
 

@@ -83,6 +83,8 @@ struct Supervisor {
     state_dir: PathBuf,
     /// CPU seconds and time of the previous sample, per pid, for CPU %.
     cpu_prev: HashMap<i32, (f64, Instant)>,
+    /// The latest /proc sample and when it was taken.
+    usage_cache: Option<(Instant, HashMap<i32, (process::Usage, Option<f64>)>)>,
     signals_seen: u32,
     dirty: bool,
     reaper: Reaper,
@@ -181,6 +183,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         pump,
         state_dir,
         cpu_prev: HashMap::new(),
+        usage_cache: None,
         signals_seen: 0,
         dirty: true,
         reaper: reaper.clone(),

@@ -6,6 +6,9 @@ use std::time::{Instant, SystemTime};
 use serde_json::json;
 
 use super::Supervisor;
+
+/// How long one sample of CPU and memory serves status requests.
+const USAGE_TTL: std::time::Duration = std::time::Duration::from_millis(500);
 use super::state::{Instance, State, signal_name};
 use crate::control::protocol::{ConfigErrorInfo, InspectReport, LastExit, Row, StatusReport};
 use crate::logs::format_rfc3339_millis;
@@ -37,10 +40,39 @@ impl Supervisor {
             }
         }
         let roots: Vec<i32> = self.obs.instances.values().filter_map(|i| i.pid).collect();
-        let usage = if sample {
-            crate::process::sample(&roots)
-        } else {
-            Default::default()
+        // One pass over /proc serves every status request within the next half second; CPU % is
+        // measured between two passes.
+        let fresh = self.usage_cache.as_ref().is_some_and(|(at, u)| {
+            at.elapsed() < USAGE_TTL && roots.iter().all(|p| u.contains_key(p))
+        });
+        if sample && !fresh {
+            let at = Instant::now();
+            let sampled = crate::process::sample(&roots);
+            let mut with_cpu = std::collections::HashMap::with_capacity(sampled.len());
+            for (pid, u) in sampled {
+                let started = self
+                    .obs
+                    .instances
+                    .values()
+                    .find(|i| i.pid == Some(pid))
+                    .and_then(|i| i.started_at);
+                let prev = self
+                    .cpu_prev
+                    .get(&pid)
+                    .copied()
+                    .or_else(|| started.map(|s| (0.0, s)));
+                self.cpu_prev.insert(pid, (u.cpu_seconds, at));
+                let cpu = prev.map(|(c, t)| {
+                    crate::process::cpu_percent(c, u.cpu_seconds, at.saturating_duration_since(t))
+                });
+                with_cpu.insert(pid, (u, cpu));
+            }
+            self.cpu_prev.retain(|pid, _| roots.contains(pid));
+            self.usage_cache = Some((at, with_cpu));
+        }
+        let usage = match (&self.usage_cache, sample) {
+            (Some((_, u)), true) => u.clone(),
+            _ => std::collections::HashMap::new(),
         };
         let now = Instant::now();
         let mut rows = Vec::with_capacity(keys.len());
@@ -51,24 +83,9 @@ impl Supervisor {
                 .instances
                 .get(&(name.clone(), idx))
                 .unwrap_or(&fresh);
-            let u = i.pid.and_then(|p| usage.get(&p));
-            let cpu_percent = match (i.pid, u) {
-                (Some(pid), Some(u)) => {
-                    let prev = self
-                        .cpu_prev
-                        .get(&pid)
-                        .copied()
-                        .or_else(|| i.started_at.map(|s| (0.0, s)));
-                    self.cpu_prev.insert(pid, (u.cpu_seconds, now));
-                    prev.map(|(c, t)| {
-                        crate::process::cpu_percent(
-                            c,
-                            u.cpu_seconds,
-                            now.saturating_duration_since(t),
-                        )
-                    })
-                }
-                _ => None,
+            let (u, cpu_percent) = match i.pid.and_then(|p| usage.get(&p)) {
+                Some((u, cpu)) => (Some(u), *cpu),
+                None => (None, None),
             };
             rows.push(Row {
                 name: i.display_name(count.max(if idx > 0 { 2 } else { 1 })),
@@ -91,10 +108,6 @@ impl Supervisor {
                     at: format_rfc3339_millis(e.at),
                 }),
             });
-        }
-        // Forget CPU samples of processes that are gone.
-        if sample {
-            self.cpu_prev.retain(|pid, _| roots.contains(pid));
         }
         rows
     }
