@@ -43,6 +43,9 @@ pub enum Event {
     FileChanged(PathBuf),
 }
 
+/// Per pid: its tree's usage and CPU % since the previous sample.
+type UsageByPid = HashMap<i32, (process::Usage, Option<f64>)>;
+
 /// An instance about to be spawned (see `Supervisor::start_batch`).
 struct PreparedStart {
     app: String,
@@ -84,7 +87,7 @@ struct Supervisor {
     /// CPU seconds and time of the previous sample, per pid, for CPU %.
     cpu_prev: HashMap<i32, (f64, Instant)>,
     /// The latest /proc sample and when it was taken.
-    usage_cache: Option<(Instant, HashMap<i32, (process::Usage, Option<f64>)>)>,
+    usage_cache: Option<(Instant, UsageByPid)>,
     signals_seen: u32,
     dirty: bool,
     reaper: Reaper,
