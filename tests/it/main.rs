@@ -9,3 +9,7 @@ mod logs;
 mod reload;
 mod restarts;
 mod stop;
+mod listen;
+mod probes;
+mod reconcile;
+mod servers;
