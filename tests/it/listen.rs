@@ -144,11 +144,23 @@ fn three_instances_share_fd_3_with_the_systemd_variables_and_all_serve() {
         );
         let check: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(check["acceptconn"], 1, "web.{i}: fd 3 is not listening: {check}");
-        assert_eq!(check["tcp"], true, "web.{i}: fd 3 is not a TCP socket: {check}");
+        assert_eq!(
+            check["acceptconn"], 1,
+            "web.{i}: fd 3 is not listening: {check}"
+        );
+        assert_eq!(
+            check["tcp"], true,
+            "web.{i}: fd 3 is not a TCP socket: {check}"
+        );
         assert_eq!(check["listen_fds"], "1", "web.{i}: {check}");
-        assert_eq!(check["listen_pid_ok"], true, "web.{i}: LISTEN_PID is not its pid: {check}");
-        assert!(check["fdnames"].is_string(), "web.{i}: no LISTEN_FDNAMES: {check}");
+        assert_eq!(
+            check["listen_pid_ok"], true,
+            "web.{i}: LISTEN_PID is not its pid: {check}"
+        );
+        assert!(
+            check["fdnames"].is_string(),
+            "web.{i}: no LISTEN_FDNAMES: {check}"
+        );
     }
 
     // Concurrent clients so that a busy instance leaves the next connection to another one.
@@ -210,7 +222,11 @@ fn restart_and_a_config_change_roll_without_a_failed_request() {
     eprintln!("during a config change: {}", change.summary());
 
     for (what, c) in [("restart", &restart), ("config change", &change)] {
-        assert!(c.ok >= 20, "{what}: too few requests to tell: {}", c.summary());
+        assert!(
+            c.ok >= 20,
+            "{what}: too few requests to tell: {}",
+            c.summary()
+        );
         assert_eq!(
             (c.refused, c.reset, c.eof, c.timeout, c.failed),
             (0, 0, 0, 0, 0),
@@ -249,7 +265,10 @@ fn a_listen_port_already_in_use_fails_the_app_naming_the_address() {
             .is_some_and(|r| r.contains(&format!("127.0.0.1:{port}"))),
         "the reason should name the address: {row:#}"
     );
-    assert!(p.procs_with("web.sh").is_empty(), "web runs without its socket");
+    assert!(
+        p.procs_with("web.sh").is_empty(),
+        "web runs without its socket"
+    );
     assert_eq!(p.state_of("other"), "running");
     drop(held);
 }

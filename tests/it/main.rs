@@ -5,11 +5,11 @@ mod harness;
 
 mod basics;
 mod deps;
-mod logs;
-mod reload;
-mod restarts;
-mod stop;
 mod listen;
+mod logs;
 mod probes;
 mod reconcile;
+mod reload;
+mod restarts;
 mod servers;
+mod stop;

@@ -131,7 +131,11 @@ fn each_probe_kind_keeps_the_instance_starting_until_its_condition_holds() {
         fs::write(flag(name), "").unwrap();
         let row = p.wait_state(name, "running", Duration::from_secs(10));
         assert_eq!(row["ready"], true, "{row:#}");
-        assert_eq!(row["pid"].as_i64(), Some(pids[name]), "`{name}` was restarted");
+        assert_eq!(
+            row["pid"].as_i64(),
+            Some(pids[name]),
+            "`{name}` was restarted"
+        );
         let events = p.events();
         assert_eq!(
             events_of(&events, "ready", name, None).len(),
@@ -165,7 +169,10 @@ fn an_instance_never_ready_within_timeout_is_restarted_then_failed() {
         !events_of(&events, "failed", "never", None).is_empty(),
         "no failed event: {events:#?}"
     );
-    assert!(p.procs_with("never.sh").is_empty(), "the failed app still runs");
+    assert!(
+        p.procs_with("never.sh").is_empty(),
+        "the failed app still runs"
+    );
 }
 
 #[test]
@@ -192,7 +199,11 @@ fn failing_health_checks_restart_the_instance_with_an_unhealthy_event() {
     fs::remove_file(&sick).unwrap();
     let events = p.events();
     let unhealthy = events_of(&events, "unhealthy", "app", None);
-    assert_eq!(unhealthy[0]["pid"].as_i64(), Some(pid as i64), "{events:#?}");
+    assert_eq!(
+        unhealthy[0]["pid"].as_i64(),
+        Some(pid as i64),
+        "{events:#?}"
+    );
     // Healthy again: the replacement stays.
     std::thread::sleep(Duration::from_millis(300));
     p.assert_pid_kept("app", new, Duration::from_millis(700));

@@ -129,9 +129,7 @@ fn enabled_false_stops_only_that_app() {
     let a = p.sh("a", IDLE);
     let b = p.sh("b", IDLE);
     let conf = |enabled: bool| {
-        format!(
-            "[apps.a]\ncommand = {a}\nenabled = {enabled}\n\n[apps.b]\ncommand = {b}\n"
-        )
+        format!("[apps.a]\ncommand = {a}\nenabled = {enabled}\n\n[apps.b]\ncommand = {b}\n")
     };
     p.write_config(&conf(true));
     p.up_d();
@@ -191,11 +189,16 @@ fn saving_an_invalid_file_keeps_every_pid_and_shows_the_error_until_fixed() {
         status = p.status_json();
         !status["config_error"].is_null()
     });
-    assert!(shown, "no config_error after saving an invalid file: {status:#}");
+    assert!(
+        shown,
+        "no config_error after saving an invalid file: {status:#}"
+    );
     let err = &status["config_error"];
     assert_eq!(err["line"].as_u64(), Some(5), "{err:#}");
     assert!(
-        err["message"].as_str().is_some_and(|m| m.contains("restrat")),
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("restrat")),
         "{err:#}"
     );
     assert!(
