@@ -419,3 +419,244 @@ pub fn file_mode(path: &Path) -> u32 {
         .mode()
         & 0o777
 }
+
+impl Project {
+    /// Saves `pypm.toml` the way many editors do: write a temp file, then rename it over the file.
+    pub fn write_config_by_rename(&self, text: &str) {
+        let tmp = self.root.join(".pypm.toml.tmp");
+        fs::write(&tmp, text).expect("write temp config");
+        fs::rename(&tmp, &self.config).expect("rename over pypm.toml");
+    }
+
+    /// Waits until `name` runs under a pid other than `old` and `old` is gone; returns the new pid.
+    pub fn wait_new_pid(&self, name: &str, old: i32, within: Duration) -> i32 {
+        let mut new = None;
+        let ok = wait_until(within, || {
+            new = self.pid_of(name).filter(|&p| p != old && alive(p));
+            new.is_some() && !alive(old) && self.state_of(name) == "running"
+        });
+        assert!(
+            ok,
+            "`{name}` (pid {old}) was not replaced within {within:?}: {:#}\n--- end of pypm.log\n{}",
+            self.status_json(),
+            self.supervisor_log_tail()
+        );
+        new.unwrap()
+    }
+
+    /// Asserts that `name` keeps pid `pid` (alive) for `during`.
+    pub fn assert_pid_kept(&self, name: &str, pid: i32, during: Duration) {
+        let deadline = Instant::now() + during;
+        loop {
+            assert_eq!(
+                self.pid_of(name),
+                Some(pid),
+                "`{name}` was restarted: {:#}",
+                self.status_json()
+            );
+            assert!(alive(pid), "`{name}` (pid {pid}) died");
+            if Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The environment variable `key` of live process `pid`.
+pub fn environ_of(pid: i32, key: &str) -> Option<String> {
+    let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{key}=");
+    env.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released; the kernel
+/// hands ephemeral ports out in sequence, so it is not soon reused).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// The outcome of one HTTP request made by [`http_get`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 200 with this body.
+    Ok(String),
+    Refused,
+    Reset,
+    /// The connection closed before a complete response.
+    Eof,
+    Timeout,
+    /// Any other error or a non-200 answer.
+    Failed(String),
+}
+
+/// `GET PATH` over a new HTTP/1.0 connection to 127.0.0.1:`port`, classified.
+pub fn http_get(port: u16, path: &str, timeout: Duration) -> Outcome {
+    use std::io::{ErrorKind, Read, Write};
+    let classify = |e: std::io::Error| match e.kind() {
+        ErrorKind::ConnectionRefused => Outcome::Refused,
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
+            Outcome::Reset
+        }
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => Outcome::Timeout,
+        ErrorKind::UnexpectedEof => Outcome::Eof,
+        _ => Outcome::Failed(e.to_string()),
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = match std::net::TcpStream::connect_timeout(&addr, timeout) {
+        Ok(s) => s,
+        Err(e) => return classify(e),
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.set_write_timeout(Some(timeout));
+    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if let Err(e) = s.write_all(req.as_bytes()) {
+        return classify(e);
+    }
+    let mut buf = Vec::new();
+    if let Err(e) = s.read_to_end(&mut buf) {
+        return classify(e);
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return if text.is_empty() {
+            Outcome::Eof
+        } else {
+            Outcome::Failed(format!("incomplete response {text:?}"))
+        };
+    };
+    if !head.starts_with("HTTP/1.") || head.split(' ').nth(1) != Some("200") {
+        return Outcome::Failed(format!("not a 200: {head:?}"));
+    }
+    // A response cut short by a close is an EOF, not a success.
+    let want = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())
+            .flatten()
+    });
+    if want.is_some_and(|n| body.len() < n) {
+        return Outcome::Eof;
+    }
+    Outcome::Ok(body.to_string())
+}
+
+/// Counts of [`Outcome`]s by kind, and the successful bodies.
+#[derive(Debug, Default, Clone)]
+pub struct Counts {
+    pub ok: u64,
+    pub refused: u64,
+    pub reset: u64,
+    pub eof: u64,
+    pub timeout: u64,
+    pub failed: u64,
+    /// The first few unexpected outcomes, for messages.
+    pub samples: Vec<String>,
+    pub bodies: std::collections::BTreeMap<String, u64>,
+    /// The slowest successful request.
+    pub slowest: Duration,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: Outcome, took: Duration) {
+        match &o {
+            Outcome::Ok(body) => {
+                self.ok += 1;
+                self.slowest = self.slowest.max(took);
+                *self.bodies.entry(body.trim().to_string()).or_default() += 1;
+                return;
+            }
+            Outcome::Refused => self.refused += 1,
+            Outcome::Reset => self.reset += 1,
+            Outcome::Eof => self.eof += 1,
+            Outcome::Timeout => self.timeout += 1,
+            Outcome::Failed(_) => self.failed += 1,
+        }
+        if self.samples.len() < 10 {
+            self.samples.push(format!("{o:?} after {took:?}"));
+        }
+    }
+
+    pub fn merge(&mut self, other: Counts) {
+        self.ok += other.ok;
+        self.refused += other.refused;
+        self.reset += other.reset;
+        self.eof += other.eof;
+        self.timeout += other.timeout;
+        self.failed += other.failed;
+        self.samples.extend(other.samples);
+        self.slowest = self.slowest.max(other.slowest);
+        for (k, v) in other.bodies {
+            *self.bodies.entry(k).or_default() += v;
+        }
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.refused + self.reset + self.eof + self.timeout + self.failed
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "ok {} refused {} reset {} eof {} timeout {} failed {} slowest {:?} samples {:?}",
+            self.ok,
+            self.refused,
+            self.reset,
+            self.eof,
+            self.timeout,
+            self.failed,
+            self.slowest,
+            self.samples
+        )
+    }
+}
+
+/// Client threads requesting `GET /` from 127.0.0.1:`port` over a new connection each time, until
+/// [`Hammer::stop`].
+pub struct Hammer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<Counts>>,
+}
+
+impl Hammer {
+    pub fn start(port: u16, threads: usize, timeout: Duration) -> Hammer {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut c = Counts::default();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let t0 = Instant::now();
+                        let o = http_get(port, "/", timeout);
+                        c.add(o, t0.elapsed());
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    c
+                })
+            })
+            .collect();
+        Hammer { stop, threads }
+    }
+
+    /// Stops the clients and sums their counts.
+    pub fn stop(mut self) -> Counts {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Counts::default();
+        for t in std::mem::take(&mut self.threads) {
+            all.merge(t.join().expect("client thread panicked"));
+        }
+        all
+    }
+}
+
+impl Drop for Hammer {
+    fn drop(&mut self) {
+        // A test that panics mid-roll must not leave clients running.
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

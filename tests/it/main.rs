@@ -5,7 +5,11 @@ mod harness;
 
 mod basics;
 mod deps;
+mod listen;
 mod logs;
+mod probes;
+mod reconcile;
 mod reload;
 mod restarts;
+mod servers;
 mod stop;
