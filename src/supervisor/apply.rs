@@ -1,0 +1,454 @@
+//! Performing the planner's actions: spawning (in batches), signalling, recording states.
+//! Also the `listen` sockets instances inherit.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+impl Supervisor {
+    pub(super) fn apply(&mut self, action: Action, now: Instant) {
+        self.dirty = true;
+        match action {
+            Action::Start { app, idx } => self.start(&app, idx, now),
+            Action::Stop { app, idx, intent } => {
+                let timeout = self
+                    .wants
+                    .get(&app)
+                    .map_or(Duration::from_secs(10), |w| w.stop_timeout);
+                let sig = self
+                    .desired
+                    .apps
+                    .get(&app)
+                    .and_then(|s| process::parse_signal(&s.app.stop_signal).ok())
+                    .unwrap_or(Signal::SIGTERM);
+                let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) else {
+                    return;
+                };
+                i.state = State::Stopping;
+                i.stop_intent = Some(intent);
+                i.kill_at = Some(now + timeout);
+                if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+                    log::info!("stopping {app}.{idx} (pid {pid}) with {sig}");
+                    if !process::signal_group_checked(pid, start, sig).unwrap_or(false) {
+                        // Already gone: the reaper's exit event is on its way.
+                        i.kill_at = Some(now);
+                    }
+                }
+            }
+            Action::Kill { app, idx } => {
+                if let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) {
+                    i.kill_at = None;
+                    if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+                        log::warn!("{app}.{idx} (pid {pid}) did not stop in time: SIGKILL");
+                        let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
+                    }
+                }
+            }
+            Action::ReadyTimeout { app, idx } => {
+                let timeout = self
+                    .desired
+                    .apps
+                    .get(&app)
+                    .and_then(|s| s.app.ready.as_ref())
+                    .map(|p| p.timeout)
+                    .unwrap_or_default();
+                if let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) {
+                    i.ready_deadline = None;
+                    i.fail_reason = Some(format!(
+                        "not ready within {}",
+                        crate::config::units::format_duration(timeout)
+                    ));
+                    if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+                        log::warn!("{app}.{idx} (pid {pid}) was not ready in time: SIGKILL");
+                        let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
+                    }
+                }
+            }
+            Action::Replace { app, idx } => {
+                let key = (app.clone(), idx);
+                if let Some(i) = self.obs.instances.get_mut(&key)
+                    && let Some(pid) = i.pid.take()
+                {
+                    i.old = Some(state::OldProcess {
+                        pid,
+                        start_ticks: i.start_ticks.take(),
+                        started_at: i.started_at,
+                        started_wall: i.started_wall,
+                        stopping: false,
+                        kill_at: None,
+                    });
+                    log::info!("rolling {app}.{idx}: starting a replacement for pid {pid}");
+                }
+                self.start(&app, idx, now);
+                // The replacement could not even be spawned: keep the old process.
+                if let Some(i) = self.obs.instances.get_mut(&key)
+                    && i.pid.is_none()
+                {
+                    let reason = i.reason.clone().unwrap_or_default();
+                    self.keep_old(&key, &reason);
+                }
+            }
+            Action::StopOld { app, idx } => {
+                let (timeout, sig) = self.stop_params(&app);
+                if let Some(o) = self
+                    .obs
+                    .instances
+                    .get_mut(&(app.clone(), idx))
+                    .and_then(|i| i.old.as_mut())
+                {
+                    o.stopping = true;
+                    o.kill_at = Some(now + timeout);
+                    log::info!(
+                        "rolling {app}.{idx}: replacement ready, stopping old pid {}",
+                        o.pid
+                    );
+                    let gone = o.start_ticks.is_none_or(|st| {
+                        !process::signal_group_checked(o.pid, st, sig).unwrap_or(false)
+                    });
+                    if gone {
+                        o.kill_at = Some(now);
+                    }
+                }
+            }
+            Action::KillOld { app, idx } => {
+                if let Some(o) = self
+                    .obs
+                    .instances
+                    .get_mut(&(app.clone(), idx))
+                    .and_then(|i| i.old.as_mut())
+                {
+                    o.kill_at = None;
+                    if let Some(st) = o.start_ticks {
+                        log::warn!(
+                            "{app}.{idx}: old pid {} did not stop in time: SIGKILL",
+                            o.pid
+                        );
+                        let _ = process::signal_group_checked(o.pid, st, Signal::SIGKILL);
+                    }
+                }
+            }
+            Action::Wait { app, idx, reason } => {
+                let i = self.instance_mut(&app, idx);
+                i.state = State::Waiting;
+                i.reason = Some(reason);
+            }
+            Action::Settle { app, idx, reason } => {
+                let i = self.instance_mut(&app, idx);
+                i.state = State::Stopped;
+                i.reason = Some(reason);
+            }
+            Action::Forget { app, idx } => {
+                self.obs.instances.shift_remove(&(app, idx));
+            }
+        }
+    }
+
+    pub(super) fn stop_params(&self, app: &str) -> (Duration, Signal) {
+        let spec = self.desired.apps.get(app);
+        let timeout = spec.map_or(Duration::from_secs(10), |s| s.app.stop_timeout);
+        let sig = spec
+            .and_then(|s| process::parse_signal(&s.app.stop_signal).ok())
+            .unwrap_or(Signal::SIGTERM);
+        (timeout, sig)
+    }
+
+    /// A replacement failed before it was ready: the old process stays the instance's process,
+    /// and the app's roll stops here.
+    pub(super) fn keep_old(&mut self, key: &(String, u32), why: &str) {
+        let Some(i) = self.obs.instances.get_mut(key) else {
+            return;
+        };
+        let Some(o) = i.old.take() else {
+            return;
+        };
+        i.pid = Some(o.pid);
+        i.start_ticks = o.start_ticks;
+        i.started_at = o.started_at;
+        i.started_wall = o.started_wall;
+        i.state = State::Running;
+        i.ready = true;
+        i.ready_deadline = None;
+        i.reason = Some(format!("roll stopped: the replacement failed ({why})"));
+        let pid = o.pid;
+        for ((a, _), x) in self.obs.instances.iter_mut() {
+            if *a == key.0 {
+                x.roll_requested = false;
+            }
+        }
+        self.emit(
+            "failed",
+            Some(&key.0),
+            Some(key.1),
+            None,
+            format!("replacement did not become ready ({why}); keeping pid {pid}"),
+        );
+    }
+
+    pub(super) fn instance_mut(&mut self, app: &str, idx: u32) -> &mut Instance {
+        self.obs
+            .instances
+            .entry((app.to_string(), idx))
+            .or_insert_with(|| Instance::new(app, idx))
+    }
+
+    pub(super) fn start(&mut self, app: &str, idx: u32, now: Instant) {
+        self.start_batch(&[(app.to_string(), idx)], now);
+    }
+
+    /// Starts several instances: all are forked first, then each exec's outcome is collected, so
+    /// a wave of apps starts in parallel.
+    pub(super) fn start_batch(&mut self, which: &[(String, u32)], now: Instant) {
+        let mut prepared = Vec::with_capacity(which.len());
+        for (app, idx) in which {
+            if let Some(p) = self.prepare_start(app, *idx) {
+                prepared.push(p);
+            }
+        }
+        let specs: Vec<SpawnSpec> = prepared.iter().map(|p| p.sp.clone()).collect();
+        let results = process::spawn_batch(&specs);
+        for (p, result) in prepared.into_iter().zip(results) {
+            self.finish_start(p, result, now);
+        }
+    }
+
+    pub(super) fn prepare_start(&mut self, app: &str, idx: u32) -> Option<PreparedStart> {
+        let spec = self.desired.apps.get(app).cloned()?;
+        let mut environ = spec.environ.clone();
+        environ.push(("PYPM_INSTANCE".into(), idx.to_string()));
+        let program = spec.argv.first().cloned().unwrap_or_default();
+        let sp = SpawnSpec {
+            program: PathBuf::from(&program),
+            argv: spec.argv.clone(),
+            env: environ,
+            cwd: spec.app.cwd.clone(),
+            nofile: spec.app.nofile,
+            nice: (spec.app.nice != 0).then_some(spec.app.nice),
+            user: spec
+                .app
+                .user
+                .clone()
+                .filter(|_| nix::unistd::geteuid().is_root()),
+            ..SpawnSpec::default()
+        };
+        let roll = self
+            .obs
+            .instances
+            .get(&(app.to_string(), idx))
+            .is_some_and(|i| i.roll_requested || i.state == State::Failed);
+        let mut sp = sp;
+        match self.listen_fds(&spec.app) {
+            Ok(fds) => sp.listen_fds = fds,
+            Err(reason) => {
+                let inst = self.instance_mut(app, idx);
+                inst.state = State::Failed;
+                inst.reason = Some(reason.clone());
+                inst.roll_requested = false;
+                self.emit("failed", Some(app), Some(idx), None, reason);
+                return None;
+            }
+        }
+        let wants_notify = [&spec.app.ready, &spec.app.health].iter().any(|p| {
+            p.as_ref()
+                .is_some_and(|p| p.check == crate::config::ProbeCheck::Notify)
+        });
+        let notify = if wants_notify {
+            let path = self.state_dir.join(format!("notify.{app}.{idx}.sock"));
+            match crate::probes::notify_socket(&path) {
+                Ok(sock) => {
+                    sp.notify_socket = Some(path);
+                    Some(sock)
+                }
+                Err(e) => {
+                    log::error!("cannot create the notify socket for {app}.{idx}: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Some(PreparedStart {
+            app: app.to_string(),
+            idx,
+            spec,
+            sp,
+            notify,
+            roll,
+        })
+    }
+
+    pub(super) fn finish_start(
+        &mut self,
+        p: PreparedStart,
+        result: Result<process::Child, process::SpawnError>,
+        now: Instant,
+    ) {
+        let PreparedStart {
+            app,
+            idx,
+            spec,
+            sp,
+            notify,
+            roll,
+        } = p;
+        let app = app.as_str();
+        let log_dir = self.desired.config.pypm.log_dir.clone();
+        let multi = spec.app.instances > 1;
+        let inst = self.instance_mut(app, idx);
+        if roll {
+            inst.attempt = 0;
+            inst.recent_restarts.clear();
+        }
+        inst.roll_requested = false;
+        let was_started = inst.ever_started;
+        match result {
+            Ok(child) => {
+                inst.pid = Some(child.pid);
+                inst.start_ticks = Some(child.start_time);
+                inst.started_at = Some(now);
+                inst.started_wall = Some(std::time::SystemTime::now());
+                inst.ever_started = true;
+                inst.retry_at = None;
+                inst.stop_intent = None;
+                inst.kill_at = None;
+                if was_started {
+                    inst.restarts += 1;
+                }
+                // Without a readiness probe an instance is ready once spawned.
+                match &spec.app.ready {
+                    Some(p) => {
+                        inst.state = State::Starting;
+                        inst.ready = false;
+                        inst.ready_deadline = Some(now + p.timeout);
+                    }
+                    None => {
+                        inst.state = State::Running;
+                        inst.ready = true;
+                    }
+                }
+                inst.reason = None;
+                let pid = child.pid;
+                let target = crate::probes::Target {
+                    app: app.to_string(),
+                    idx,
+                    pid,
+                    cwd: spec.app.cwd.clone(),
+                    env: sp.env.clone(),
+                };
+                let mut taps: Vec<Option<crate::logs::Tap>> = vec![None, None];
+                if let Some(p) = &spec.app.ready {
+                    if let crate::config::ProbeCheck::Log(re) = &p.check {
+                        if let Ok(re) = regex::Regex::new(re) {
+                            let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                            for t in taps.iter_mut() {
+                                *t = Some(crate::probes::log_tap(
+                                    re.clone(),
+                                    fired.clone(),
+                                    &target,
+                                    self.probe_report(),
+                                ));
+                            }
+                        }
+                    } else {
+                        self.start_probe(p, crate::probes::Which::Ready, &target, notify.as_ref());
+                    }
+                } else if let Some(h) = &spec.app.health {
+                    self.start_probe(h, crate::probes::Which::Health, &target, notify.as_ref());
+                }
+                self.by_pid.insert(pid, (app.to_string(), idx));
+                let inst_no = multi.then_some(idx);
+                let mut taps = taps.into_iter();
+                for (fd, stream) in [(child.stdout, Stream::Out), (child.stderr, Stream::Err)] {
+                    let target = LogTarget {
+                        path: log_dir.join(log_file_name(app, inst_no, stream)),
+                        max_size: spec.app.log_max_size,
+                        max_files: spec.app.log_max_files,
+                        timestamps: spec.app.log_timestamps,
+                    };
+                    if let Err(e) = self.pump.add(fd, target, taps.next().flatten()) {
+                        log::error!("cannot capture the output of {app}.{idx}: {e}");
+                    }
+                }
+                self.emit(
+                    "started",
+                    Some(app),
+                    Some(idx),
+                    Some(pid),
+                    shell_words::join(&spec.argv),
+                );
+                if spec.app.ready.is_none() {
+                    self.emit(
+                        "ready",
+                        Some(app),
+                        Some(idx),
+                        Some(pid),
+                        "no readiness probe".into(),
+                    );
+                }
+            }
+            Err(e) => {
+                inst.state = State::Failed;
+                inst.reason = Some(format!("cannot start: {e}"));
+                inst.pid = None;
+                let reason = format!("cannot start: {e}");
+                self.emit("failed", Some(app), Some(idx), None, reason);
+            }
+        }
+    }
+
+    /// The app's `listen` sockets, bound now if they are not yet.
+    pub(super) fn listen_fds(
+        &mut self,
+        app: &crate::config::App,
+    ) -> Result<Vec<(std::os::fd::RawFd, String)>, String> {
+        use std::os::fd::{AsRawFd, OwnedFd};
+        let mut out = Vec::new();
+        for l in &app.listen {
+            if !self.sockets.contains_key(l) {
+                let fd: OwnedFd = match l {
+                    crate::config::Listen::Tcp(addr) => std::net::TcpListener::bind(addr.as_str())
+                        .map(OwnedFd::from)
+                        .map_err(|e| format!("cannot listen on {l}: {e}"))?,
+                    crate::config::Listen::Unix(path) => {
+                        // A socket file left by an earlier run is replaced; anything else is not.
+                        if std::fs::symlink_metadata(path).is_ok_and(|m| {
+                            use std::os::unix::fs::FileTypeExt;
+                            m.file_type().is_socket()
+                        }) {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        std::os::unix::net::UnixListener::bind(path)
+                            .map(OwnedFd::from)
+                            .map_err(|e| format!("cannot listen on {l}: {e}"))?
+                    }
+                };
+                log::info!("listening on {l} for `{}`", app.name);
+                self.sockets.insert(l.clone(), fd);
+            }
+            if let Some(fd) = self.sockets.get(l) {
+                out.push((fd.as_raw_fd(), app.name.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Closes sockets no app declares any more.
+    pub(super) fn prune_sockets(&mut self) {
+        let used: std::collections::HashSet<crate::config::Listen> = self
+            .desired
+            .apps
+            .values()
+            .flat_map(|s| s.app.listen.iter().cloned())
+            .collect();
+        self.sockets.retain(|l, _| {
+            let keep = used.contains(l);
+            if !keep {
+                log::info!("closing {l}: no app listens on it any more");
+                if let crate::config::Listen::Unix(p) = l {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            keep
+        });
+    }
+}

@@ -1,0 +1,176 @@
+//! Inputs besides exits and requests: watched files (debounced) and probe results.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+impl Supervisor {
+    /// (Re)starts the file watcher for the current desired state.
+    pub(super) fn rewatch(&mut self) {
+        self.watcher = None;
+        let dirs = crate::watch::watch_list(&self.desired);
+        if dirs.is_empty() {
+            return;
+        }
+        let tx = std::sync::Mutex::new(self.inbox.clone());
+        match crate::watch::start(&dirs, move |p| {
+            if let Ok(t) = tx.lock() {
+                let _ = t.send(Event::FileChanged(p));
+            }
+        }) {
+            Ok(w) => self.watcher = Some(w),
+            Err(e) => log::warn!("cannot watch files: {e}; use `pypm reload` after editing"),
+        }
+    }
+
+    /// Debounced file changes whose time has come.
+    pub(super) fn fire_timers(&mut self, now: Instant) {
+        if self.reload_at.is_some_and(|t| t <= now) {
+            self.reload_at = None;
+            // A file briefly missing or empty mid-save is never applied: the save that
+            // completes it triggers another reload.
+            let complete = std::fs::metadata(&self.opts.config_path).is_ok_and(|m| m.len() > 0);
+            if complete {
+                log::info!("`{}` changed: reloading", self.opts.display);
+                let _ = self.reload();
+            } else {
+                log::info!(
+                    "`{}` is missing or empty (mid-save?): waiting for the next save",
+                    self.opts.display
+                );
+            }
+        }
+        let due: Vec<String> = self
+            .restart_at
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(a, _)| a.clone())
+            .collect();
+        for app in due {
+            self.restart_at.remove(&app);
+            log::info!("watched files of `{app}` changed: restarting it");
+            for ((a, _), i) in self.obs.instances.iter_mut() {
+                if *a == app && i.is_live() {
+                    i.roll_requested = true;
+                }
+            }
+        }
+    }
+
+    pub(super) fn probe_report(&self) -> crate::probes::Report {
+        let tx = std::sync::Mutex::new(self.inbox.clone());
+        Arc::new(move |r| {
+            if let Ok(t) = tx.lock() {
+                let _ = t.send(Event::Probe(r));
+            }
+        })
+    }
+
+    pub(super) fn start_probe(
+        &mut self,
+        p: &crate::config::Probe,
+        which: crate::probes::Which,
+        target: &crate::probes::Target,
+        notify: Option<&std::os::unix::net::UnixDatagram>,
+    ) {
+        let sock = notify.and_then(|s| s.try_clone().ok());
+        let attempt = match which {
+            crate::probes::Which::Ready => p.interval.min(Duration::from_secs(5)),
+            crate::probes::Which::Health => p.timeout,
+        };
+        let spec = crate::probes::Spec {
+            check: p.check.clone(),
+            which,
+            interval: p.interval,
+            attempt_timeout: attempt,
+        };
+        match crate::probes::start(
+            spec,
+            target.clone(),
+            self.reaper.clone(),
+            sock,
+            self.probe_report(),
+        ) {
+            Ok(h) => self
+                .probes
+                .entry((target.app.clone(), target.idx))
+                .or_default()
+                .push(h),
+            Err(e) => log::error!(
+                "cannot start a probe for {}.{}: {e}",
+                target.app,
+                target.idx
+            ),
+        }
+    }
+
+    pub(super) fn on_probe(&mut self, r: crate::probes::ProbeResult) {
+        use crate::probes::Which;
+        let key = (r.app.clone(), r.idx);
+        let Some(spec) = self.desired.apps.get(&r.app).cloned() else {
+            return;
+        };
+        let Some(inst) = self.obs.instances.get_mut(&key) else {
+            return;
+        };
+        if inst.pid != Some(r.pid) {
+            return; // a result about a process that is gone
+        }
+        match r.which {
+            Which::Ready if r.ok && inst.state == State::Starting => {
+                inst.state = State::Running;
+                inst.ready = true;
+                inst.ready_deadline = None;
+                self.dirty = true;
+                self.probes.remove(&key);
+                self.emit("ready", Some(&r.app), Some(r.idx), Some(r.pid), r.detail);
+                if let Some(h) = &spec.app.health {
+                    let target = crate::probes::Target {
+                        app: r.app.clone(),
+                        idx: r.idx,
+                        pid: r.pid,
+                        cwd: spec.app.cwd.clone(),
+                        env: spec.environ.clone(),
+                    };
+                    self.start_probe(h, Which::Health, &target, None);
+                }
+            }
+            Which::Ready => {
+                if !r.ok {
+                    log::debug!("{}.{} not ready yet: {}", r.app, r.idx, r.detail);
+                }
+            }
+            Which::Health if r.ok => inst.health_failures = 0,
+            Which::Health => {
+                inst.health_failures += 1;
+                let limit = spec.app.health.as_ref().map_or(3, |h| h.failures);
+                log::warn!(
+                    "{}.{} health check failed ({}/{limit}): {}",
+                    r.app,
+                    r.idx,
+                    inst.health_failures,
+                    r.detail
+                );
+                if inst.health_failures >= limit && !inst.roll_requested {
+                    inst.health_failures = 0;
+                    inst.roll_requested = true;
+                    inst.history.push_back((
+                        std::time::SystemTime::now(),
+                        format!("unhealthy: {}", r.detail),
+                    ));
+                    self.dirty = true;
+                    self.emit(
+                        "unhealthy",
+                        Some(&r.app),
+                        Some(r.idx),
+                        Some(r.pid),
+                        format!(
+                            "{limit} consecutive health check failures; restarting: {}",
+                            r.detail
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}

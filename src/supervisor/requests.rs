@@ -1,0 +1,157 @@
+//! Control requests: status, inspect, restart, reload, plan, shutdown.
+use std::time::Instant;
+
+use super::*;
+
+impl Supervisor {
+    pub(super) fn on_request(&mut self, req: Request) -> Response {
+        match req {
+            Request::Ping => Response::Pong {
+                pid: std::process::id(),
+                config_file: self.opts.config_path.display().to_string(),
+            },
+            Request::Status { app, light } => match self.check_app(app.as_deref()) {
+                Some(err) => err,
+                None => Response::Status(self.status(app.as_deref(), light)),
+            },
+            Request::Inspect { app } => match self.check_app(Some(&app)) {
+                Some(err) => err,
+                None => Response::Inspect(Box::new(self.inspect(&app))),
+            },
+            Request::Restart { app } => {
+                if let Some(err) = self.check_app(app.as_deref()) {
+                    return err;
+                }
+                let mut n = 0;
+                for ((a, _), i) in self.obs.instances.iter_mut() {
+                    if app.as_deref().is_none_or(|x| x == a)
+                        && self.wants.get(a).is_some_and(|w| w.enabled)
+                    {
+                        i.roll_requested = true;
+                        n += 1;
+                    }
+                }
+                let what = app.map_or("every app".to_string(), |a| format!("`{a}`"));
+                Response::Done {
+                    message: format!("restarting {what} ({n} instances, one at a time)"),
+                }
+            }
+            Request::Reload => self.reload(),
+            Request::Plan => self.plan_report(),
+            Request::Shutdown => {
+                self.obs.shutting_down = true;
+                Response::Done {
+                    message: "stopping every app".into(),
+                }
+            }
+        }
+    }
+
+    pub(super) fn check_app(&self, app: Option<&str>) -> Option<Response> {
+        let a = app?;
+        if self.desired.apps.contains_key(a) {
+            return None;
+        }
+        let hint = crate::diagnostic::did_you_mean(a, self.desired.apps.keys().map(String::as_str))
+            .map(|h| format!("\n\n{h}"))
+            .unwrap_or_default();
+        Some(Response::Error {
+            message: format!("error: no app named `{a}` in `{}`{hint}", self.opts.display),
+            code: 1,
+        })
+    }
+
+    pub(super) fn load_file(&self) -> Result<Desired, crate::config::ConfigError> {
+        resolve::load(&self.opts.config_path, &self.opts.display, &self.host)
+    }
+
+    pub(super) fn plan_report(&self) -> Response {
+        match self.load_file() {
+            Ok(new) => Response::Plan(crate::control::protocol::PlanReport {
+                config_file: self.opts.display.clone(),
+                running: true,
+                changes: diff::diff(&self.desired.apps, &new.apps)
+                    .iter()
+                    .map(|(a, c)| c.to_plan(a))
+                    .collect(),
+            }),
+            Err(e) => Response::Error {
+                message: format!(
+                    "error: `{}` is invalid; nothing would change\n\n{}",
+                    e.file,
+                    e.render().trim_end()
+                ),
+                code: 1,
+            },
+        }
+    }
+
+    /// Reads the file and applies the difference; an invalid file changes nothing.
+    pub(super) fn reload(&mut self) -> Response {
+        let began = Instant::now();
+        let resp = self.reload_inner();
+        log::info!(
+            "reload took {:.1} ms",
+            began.elapsed().as_secs_f64() * 1000.0
+        );
+        resp
+    }
+
+    pub(super) fn reload_inner(&mut self) -> Response {
+        match self.load_file() {
+            Err(e) => {
+                let (summary, _) = e.summary();
+                log::error!(
+                    "reload: `{}` is invalid, keeping the running apps\n{}",
+                    e.file,
+                    e.render()
+                );
+                self.emit("config_error", None, None, None, summary);
+                let message = format!(
+                    "error: `{}` is invalid; nothing was changed\n\n{}",
+                    e.file,
+                    e.render().trim_end()
+                );
+                self.config_error = Some(e);
+                Response::Error { message, code: 1 }
+            }
+            Ok(new) => {
+                let changes = diff::diff(&self.desired.apps, &new.apps);
+                for (app, change) in &changes {
+                    if let diff::Change::Restart { .. } = change {
+                        for ((a, _), i) in self.obs.instances.iter_mut() {
+                            if a == app {
+                                i.roll_requested = true;
+                            }
+                        }
+                    }
+                    if let diff::Change::Start { .. } = change {
+                        // A failed or disabled app starts afresh.
+                        for ((a, _), i) in self.obs.instances.iter_mut() {
+                            if a == app && !i.is_live() {
+                                *i = Instance::new(a, i.idx);
+                            }
+                        }
+                    }
+                }
+                let summary: Vec<String> = changes
+                    .iter()
+                    .map(|(a, c)| c.to_plan(a).to_string())
+                    .collect();
+                self.config_error = None;
+                self.desired = new;
+                self.wants = wants_of(&self.desired);
+                self.rewatch();
+                self.prune_sockets();
+                let detail = if summary.is_empty() {
+                    "no changes".to_string()
+                } else {
+                    summary.join("; ")
+                };
+                self.emit("config_applied", None, None, None, detail.clone());
+                self.dirty = true;
+                Response::Done { message: detail }
+            }
+        }
+    }
+}
