@@ -4,9 +4,11 @@
 //! SPEC §8, `${VAR}` expansion and `env_file` contents. It runs nothing and touches no process; the
 //! Python environment of each app is resolved afterwards by [`crate::resolve`].
 
+mod app;
 pub mod expand;
 pub mod keys;
 mod read;
+mod table;
 pub mod units;
 
 use std::collections::HashMap;
