@@ -45,14 +45,15 @@ impl LineFormat<'_> {
 
     /// Appends whole lines (`bulk` ends with a newline).
     fn bulk(&mut self, out: &mut Vec<u8>, bulk: &[u8]) {
-        // Fast path: nothing to add per line, and no line in `bulk` can be longer than MAX_LINE.
-        if self.is_plain() && bulk.len() <= MAX_LINE + 1 {
+        // Fast path: nothing to add per line, and no line in `bulk` longer than MAX_LINE (checked
+        // with SIMD newline search): the bytes go out as they came.
+        if self.is_plain() && no_long_line(bulk) {
             out.extend_from_slice(bulk);
             return;
         }
         out.reserve(bulk.len());
         let mut rest = bulk;
-        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', rest) {
             match (self.prefix, &self.tap) {
                 (Some(p), None) if i <= MAX_LINE => {
                     out.extend_from_slice(p);
@@ -63,6 +64,21 @@ impl LineFormat<'_> {
             rest = &rest[i + 1..];
         }
     }
+}
+
+/// Whether every line of `bulk` (which ends with a newline) fits in [`MAX_LINE`].
+fn no_long_line(bulk: &[u8]) -> bool {
+    if bulk.len() <= MAX_LINE + 1 {
+        return true;
+    }
+    let mut start = 0;
+    for nl in memchr::memchr_iter(b'\n', bulk) {
+        if nl - start > MAX_LINE {
+            return false;
+        }
+        start = nl + 1;
+    }
+    true
 }
 
 /// One pipe's line assembler: the partial line carried between reads.
@@ -79,9 +95,9 @@ impl LineSplitter {
 
     /// Appends every line completed by `data` to `out`, keeping the unfinished rest.
     pub fn feed(&mut self, mut data: &[u8], out: &mut Vec<u8>, fmt: &mut LineFormat<'_>) {
-        while let Some(i) = data.iter().position(|b| *b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', data) {
             if self.carry.is_empty() {
-                let last = data.iter().rposition(|b| *b == b'\n').unwrap_or(i);
+                let last = memchr::memrchr(b'\n', data).unwrap_or(i);
                 fmt.bulk(out, &data[..=last]);
                 data = &data[last + 1..];
                 break;

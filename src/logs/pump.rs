@@ -25,7 +25,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Size of one read from a pipe (and of the pump's single read buffer).
-const READ_SIZE: usize = 64 * 1024;
+/// One read takes up to this much; with a pipe enlarged to the same size, a fast writer is
+/// drained in few system calls.
+const READ_SIZE: usize = 1024 * 1024;
 
 /// Reads per pipe at shutdown, so a child that keeps writing cannot hold shutdown up.
 const SHUTDOWN_READS: usize = 64;
@@ -117,6 +119,10 @@ impl LogPump {
     /// `tap` sees every complete line. The pump closes `fd` at end of file.
     pub fn add(&self, fd: OwnedFd, target: LogTarget, tap: Option<Tap>) -> io::Result<PipeId> {
         set_nonblocking(&fd)?;
+        // Best effort: a bigger pipe lets a chatty child run ahead of the pump without blocking
+        // (still bounded: backpressure once it is full). Limited by fs.pipe-max-size.
+        #[cfg(target_os = "linux")]
+        let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(READ_SIZE as i32));
         let id = PipeId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let cmd = Cmd::Add {
             id,
