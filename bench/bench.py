@@ -92,6 +92,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 SH = shutil.which("sh") or "/bin/sh"
 LINE_BYTES = 100
+# `--out` keeps the section between these markers (written by bench/roll.py).
+ROLL_BEGIN, ROLL_END = "<!-- roll:begin -->", "<!-- roll:end -->"
 
 # Marker shared by every child this invocation starts: "0.<SESSION><scenario seq><program>".
 SESSION = str(random.randint(10_000_000, 99_999_999))
@@ -1037,7 +1039,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--peers", default="pypm,supervisord,pm2,horust")
     ap.add_argument("--pypm", help="use this pypm binary instead of building one")
-    ap.add_argument("--out", help="write the report (Markdown) to this file")
+    ap.add_argument("--out", help="write the report (Markdown) to this file; its "
+                    "`<!-- roll:begin -->` section (bench/roll.py) is kept")
     ap.add_argument("--idle", type=float, default=None, help="idle seconds (default 30, quick 3)")
     args = ap.parse_args()
 
@@ -1174,9 +1177,21 @@ def main() -> int:
             "others pause 0.5 ms between scans.",
             "",
         ]
+        # Keep the section `bench/roll.py` writes (between its markers) at the end, unchanged.
+        kept = ""
+        try:
+            with open(args.out) as f:
+                old = f.read()
+            i, j = old.find(ROLL_BEGIN), old.find(ROLL_END)
+            if i >= 0 and j > i:
+                kept = old[i : j + len(ROLL_END)] + "\n"
+        except OSError:
+            pass
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
             f.write("\n".join(doc))
+            if kept:
+                f.write("\n" + kept)
         log(f"wrote {args.out}")
     return 1 if failures else 0
 
