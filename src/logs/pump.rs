@@ -25,9 +25,13 @@ use std::time::{Duration, Instant, SystemTime};
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Size of one read from a pipe (and of the pump's single read buffer).
-/// One read takes up to this much; with a pipe enlarged to the same size, a fast writer is
-/// drained in few system calls.
+/// One read takes up to this much.
 const READ_SIZE: usize = 1024 * 1024;
+/// Pipes are enlarged to this (from Linux's 64 KiB) so a chatty child is drained in fewer, larger
+/// reads. Kept modest: an unprivileged user's pipes beyond `fs.pipe-user-pages-soft` (64 MiB in
+/// all) fall back to one page each, so 400 pipes of 1 MiB would hurt every pipe of that user.
+#[cfg(target_os = "linux")]
+const PIPE_SIZE: usize = 128 * 1024;
 
 /// Reads per pipe at shutdown, so a child that keeps writing cannot hold shutdown up.
 const SHUTDOWN_READS: usize = 64;
@@ -122,7 +126,7 @@ impl LogPump {
         // Best effort: a bigger pipe lets a chatty child run ahead of the pump without blocking
         // (still bounded: backpressure once it is full). Limited by fs.pipe-max-size.
         #[cfg(target_os = "linux")]
-        let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(READ_SIZE as i32));
+        let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
         let id = PipeId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let cmd = Cmd::Add {
             id,

@@ -33,6 +33,7 @@ mod os;
 
 mod reaper;
 mod signal;
+mod sockets;
 mod spawn;
 mod spawn_error;
 
@@ -46,6 +47,7 @@ pub use signal::{
     ParseSignalError, Signal, is_same_process, kill_tree_leftovers, parse_signal, proc_start_time,
     signal_checked, signal_group, signal_group_checked, signal_name, signal_pid,
 };
+pub use sockets::{bind_tcp, bind_unix};
 pub use spawn::{Child, SpawnError, SpawnSpec, spawn, spawn_batch};
 
 /// Resource usage of one process tree (or of the supervisor itself, see [`own_usage`]).

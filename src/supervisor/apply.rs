@@ -406,22 +406,10 @@ impl Supervisor {
         for l in &app.listen {
             if !self.sockets.contains_key(l) {
                 let fd: OwnedFd = match l {
-                    crate::config::Listen::Tcp(addr) => std::net::TcpListener::bind(addr.as_str())
-                        .map(OwnedFd::from)
-                        .map_err(|e| format!("cannot listen on {l}: {e}"))?,
-                    crate::config::Listen::Unix(path) => {
-                        // A socket file left by an earlier run is replaced; anything else is not.
-                        if std::fs::symlink_metadata(path).is_ok_and(|m| {
-                            use std::os::unix::fs::FileTypeExt;
-                            m.file_type().is_socket()
-                        }) {
-                            let _ = std::fs::remove_file(path);
-                        }
-                        std::os::unix::net::UnixListener::bind(path)
-                            .map(OwnedFd::from)
-                            .map_err(|e| format!("cannot listen on {l}: {e}"))?
-                    }
-                };
+                    crate::config::Listen::Tcp(addr) => process::bind_tcp(addr),
+                    crate::config::Listen::Unix(path) => process::bind_unix(path),
+                }
+                .map_err(|e| format!("cannot listen on {l}: {e}"))?;
                 log::info!("listening on {l} for `{}`", app.name);
                 self.sockets.insert(l.clone(), fd);
             }

@@ -1,0 +1,64 @@
+//! `listen` sockets the supervisor binds once and passes to every instance (SPEC §5).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+/// Binds a listening TCP socket (SO_REUSEADDR, as std does) with `TCP_NODELAY` set: Linux
+/// copies it to every accepted connection, as systemd's `NoDelay=` does. Servers that adopt an
+/// inherited socket without knowing its family (uvicorn `--fd`) never set it themselves, and
+/// without it every keep-alive response waits for the client's delayed ACK (~40 ms).
+pub fn bind_tcp(addr: &str) -> io::Result<OwnedFd> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt reads `one` (a c_int of the size given) on a socket we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::warn!(
+            "cannot set TCP_NODELAY on {addr}: {}",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(OwnedFd::from(listener))
+}
+
+/// Binds a listening unix socket, replacing a socket file left by an earlier run (never any
+/// other kind of file).
+pub fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+    std::os::unix::net::UnixListener::bind(path).map(OwnedFd::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_listener_has_nodelay() {
+        let fd = bind_tcp("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!((rc, v != 0), (0, true));
+    }
+}
