@@ -75,6 +75,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import platform
 import random
 import shutil
@@ -92,8 +93,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 SH = shutil.which("sh") or "/bin/sh"
 LINE_BYTES = 100
-# `--out` keeps the section between these markers (written by bench/roll.py).
-ROLL_BEGIN, ROLL_END = "<!-- roll:begin -->", "<!-- roll:end -->"
+# `--out` keeps the sections other scripts write between `<!-- NAME:begin -->` and
+# `<!-- NAME:end -->` markers (bench/roll.py: `roll`, bench/reload.py: `reload`).
+KEPT_SECTION = re.compile(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", re.S)
 
 # Marker shared by every child this invocation starts: "0.<SESSION><scenario seq><program>".
 SESSION = str(random.randint(10_000_000, 99_999_999))
@@ -1040,7 +1042,7 @@ def main() -> int:
     ap.add_argument("--peers", default="pypm,supervisord,pm2,horust")
     ap.add_argument("--pypm", help="use this pypm binary instead of building one")
     ap.add_argument("--out", help="write the report (Markdown) to this file; its "
-                    "`<!-- roll:begin -->` section (bench/roll.py) is kept")
+                    "`<!-- roll:begin -->` / `<!-- reload:begin -->` sections are kept")
     ap.add_argument("--idle", type=float, default=None, help="idle seconds (default 30, quick 3)")
     args = ap.parse_args()
 
@@ -1177,14 +1179,13 @@ def main() -> int:
             "others pause 0.5 ms between scans.",
             "",
         ]
-        # Keep the section `bench/roll.py` writes (between its markers) at the end, unchanged.
+        # Keep the sections other scripts write (between their markers) at the end, unchanged.
         kept = ""
         try:
             with open(args.out) as f:
                 old = f.read()
-            i, j = old.find(ROLL_BEGIN), old.find(ROLL_END)
-            if i >= 0 and j > i:
-                kept = old[i : j + len(ROLL_END)] + "\n"
+            kept = "\n".join(m.group(0) for m in KEPT_SECTION.finditer(old))
+            kept = kept + "\n" if kept else ""
         except OSError:
             pass
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
