@@ -31,6 +31,7 @@ mod os;
 #[path = "unix.rs"]
 mod os;
 
+mod memory;
 mod reaper;
 mod signal;
 mod sockets;
@@ -42,6 +43,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
+pub use memory::release_startup_memory;
 pub use reaper::{Exit, Reaper, RunOutput};
 pub use signal::{
     ParseSignalError, Signal, is_same_process, kill_tree_leftovers, parse_signal, proc_start_time,

@@ -94,6 +94,9 @@ struct Supervisor {
     usage_cache: Option<(Instant, UsageByPid)>,
     signals_seen: u32,
     dirty: bool,
+    /// Start-up or a reload touched code and heap an idle supervisor does not need: give them
+    /// back once nothing is starting (`process::release_startup_memory`).
+    release_pending: bool,
     reaper: Reaper,
     inbox: Sender<Event>,
     /// Running probes per instance; dropping a handle stops its thread.
@@ -193,6 +196,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         usage_cache: None,
         signals_seen: 0,
         dirty: true,
+        release_pending: true,
         reaper: reaper.clone(),
         inbox: tx.clone(),
         probes: HashMap::new(),
@@ -269,6 +273,16 @@ impl Supervisor {
             }
             if self.dirty {
                 self.save();
+            }
+            if self.release_pending
+                && !self
+                    .obs
+                    .instances
+                    .values()
+                    .any(|i| i.state == State::Starting)
+            {
+                self.release_pending = false;
+                process::release_startup_memory();
             }
             let event = match wake {
                 Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {

@@ -1,0 +1,14 @@
+//! Returning memory the supervisor no longer needs once it has settled.
+
+/// Returns the heap pages start-up (or a reload) freed to the kernel (`malloc_trim`): glibc keeps
+/// them otherwise, and an idle supervisor would carry them forever. Linux with glibc only;
+/// elsewhere a no-op.
+pub fn release_startup_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only returns free heap memory to the kernel.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
