@@ -367,29 +367,49 @@ impl Supervisor {
     }
 
     fn on_log(&mut self, n: LogNotice) {
-        match n {
-            LogNotice::DiskFull { path } => self.emit(
-                "log_error",
-                None,
-                None,
-                None,
-                format!(
+        let (path, problem) = match n {
+            LogNotice::DiskFull { path } => {
+                let p = format!(
                     "disk full writing `{}`; output is held back until space returns",
                     path.display()
-                ),
-            ),
-            LogNotice::Error { path, message } => self.emit(
-                "log_error",
-                None,
-                None,
-                None,
-                format!("cannot write `{}`: {message}", path.display()),
-            ),
+                );
+                (path, Some(p))
+            }
+            LogNotice::Error { path, message } => {
+                let p = format!("cannot write `{}`: {message}", path.display());
+                (path, Some(p))
+            }
             LogNotice::Resumed { path } => {
                 log::info!("writing `{}` again", path.display());
+                (path, None)
             }
-            LogNotice::Closed { .. } => {}
+            LogNotice::Closed { .. } => return,
+        };
+        // Reported once (event), and shown in `status` until the file is written again.
+        let owner = self.log_owner(&path);
+        if let Some(key) = &owner
+            && let Some(i) = self.obs.instances.get_mut(key)
+        {
+            i.log_problem = problem.clone();
         }
+        if let Some(detail) = problem {
+            let (app, idx) = owner.map_or((None, None), |(a, i)| (Some(a), Some(i)));
+            self.emit("log_error", app.as_deref(), idx, None, detail);
+        }
+    }
+
+    /// The instance whose log file is `path`.
+    fn log_owner(&self, path: &Path) -> Option<(String, u32)> {
+        let log_dir = &self.desired.config.pypm.log_dir;
+        self.obs.instances.keys().find_map(|(app, idx)| {
+            let multi = self
+                .desired
+                .apps
+                .get(app)
+                .is_some_and(|s| s.app.instances > 1);
+            let (out, err) = log_paths(log_dir, app, multi.then_some(*idx));
+            (out == path || err == path).then(|| (app.clone(), *idx))
+        })
     }
 
     fn emit(

@@ -101,7 +101,7 @@ impl Supervisor {
                 cpu_percent,
                 memory_bytes: u.map(|u| u.rss_bytes),
                 ready: i.ready && i.state == State::Running,
-                reason: i.reason.clone(),
+                reason: i.reason.clone().or_else(|| i.log_problem.clone()),
                 last_exit: i.last_exit.as_ref().map(|e| LastExit {
                     code: e.code,
                     signal: e.signal.map(signal_name),

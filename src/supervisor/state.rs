@@ -102,6 +102,8 @@ pub struct Instance {
     pub fail_reason: Option<String>,
     /// During a zero-downtime roll: the process being replaced.
     pub old: Option<OldProcess>,
+    /// Its log file cannot be written (disk full, …): shown in `status` until it can.
+    pub log_problem: Option<String>,
 }
 
 impl Instance {
@@ -130,6 +132,7 @@ impl Instance {
             health_failures: 0,
             fail_reason: None,
             old: None,
+            log_problem: None,
         }
     }
 

@@ -164,3 +164,73 @@ fn logs_prints_the_last_lines_of_each_stream() {
         "--out printed stderr: {out}"
     );
 }
+
+/// A full disk stops nothing: the supervisor keeps running, reports it once (event and status),
+/// and resumes writing — without losing a line — when space returns.
+#[test]
+fn a_full_disk_is_reported_once_and_writing_resumes() {
+    let p = Project::new();
+    let mnt = p.path("logs");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED a_full_disk test: cannot mount a tmpfs (needs root)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let filler = mnt.join("filler");
+    std::fs::write(&filler, vec![0u8; 4 * 1024 * 1024 - 64 * 1024]).ok();
+    let chatty = p.sh("chatty", &format!("seq 1 300000\n{IDLE}"));
+    p.write_config(&format!(
+        "[pypm]\nlog_dir = \"logs\"\n\n[apps.chatty]\ncommand = {chatty}\nlog_max_size = \"1G\"\n"
+    ));
+    p.up_d();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            p.row("chatty")["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("disk full"))
+        }),
+        "status never showed the full disk: {:#}",
+        p.status_json()
+    );
+    assert_eq!(p.state_of("chatty"), "running");
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            std::fs::read_to_string(mnt.join("chatty.out.log"))
+                .is_ok_and(|t| t.ends_with("\n300000\n"))
+        }),
+        "writing did not resume after space returned"
+    );
+    let text = std::fs::read_to_string(mnt.join("chatty.out.log")).unwrap();
+    let expected: String = (1..=300_000).map(|i| format!("{i}\n")).collect();
+    assert!(text == expected, "lines were lost or doubled");
+    assert!(
+        wait_until(Duration::from_secs(5), || p.row("chatty")["reason"]
+            .is_null()),
+        "the disk-full reason stayed after writing resumed: {:#}",
+        p.status_json()
+    );
+    let full = p
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "log_error" && e["app"] == "chatty")
+        .count();
+    assert_eq!(full, 1, "reported once");
+    p.pypm_ok(&["down"], 0);
+}
