@@ -140,6 +140,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="few runs, for a smoke check")
     ap.add_argument("--out", help="write the results section into this Markdown file")
     a = ap.parse_args()
+    a.pypm = os.path.abspath(a.pypm)
     if not os.path.exists(a.pypm):
         subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True)
     n = 3 if a.quick else 20

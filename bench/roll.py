@@ -681,12 +681,13 @@ def section(cmd, started, load_before, load_after, tput, fdres, roll_res, args, 
                      else "—")
             L.append(f"| {kind} | {fmt_med(a)} | {fmt_med(b)} | {ratio} | {share} |")
         L += ["", "wrk needs CPU on the same 2 cores, so 2 instances cannot reach 2× here.", "",
-              "uvicorn on keep-alive connections is slow here because of `--fd 3`, not because of "
-              "the shared socket: uvicorn wraps the fd as `socket.fromfd(fd, AF_UNIX, ...)`, so "
-              "asyncio does not set `TCP_NODELAY` on the connections it accepts, and a response "
-              "written in two `send()`s (headers, then body) waits for the client's delayed ACK "
-              "(~40 ms). With keep-alive the kernel spreads wrk's 50 connections once, when they "
-              "are accepted; with `Connection: close` it spreads every request.", ""]
+              "pypm sets `TCP_NODELAY` on the TCP sockets it binds. Without it, `uvicorn --fd 3` "
+              "is slow on keep-alive connections: uvicorn wraps the fd as `socket.fromfd(fd, "
+              "AF_UNIX, ...)`, so asyncio never sets `TCP_NODELAY` on the connections it accepts, "
+              "and a response written in two `send()`s waits for the client's delayed ACK (~40 ms); "
+              "the table below measures exactly that. With keep-alive the kernel spreads wrk's 50 "
+              "connections once, when they are accepted; with `Connection: close` it spreads every "
+              "request.", ""]
     if fdres:
         L += ["One uvicorn without pypm, same wrk (keep-alive), median (min–max) req/s:", "",
               "| uvicorn binds `--port` | `--fd 3`, inherited TCP socket | `--fd 3`, socket with "
