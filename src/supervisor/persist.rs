@@ -40,13 +40,15 @@ fn private_file(path: &Path, append: bool) -> io::Result<File> {
     o.open(path)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then rename.
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then rename, so a
+/// reader (or a supervisor started after a crash) sees the old file or the new one, never half.
+/// No fsync: the state describes live processes, which a power loss ends anyway, and syncing on
+/// every state change would put disk latency on the restart path.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = private_file(&tmp, false)?;
         f.write_all(bytes)?;
-        f.sync_data()?;
     }
     std::fs::rename(&tmp, path)
 }
