@@ -694,7 +694,8 @@ def build_pypm(path: str | None) -> str:
         return os.path.abspath(path)
     log("cargo build --release")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
-    return os.path.join(REPO, "target", "release", "pypm")
+    target = os.path.join(REPO, os.environ.get("CARGO_TARGET_DIR") or "target")
+    return os.path.join(target, "release", "pypm")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -136,7 +136,8 @@ def bench_reload_500(pypm: str, runs: int) -> tuple:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--pypm", default=os.path.join(ROOT, "target", "release", "pypm"))
+    target = os.path.join(ROOT, os.environ.get("CARGO_TARGET_DIR") or "target")
+    ap.add_argument("--pypm", default=os.path.join(target, "release", "pypm"))
     ap.add_argument("--quick", action="store_true", help="few runs, for a smoke check")
     ap.add_argument("--out", help="write the results section into this Markdown file")
     a = ap.parse_args()
