@@ -1,4 +1,7 @@
 //! A child's exit: what it means for its instance (restart, failed, replaced, …).
+//!
+//! Whatever the app left in its process group was already killed by the reaper before it reaped
+//! the app's process (`process::Reaper`).
 use std::time::Instant;
 
 use super::*;
@@ -8,22 +11,16 @@ impl Supervisor {
         let Some(key) = self.by_pid.remove(&e.pid) else {
             return;
         };
-        let now = Instant::now();
-        let Some(spec) = self.desired.apps.get(&key.0).cloned() else {
+        let (app, idx) = (key.0.clone(), key.1);
+        self.dirty = true;
+        self.emit("exited", Some(&app), Some(idx), Some(e.pid), e.describe());
+        let Some(spec) = self.desired.apps.get(&app).cloned() else {
             // The app was removed from the file while it ran: any exit just stops it.
             if let Some(i) = self.obs.instances.get_mut(&key) {
                 i.pid = None;
                 i.state = State::Stopped;
                 i.reason = Some("removed".into());
             }
-            self.emit(
-                "exited",
-                Some(&key.0),
-                Some(key.1),
-                Some(e.pid),
-                e.describe(),
-            );
-            self.dirty = true;
             return;
         };
         // The old process of a roll exited (we stopped it, or it died on its own).
@@ -32,20 +29,12 @@ impl Supervisor {
         {
             i.old = None;
             self.emit(
-                "exited",
-                Some(&key.0),
-                Some(key.1),
-                Some(e.pid),
-                e.describe(),
-            );
-            self.emit(
                 "stopped",
-                Some(&key.0),
-                Some(key.1),
+                Some(&app),
+                Some(idx),
                 Some(e.pid),
                 "replaced".into(),
             );
-            self.dirty = true;
             return;
         }
         self.probes.remove(&key);
@@ -54,23 +43,13 @@ impl Supervisor {
             && i.old.as_ref().is_some_and(|o| !o.stopping)
         {
             let why = i.fail_reason.clone().unwrap_or_else(|| e.describe());
-            self.emit(
-                "exited",
-                Some(&key.0),
-                Some(key.1),
-                Some(e.pid),
-                e.describe(),
-            );
             self.keep_old(&key, &why);
-            self.dirty = true;
             return;
         }
         let Some(inst) = self.obs.instances.get_mut(&key) else {
             return;
         };
-        // Whatever the app left in its process group was killed by the reaper before it reaped
-        // the app's process (`process::Reaper`).
-        state::on_exit(&spec.app, inst, e.code, e.signal, now);
+        state::on_exit(&spec.app, inst, e.code, e.signal, Instant::now());
         let (state, reason) = (inst.state, inst.reason.clone().unwrap_or_default());
         if matches!(state, State::Backoff | State::Failed) {
             inst.history
@@ -79,21 +58,12 @@ impl Supervisor {
                 inst.history.pop_front();
             }
         }
-        self.emit(
-            "exited",
-            Some(&key.0),
-            Some(key.1),
-            Some(e.pid),
-            e.describe(),
-        );
-        match state {
-            State::Backoff => self.emit("restarting", Some(&key.0), Some(key.1), None, reason),
-            State::Failed => self.emit("failed", Some(&key.0), Some(key.1), None, reason),
-            State::Stopped | State::Completed => {
-                self.emit("stopped", Some(&key.0), Some(key.1), None, reason)
-            }
-            _ => {}
-        }
-        self.dirty = true;
+        let event = match state {
+            State::Backoff => "restarting",
+            State::Failed => "failed",
+            State::Stopped | State::Completed => "stopped",
+            _ => return,
+        };
+        self.emit(event, Some(&app), Some(idx), None, reason);
     }
 }

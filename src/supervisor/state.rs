@@ -164,44 +164,7 @@ pub fn backoff_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
 
 /// A signal name for messages (`SIGKILL`).
 pub fn signal_name(sig: i32) -> String {
-    const NAMES: &[&str] = &[
-        "",
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    NAMES
-        .get(sig as usize)
-        .filter(|n| !n.is_empty())
-        .map_or_else(|| format!("signal {sig}"), |n| n.to_string())
+    crate::process::signal_name(sig)
 }
 
 fn describe_exit(code: Option<i32>, signal: Option<i32>) -> String {
