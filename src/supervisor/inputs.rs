@@ -7,8 +7,12 @@ use super::*;
 impl Supervisor {
     /// (Re)starts the file watcher for the current desired state.
     pub(super) fn rewatch(&mut self) {
-        self.watcher = None;
         let dirs = crate::watch::watch_list(&self.desired);
+        // The same directories: keep the watcher (and its thread) as it is.
+        if self.watcher.as_ref().is_some_and(|(d, _)| *d == dirs) {
+            return;
+        }
+        self.watcher = None;
         if dirs.is_empty() {
             return;
         }
@@ -18,7 +22,7 @@ impl Supervisor {
                 let _ = t.send(Event::FileChanged(p));
             }
         }) {
-            Ok(w) => self.watcher = Some(w),
+            Ok(w) => self.watcher = Some((dirs, w)),
             Err(e) => log::warn!("cannot watch files: {e}; use `pypm reload` after editing"),
         }
     }

@@ -101,7 +101,8 @@ struct Supervisor {
     inbox: Sender<Event>,
     /// Running probes per instance; dropping a handle stops its thread.
     probes: HashMap<(String, u32), Vec<crate::probes::ProbeHandle>>,
-    watcher: Option<notify::RecommendedWatcher>,
+    /// The watched directories and their watcher.
+    watcher: Option<(Vec<(PathBuf, bool)>, notify::RecommendedWatcher)>,
     /// `listen` sockets, bound once by the supervisor and passed to every instance; they stay
     /// bound across restarts and reloads until no app declares them.
     sockets: HashMap<crate::config::Listen, std::os::fd::OwnedFd>,
