@@ -213,7 +213,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         sup.desired.apps.len(),
         std::process::id()
     );
-    sup.run_loop(&rx, &reaper);
+    sup.run_loop(&rx);
     sup.finish(&stopper);
     Ok(())
 }
@@ -236,7 +236,7 @@ fn start_signal_thread(tx: Sender<Event>) -> Result<(), StartError> {
 }
 
 impl Supervisor {
-    fn run_loop(&mut self, rx: &Receiver<Event>, _reaper: &Reaper) {
+    fn run_loop(&mut self, rx: &Receiver<Event>) {
         loop {
             let now = Instant::now();
             self.fire_timers(now);
