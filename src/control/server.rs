@@ -9,8 +9,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ impl Server {
                 }
             }
         }
-        let listener = bind_private(&path)
+        let listener = crate::process::bind_private(&path)
             .map_err(|e| annotate(e, &format!("cannot bind `{}`", path.display())))?;
         Ok(Server {
             listener,
@@ -181,55 +181,6 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// The umask is process-wide: serialise our changes so two binds never restore each other's.
-static UMASK_LOCK: Mutex<()> = Mutex::new(());
-
-/// Binds with umask 0177 so the socket is born 0600; there is no window where it is wider.
-fn bind_private(path: &Path) -> io::Result<UnixListener> {
-    use nix::sys::stat::{Mode, umask};
-    let _guard = UMASK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let old = umask(Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(path);
-    umask(old);
-    bound
-}
-
-/// The uid of the process on the other end, where the OS tells us.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn peer_uid(stream: &UnixStream) -> io::Result<Option<u32>> {
-    use nix::sys::socket::{getsockopt, sockopt};
-    let cred = getsockopt(stream, sockopt::PeerCredentials).map_err(io::Error::from)?;
-    Ok(Some(cred.uid()))
-}
-
-#[cfg(any(
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-))]
-fn peer_uid(stream: &UnixStream) -> io::Result<Option<u32>> {
-    let (uid, _) = nix::unistd::getpeereid(stream).map_err(io::Error::from)?;
-    Ok(Some(uid.as_raw()))
-}
-
-#[cfg(not(any(
-    target_os = "linux",
-    target_os = "android",
-    target_os = "macos",
-    target_os = "ios",
-    target_os = "freebsd",
-    target_os = "openbsd",
-    target_os = "netbsd",
-    target_os = "dragonfly"
-)))]
-fn peer_uid(_stream: &UnixStream) -> io::Result<Option<u32>> {
-    // No way to ask; the 0700 directory and 0600 socket are the protection.
-    Ok(None)
-}
-
 fn error(message: impl Into<String>) -> Response {
     Response::Error {
         message: message.into(),
@@ -257,7 +208,7 @@ pub(crate) fn peer_allowed(peer: u32, me: u32) -> bool {
 
 fn authorize(stream: &UnixStream) -> Result<(), Response> {
     let me = nix::unistd::geteuid().as_raw();
-    match peer_uid(stream) {
+    match crate::process::peer_uid(stream) {
         Ok(Some(uid)) if peer_allowed(uid, me) => Ok(()),
         Ok(None) => Ok(()),
         Ok(Some(uid)) => {

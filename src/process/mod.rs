@@ -49,7 +49,7 @@ pub use signal::{
     ParseSignalError, Signal, is_same_process, kill_tree_leftovers, parse_signal, proc_start_time,
     signal_checked, signal_group, signal_group_checked, signal_name, signal_pid,
 };
-pub use sockets::{bind_tcp, bind_unix};
+pub use sockets::{bind_private, bind_tcp, bind_unix, peer_uid};
 pub use spawn::{Child, SpawnError, SpawnSpec, spawn, spawn_batch};
 
 /// Resource usage of one process tree (or of the supervisor itself, see [`own_usage`]).

@@ -1,8 +1,11 @@
-//! `listen` sockets the supervisor binds once and passes to every instance (SPEC §5).
+//! Sockets: the `listen` sockets the supervisor binds once and passes to every instance (SPEC §5),
+//! and the OS side of the private control socket (umask at bind, peer credentials).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::Mutex;
 
 /// Binds a listening TCP socket (SO_REUSEADDR, as std does) with `TCP_NODELAY` set: Linux
 /// copies it to every accepted connection, as systemd's `NoDelay=` does. Servers that adopt an
@@ -38,6 +41,55 @@ pub fn bind_unix(path: &Path) -> io::Result<OwnedFd> {
         let _ = std::fs::remove_file(path);
     }
     std::os::unix::net::UnixListener::bind(path).map(OwnedFd::from)
+}
+
+/// The umask is process-wide: serialise our changes so two binds never restore each other's.
+static UMASK_LOCK: Mutex<()> = Mutex::new(());
+
+/// Binds with umask 0177 so the socket is born 0600; there is no window where it is wider.
+pub fn bind_private(path: &Path) -> io::Result<UnixListener> {
+    use nix::sys::stat::{Mode, umask};
+    let _guard = UMASK_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    umask(old);
+    bound
+}
+
+/// The uid of the process on the other end, where the OS tells us.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn peer_uid(stream: &UnixStream) -> io::Result<Option<u32>> {
+    use nix::sys::socket::{getsockopt, sockopt};
+    let cred = getsockopt(stream, sockopt::PeerCredentials).map_err(io::Error::from)?;
+    Ok(Some(cred.uid()))
+}
+
+#[cfg(any(
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+))]
+pub fn peer_uid(stream: &UnixStream) -> io::Result<Option<u32>> {
+    let (uid, _) = nix::unistd::getpeereid(stream).map_err(io::Error::from)?;
+    Ok(Some(uid.as_raw()))
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "netbsd",
+    target_os = "dragonfly"
+)))]
+pub fn peer_uid(_stream: &UnixStream) -> io::Result<Option<u32>> {
+    // No way to ask; the 0700 directory and 0600 socket are the protection.
+    Ok(None)
 }
 
 #[cfg(test)]
