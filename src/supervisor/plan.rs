@@ -54,6 +54,19 @@ pub struct Observed {
     pub shutting_down: bool,
 }
 
+impl Observed {
+    /// How many instance slots of `app` have a record (instances beyond the wanted count may
+    /// still be stopping).
+    pub fn slots(&self, app: &str) -> u32 {
+        self.instances
+            .keys()
+            .filter(|(a, _)| a == app)
+            .map(|(_, i)| i + 1)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Start {
@@ -165,13 +178,7 @@ pub fn plan(
     }
 
     for (name, want) in desired {
-        let observed_max = obs
-            .instances
-            .keys()
-            .filter(|(a, _)| a == name)
-            .map(|(_, i)| i + 1)
-            .max()
-            .unwrap_or(0);
+        let observed_max = obs.slots(name);
         let active_roll = (0..want.instances).find(|i| {
             obs.instances
                 .get(&(name.clone(), *i))

@@ -21,14 +21,7 @@ impl Supervisor {
             if app.is_some_and(|a| a != name) {
                 continue;
             }
-            let extra = self
-                .obs
-                .instances
-                .keys()
-                .filter(|(a, _)| a == name)
-                .map(|(_, i)| i + 1)
-                .max()
-                .unwrap_or(0);
+            let extra = self.obs.slots(name);
             for idx in 0..want.instances.max(extra) {
                 keys.push((name.clone(), idx, want.instances));
             }
