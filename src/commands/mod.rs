@@ -3,6 +3,7 @@
 
 mod check;
 mod client_cmds;
+mod init;
 mod inspect;
 mod logs;
 mod status;
@@ -116,7 +117,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             print!("{}", crate::config::keys::json_schema_text());
             Ok(())
         }
-        Command::Init => check::init(),
+        Command::Init => init::init(),
         Command::Up(args) => up::up(config, &args),
         Command::Daemon => up::daemon(config),
         Command::Logs(args) => logs::logs(config, &args),
