@@ -83,9 +83,9 @@ pub fn locate(cli_config: Option<&Path>) -> Result<Located, Failure> {
     Ok(Located { path, display })
 }
 
-/// The state directory of the file: from the file when it is valid, else its `[pypm] state_dir`
-/// read leniently (so `status`, `down` and `logs` work while the file has errors), else `.pypm`
-/// beside the file.
+/// The state directory of the file: from its `[pypm]` table (apps are not read, so `status`,
+/// `down` and `logs` work while an app has errors), else `[pypm] state_dir` read leniently
+/// (unexpanded) when that table has errors, else `.pypm` beside the file.
 pub fn state_dir_for(located: &Located) -> PathBuf {
     let dir = located
         .path
@@ -93,8 +93,8 @@ pub fn state_dir_for(located: &Located) -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let host: std::collections::HashMap<String, String> = std::env::vars().collect();
-    if let Ok(c) = crate::config::load(&located.path, &located.display, &host) {
-        return c.pypm.state_dir;
+    if let Some(state_dir) = crate::config::state_dir(&located.path, &host) {
+        return state_dir;
     }
     let lenient = std::fs::read_to_string(&located.path)
         .ok()

@@ -298,6 +298,17 @@ pub fn parse(
     })
 }
 
+/// The state directory `[pypm] state_dir` of the file at `path`, reading nothing else; `None` when
+/// the file cannot be read or its `[pypm]` table is invalid.
+pub fn state_dir(path: &Path, host: &HashMap<String, String>) -> Option<PathBuf> {
+    let source = std::fs::read_to_string(path).ok()?;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = abs
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    read::read_state_dir(&source, &dir, host)
+}
+
 /// Where the file is: `--config FILE`, else `$PYPM_CONFIG`, else `pypm.toml` in `cwd` or its
 /// nearest parent.
 pub fn discover(explicit: Option<&Path>, env_config: Option<&str>, cwd: &Path) -> Option<PathBuf> {

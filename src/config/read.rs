@@ -68,6 +68,23 @@ pub(super) fn read(
     }
 }
 
+/// Only `[pypm] state_dir` (expanded, absolute): what a client needs to find the supervisor of
+/// the file. The apps are not read, so it is cheap and works while an app has errors. `None` when
+/// the document or its `[pypm]` table is invalid.
+pub(super) fn read_state_dir(
+    source: &str,
+    dir: &Path,
+    host: &HashMap<String, String>,
+) -> Option<PathBuf> {
+    let root = DeTable::parse(source).ok()?;
+    let mut cx = Cx {
+        src: source,
+        diags: Vec::new(),
+    };
+    let settings = read_settings(&mut cx, root.get_ref().get("pypm"), dir, &Vars::new(host));
+    cx.diags.is_empty().then_some(settings.state_dir)
+}
+
 pub(super) fn as_table<'a, 'i>(cx: &mut Cx, v: &'a Val<'i>, what: &str) -> Option<&'a DeTable<'i>> {
     match v.get_ref() {
         DeValue::Table(t) => Some(t),

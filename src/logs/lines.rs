@@ -17,7 +17,7 @@ pub(crate) struct LineFormat<'a> {
 }
 
 impl LineFormat<'_> {
-    fn is_plain(&self) -> bool {
+    pub fn is_plain(&self) -> bool {
         self.prefix.is_none() && self.tap.is_none()
     }
 
@@ -71,6 +71,15 @@ fn no_long_line(bulk: &[u8]) -> bool {
     if bulk.len() <= MAX_LINE + 1 {
         return true;
     }
+    // A run of MAX_LINE - 1 bytes or more without a newline covers one of the aligned blocks of
+    // MAX_LINE / 2 bytes whole, so when every block holds a newline no line is long: one short
+    // search per block instead of one per line.
+    if bulk
+        .chunks(MAX_LINE / 2)
+        .all(|block| memchr::memchr(b'\n', block).is_some())
+    {
+        return true;
+    }
     let mut start = 0;
     for nl in memchr::memchr_iter(b'\n', bulk) {
         if nl - start > MAX_LINE {
@@ -91,6 +100,38 @@ impl LineSplitter {
     /// Bytes of a partial line held back until its newline arrives.
     pub fn carried(&self) -> usize {
         self.carry.len()
+    }
+
+    /// For a caller that writes plain lines itself, without copying them: `Some((head, end))`
+    /// when [`Self::carried`] + `data[..head]` is the line that was unfinished (`head` is 0 when
+    /// none was) and `data[head..end]` are whole lines, none longer than [`MAX_LINE`]. The caller
+    /// writes those three pieces in that order, calls [`Self::clear`], and feeds `data[end..]`.
+    /// `None` when there is no complete line, or the first one is too long for a single line.
+    pub fn plain_split(&self, data: &[u8]) -> Option<(usize, usize)> {
+        let head = if self.carry.is_empty() {
+            0
+        } else {
+            let i = memchr::memchr(b'\n', data)?;
+            if self.carry.len() + i > MAX_LINE {
+                return None;
+            }
+            i + 1
+        };
+        let end = match memchr::memrchr(b'\n', &data[head..]) {
+            Some(last) if no_long_line(&data[head..=head + last]) => head + last + 1,
+            _ => head,
+        };
+        (end > 0).then_some((head, end))
+    }
+
+    /// The unfinished line carried between reads.
+    pub fn carry(&self) -> &[u8] {
+        &self.carry
+    }
+
+    /// Forgets the carried partial line (the caller wrote it, see [`Self::plain_split`]).
+    pub fn clear(&mut self) {
+        self.carry.clear();
     }
 
     /// Appends every line completed by `data` to `out`, keeping the unfinished rest.
@@ -192,6 +233,92 @@ mod tests {
                 // Every piece gets a newline, plus "z\n".
                 assert_eq!(out.len(), len + want.len() + 1, "len={len}");
             }
+        }
+    }
+
+    /// The exact per-line scan `no_long_line` falls back to.
+    fn exact_no_long_line(bulk: &[u8]) -> bool {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', bulk) {
+            if nl - start > MAX_LINE {
+                return false;
+            }
+            start = nl + 1;
+        }
+        true
+    }
+
+    /// Lines of the given lengths ("x" repeated), each with its newline.
+    fn text(lens: &[usize]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &n in lens {
+            out.extend(std::iter::repeat_n(b'x', n));
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// Lengths around the interesting boundaries (MAX_LINE, and the MAX_LINE / 2 blocks).
+    fn line_len() -> impl proptest::strategy::Strategy<Value = usize> {
+        use proptest::prelude::*;
+        prop_oneof![
+            0..200usize,
+            (MAX_LINE / 2 - 3)..(MAX_LINE / 2 + 3),
+            (MAX_LINE - 3)..(MAX_LINE + 3),
+            (2 * MAX_LINE - 3)..(2 * MAX_LINE + 3),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn block_check_agrees_with_the_exact_scan(
+            lens in proptest::collection::vec(line_len(), 1..12),
+        ) {
+            let bulk = text(&lens);
+            proptest::prop_assert_eq!(no_long_line(&bulk), exact_no_long_line(&bulk));
+        }
+
+        /// Writing `plain_split`'s pieces directly and feeding only the rest gives the same
+        /// bytes as feeding everything, however the stream is cut into reads.
+        #[test]
+        fn plain_split_writes_what_feed_would(
+            lens in proptest::collection::vec(line_len(), 1..10),
+            tail in 0..100usize,
+            cuts in proptest::collection::vec(1..(3 * MAX_LINE), 1..8),
+        ) {
+            let mut stream = text(&lens);
+            stream.extend(std::iter::repeat_n(b'y', tail));
+            let (want, _) = {
+                let mut out = Vec::new();
+                let mut s = LineSplitter::default();
+                let mut fmt = LineFormat { prefix: None, tap: None };
+                s.feed(&stream, &mut out, &mut fmt);
+                s.finish(&mut out, &mut fmt);
+                (out, ())
+            };
+            let mut out = Vec::new();
+            let mut s = LineSplitter::default();
+            let mut fmt = LineFormat { prefix: None, tap: None };
+            let mut rest = &stream[..];
+            let mut k = 0;
+            while !rest.is_empty() {
+                let n = cuts[k % cuts.len()].min(rest.len());
+                k += 1;
+                let mut data = &rest[..n];
+                rest = &rest[n..];
+                if let Some((head, end)) = s.plain_split(data) {
+                    out.extend_from_slice(s.carry());
+                    out.extend_from_slice(&data[..end]);
+                    proptest::prop_assert!(head <= end);
+                    s.clear();
+                    data = &data[end..];
+                }
+                s.feed(data, &mut out, &mut fmt);
+            }
+            s.finish(&mut out, &mut fmt);
+            proptest::prop_assert!(out == want, "outputs differ");
         }
     }
 }

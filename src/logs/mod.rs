@@ -7,10 +7,13 @@
 //! It must not spawn, signal or wait for processes.
 //!
 //! # Writer guarantees ([`LogPump`])
-//! - One background thread reads every registered pipe (`poll(2)`, 64 KiB reads) and appends to the
-//!   files. Several pipes may write to the same path (an old grandchild still holding the previous
-//!   instance's pipe): the pump keeps one open file per path, and only whole lines ever reach a
-//!   file, so lines from different pipes never interleave inside a line.
+//! - One background thread reads every registered pipe (`poll(2)`, reads of up to 1 MiB) and
+//!   appends to the files. Several pipes may write to the same path (an old grandchild still
+//!   holding the previous instance's pipe): the pump keeps one open file per path, and only whole
+//!   lines ever reach a file, so lines from different pipes never interleave inside a line.
+//! - Lines that need no change (no timestamp, no tap, none longer than [`MAX_LINE`]) go from the
+//!   read buffer to the file in one `writev`, without being copied: the bytes cross the kernel
+//!   twice (pipe → buffer → file) and user space only searches them for newlines.
 //! - Line-oriented: a line is never split across a rotation, lost or doubled. A line longer than
 //!   [`MAX_LINE`] (64 KiB) is written as 64 KiB pieces, each its own line. Output without a final
 //!   newline is kept: it is written as a line when the pipe reaches end of file (or at shutdown).

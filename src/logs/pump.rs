@@ -339,8 +339,18 @@ impl Pump {
             prefix: prefix.as_ref(),
             tap: pipe.tap.as_mut(),
         };
-        pipe.lines
-            .feed(&self.buf[..n], &mut target.log.pending, &mut fmt);
+        let mut data = &self.buf[..n];
+        if fmt.is_plain()
+            && let Some((head, end)) = pipe.lines.plain_split(data)
+        {
+            // Plain lines go from the read buffer to the file without another copy.
+            target
+                .log
+                .append(&[pipe.lines.carry(), &data[..head], &data[head..end]]);
+            pipe.lines.clear();
+            data = &data[end..];
+        }
+        pipe.lines.feed(data, &mut target.log.pending, &mut fmt);
         ReadResult::Data
     }
 

@@ -2,7 +2,7 @@
 
 use super::rotated_path;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -68,6 +68,63 @@ impl LogFile {
         self.written = 0;
         self.run_end = 0;
         Ok(())
+    }
+
+    /// Writes whole lines (the concatenation of `parts`) straight from the caller's buffers when
+    /// nothing is pending and they fit the current file: the common case, one `writev` and no
+    /// copy. Otherwise, or for what a short or failed write leaves, the bytes wait in `pending`
+    /// for [`Self::flush`], which also reports errors.
+    pub fn append(&mut self, parts: &[&[u8]]) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let fits = self.max_size == 0 || self.size + total as u64 <= self.max_size;
+        if self.has_pending() || !fits || (self.file.is_none() && self.open().is_err()) {
+            for p in parts {
+                self.pending.extend_from_slice(p);
+            }
+            return;
+        }
+        let file = self.file.as_mut().expect("opened above");
+        let mut done = 0;
+        while done < total {
+            let mut skip = done;
+            let slices: Vec<IoSlice<'_>> = parts
+                .iter()
+                .filter_map(|p| {
+                    if skip >= p.len() {
+                        skip -= p.len();
+                        None
+                    } else {
+                        let s = IoSlice::new(&p[skip..]);
+                        skip = 0;
+                        Some(s)
+                    }
+                })
+                .collect();
+            match file.write_vectored(&slices) {
+                Ok(n) if n > 0 => {
+                    done += n;
+                    self.size += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The rest fits the current file, so flush writes it there: no line is split
+                // across a rotation.
+                _ => {
+                    self.pending.clear();
+                    self.written = 0;
+                    self.run_end = 0;
+                    let mut skip = done;
+                    for p in parts {
+                        if skip >= p.len() {
+                            skip -= p.len();
+                        } else {
+                            self.pending.extend_from_slice(&p[skip..]);
+                            skip = 0;
+                        }
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     /// Chooses the lines that go into the current file next, rotating first if not even one fits.
@@ -178,5 +235,26 @@ mod tests {
         assert_eq!(read(&rotated_path(&live, 1)), "dddddddddddddd\n");
         assert_eq!(read(&live), "e\n");
         assert!(!rotated_path(&live, 3).exists());
+    }
+
+    #[test]
+    fn append_writes_directly_and_rotates_through_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("a.log");
+        let mut f = LogFile::new(live.clone(), 10, 2, false);
+        f.append(&[b"aa", b"aa\n", b"bb\n"]);
+        assert!(!f.has_pending(), "fits: written at once");
+        assert_eq!(read(&live), "aaaa\nbb\n");
+        // Does not fit the 10-byte file: waits in pending, and flush rotates before it.
+        f.append(&[b"", b"cccc\n"]);
+        assert!(f.has_pending());
+        f.flush().unwrap();
+        assert_eq!(read(&rotated_path(&live, 1)), "aaaa\nbb\n");
+        assert_eq!(read(&live), "cccc\n");
+        // While something is pending, appended lines queue behind it (order kept).
+        f.pending.extend_from_slice(b"d\n");
+        f.append(&[b"e\n"]);
+        f.flush().unwrap();
+        assert_eq!(read(&live), "cccc\nd\ne\n");
     }
 }
