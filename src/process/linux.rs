@@ -14,6 +14,63 @@ const NSIG: libc::c_int = 65;
 #[allow(dead_code)] // listed only where close_range is missing
 pub(super) const FD_DIR: &str = "/proc/self/fd";
 
+/// Stack of a child between clone and exec. It runs a few dozen syscall wrappers in shallow
+/// frames (a few KiB), so 64 KiB leaves a wide margin.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Starts `entry(arg)` in a new process the way `posix_spawn` does: `clone(CLONE_VM |
+/// CLONE_VFORK)`, so the child shares our memory (no page tables copied, no copy-on-write
+/// faults) and the calling thread sleeps until the child has called `execve` or `_exit`. Returns
+/// the pid, or -1 with `errno` set.
+///
+/// # Safety
+/// `entry` must never return: it may only make async-signal-safe calls on memory prepared
+/// before this call, with every signal blocked in the calling thread, and end in `execve` or
+/// `_exit`.
+pub(super) unsafe fn start_child(
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> libc::pid_t {
+    let mut stack = vec![0u8; CHILD_STACK];
+    // The stack grows down from its 16-byte aligned top.
+    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+    // SAFETY: the stack outlives the child's use of it, since CLONE_VFORK returns only once the
+    // child has exec'd or exited; the rest is the caller's contract.
+    unsafe {
+        libc::clone(
+            entry,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            arg,
+        )
+    }
+}
+
+// Credentials of the child between clone and exec, as raw syscalls: glibc's wrappers would
+// broadcast the change to every thread of what it takes for the process, i.e. the supervisor's
+// threads, whose memory the child shares until exec (`posix_spawn` does the same).
+
+/// # Safety
+/// Only in the child between [`start_child`] and exec.
+pub(super) unsafe fn set_groups(groups: &[libc::gid_t]) -> libc::c_long {
+    // SAFETY: the kernel reads `groups.len()` ids from the slice.
+    unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }
+}
+
+/// # Safety
+/// Only in the child between [`start_child`] and exec.
+pub(super) unsafe fn set_gid(gid: libc::gid_t) -> libc::c_long {
+    // SAFETY: no memory arguments.
+    unsafe { libc::syscall(libc::SYS_setgid, gid) }
+}
+
+/// # Safety
+/// Only in the child between [`start_child`] and exec.
+pub(super) unsafe fn set_uid(uid: libc::uid_t) -> libc::c_long {
+    // SAFETY: no memory arguments.
+    unsafe { libc::syscall(libc::SYS_setuid, uid) }
+}
+
 /// After fork: make the kernel SIGKILL the child when the forking *thread* exits, and catch the
 /// race where it already did. Must run after any credential change (which clears the setting).
 ///

@@ -1,4 +1,4 @@
-//! fork + execve of one child, with every allocation done before fork.
+//! Starting a child: clone/fork + execve, with every allocation done before.
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
@@ -188,18 +188,18 @@ fn begin(spec: &SpawnSpec) -> Result<Pending, SpawnError> {
     // Holding the reaper's lock across fork means the reaper cannot reap this child before it is
     // registered as spawning, nor before its start time is read.
     let mut registry = reaper::lock();
-    // SAFETY: the child only runs `child`, which makes async-signal-safe calls and never returns.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        let fds = [
+    let mut args = ChildArgs {
+        prep: &mut prep,
+        fds: [
             stdin,
             out_w.as_raw_fd(),
             err_w.as_raw_fd(),
             report_w.as_raw_fd(),
-        ];
-        // SAFETY: we are the child of a fork.
-        unsafe { child(&mut prep, fds) }
-    }
+        ],
+    };
+    // SAFETY: the child only runs `child_entry`, which makes async-signal-safe calls on `args`
+    // and never returns; every signal is blocked.
+    let pid = unsafe { os::start_child(child_entry, (&raw mut args).cast()) };
     let fork_error = io::Error::last_os_error();
     let start_time = if pid > 0 {
         registry.spawning.insert(pid, None);
@@ -482,6 +482,21 @@ fn highest_open_fd() -> c_int {
     }
 }
 
+/// What [`child_entry`] gets from [`begin`].
+struct ChildArgs<'a> {
+    prep: &'a mut Prepared,
+    fds: [c_int; 4],
+}
+
+/// The new process's entry point ([`os::start_child`]).
+extern "C" fn child_entry(arg: *mut libc::c_void) -> c_int {
+    // SAFETY: `arg` is the `ChildArgs` of `begin`, alive until the child has exec'd or exited.
+    unsafe {
+        let args = &mut *arg.cast::<ChildArgs<'_>>();
+        child(args.prep, args.fds)
+    }
+}
+
 /// The child between fork and exec: only async-signal-safe calls, no allocation, no panics.
 ///
 /// `fds` = [stdin source, stdout write end, stderr write end, report pipe write end].
@@ -547,13 +562,13 @@ unsafe fn child(p: &mut Prepared, fds: [c_int; 4]) -> ! {
             fail(report, Stage::Nice);
         }
         if let Some(c) = &p.creds {
-            if libc::setgroups(c.groups.len() as _, c.groups.as_ptr()) != 0 {
+            if os::set_groups(&c.groups) != 0 {
                 fail(report, Stage::Groups);
             }
-            if libc::setgid(c.gid) != 0 {
+            if os::set_gid(c.gid) != 0 {
                 fail(report, Stage::Gid);
             }
-            if libc::setuid(c.uid) != 0 {
+            if os::set_uid(c.uid) != 0 {
                 fail(report, Stage::Uid);
             }
         }

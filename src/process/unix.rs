@@ -7,6 +7,47 @@ use super::Usage;
 /// Signals 1..NSIG are reset to their default action in a new child.
 const NSIG: libc::c_int = 32;
 
+/// Starts `entry(arg)` in a forked child. Returns the pid, or -1 with `errno` set.
+///
+/// # Safety
+/// `entry` must never return: it may only make async-signal-safe calls, with every signal
+/// blocked in the calling thread, and end in `execve` or `_exit`.
+pub(super) unsafe fn start_child(
+    entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> libc::pid_t {
+    // SAFETY: the caller's contract; the child runs only `entry`, which does not return.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            entry(arg);
+            libc::_exit(127);
+        }
+        pid
+    }
+}
+
+/// # Safety
+/// Only in the child between [`start_child`] and exec.
+pub(super) unsafe fn set_groups(groups: &[libc::gid_t]) -> libc::c_int {
+    // SAFETY: the kernel reads `groups.len()` ids from the slice.
+    unsafe { libc::setgroups(groups.len() as _, groups.as_ptr()) }
+}
+
+/// # Safety
+/// Only in the child between [`start_child`] and exec.
+pub(super) unsafe fn set_gid(gid: libc::gid_t) -> libc::c_int {
+    // SAFETY: no memory arguments.
+    unsafe { libc::setgid(gid) }
+}
+
+/// # Safety
+/// Only in the child between [`start_child`] and exec.
+pub(super) unsafe fn set_uid(uid: libc::uid_t) -> libc::c_int {
+    // SAFETY: no memory arguments.
+    unsafe { libc::setuid(uid) }
+}
+
 /// After fork: every signal back to its default action.
 ///
 /// # Safety
