@@ -272,6 +272,7 @@ impl Supervisor {
             {
                 return;
             }
+            self.events.flush();
             if self.dirty {
                 self.save();
             }
@@ -310,6 +311,7 @@ impl Supervisor {
             Event::Signal(s) => self.on_signal(s),
             Event::Control(req, reply) => {
                 let resp = self.on_request(req);
+                self.events.flush();
                 let _ = reply.send(resp);
             }
             Event::Log(n) => self.on_log(n),

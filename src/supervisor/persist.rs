@@ -134,6 +134,8 @@ impl EventRecord {
 /// Appends events to `state_dir/events.jsonl`.
 pub struct EventLog {
     file: Option<File>,
+    /// Appended since the last [`EventLog::flush`].
+    queued: Vec<EventRecord>,
 }
 
 impl EventLog {
@@ -142,24 +144,48 @@ impl EventLog {
         let file = private_file(&path, true)
             .map_err(|e| log::error!("cannot open `{}`: {e}", path.display()))
             .ok();
-        EventLog { file }
+        EventLog {
+            file,
+            queued: Vec::new(),
+        }
     }
 
+    /// Queues an event; [`Self::flush`] writes it. The supervisor flushes before it waits for
+    /// the next input and before it answers a request, so the write (and the log line) never
+    /// delays the restart an exit calls for.
     pub fn append(&mut self, e: &EventRecord) {
-        log::info!(
-            "{} {}{} {}",
-            e.event,
-            e.app.as_deref().unwrap_or("-"),
-            e.instance.map(|i| format!(".{i}")).unwrap_or_default(),
-            e.detail
-        );
-        if let Some(f) = &mut self.file
-            && let Ok(mut line) = serde_json::to_vec(e)
-        {
-            line.push(b'\n');
-            if let Err(err) = f.write_all(&line) {
-                log::error!("cannot append to events.jsonl: {err}");
+        self.queued.push(e.clone());
+    }
+
+    /// Logs and appends the queued events, in order, with one write.
+    pub fn flush(&mut self) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let mut lines = Vec::new();
+        for e in self.queued.drain(..) {
+            log::info!(
+                "{} {}{} {}",
+                e.event,
+                e.app.as_deref().unwrap_or("-"),
+                e.instance.map(|i| format!(".{i}")).unwrap_or_default(),
+                e.detail
+            );
+            if let Ok(line) = serde_json::to_vec(&e) {
+                lines.extend_from_slice(&line);
+                lines.push(b'\n');
             }
         }
+        if let Some(f) = &mut self.file
+            && let Err(err) = f.write_all(&lines)
+        {
+            log::error!("cannot append to events.jsonl: {err}");
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
