@@ -100,7 +100,9 @@ Scenarios:
      200 MiB (20 MiB in --quick) of 100-byte numbered lines. Once the child exists, the script
      opens FIFO for writing (t0), which releases `cat`; the end is when the size of the
      program's stdout log file(s) (pypm: `APP.out.log*`, with `log_max_size = "1G"` so nothing
-     rotates) reaches the size of DATA (polled every 1 ms; timeout 120 s). Reported: wall time,
+     rotates) reaches the size of DATA (polled every 1 ms; timeout 120 s). Before t0 the script
+     calls sync(2) and waits 0.5 s, so the writeback of an earlier run's 200 MiB does not land in
+     this one. Reported: wall time,
      manager CPU (utime+stime delta over the same interval), lines lost (lines in DATA minus
      lines in the log files) and whether the log is byte-identical to DATA ("in order").
   6. status: with the N = 50 manager, after the idle period, 20 runs of the manager's status
@@ -1226,6 +1228,9 @@ def sc_logs(cls, res: dict, mib: int) -> None:
         m.spawn_start()
         if w.wait_count(1, 30) is None:
             raise RuntimeError(f"{m.name}: log program did not start")
+        # Write back whatever earlier runs left dirty (their 200 MiB logs), so that writeback
+        # does not compete with this run's writes: each manager starts on a quiet disk.
+        os.sync()
         time.sleep(0.5)
         own = m.own_pids(s.needle)
         c0, _ = m.cpu(own)

@@ -107,6 +107,40 @@ fn child_output_rotates_without_loss_or_duplication() {
     pump.shutdown();
 }
 
+/// A pipe the pump found full grows to 1 MiB; a quiet one keeps its 128 KiB.
+#[cfg(target_os = "linux")]
+#[test]
+fn only_a_chatty_pipe_grows() {
+    use nix::fcntl::{FcntlArg, fcntl};
+    let dir = tempfile::tempdir().unwrap();
+    let (pump, notices) = pump();
+    let (quiet_r, mut quiet_w) = io::pipe().unwrap();
+    let (chatty_r, mut chatty_w) = io::pipe().unwrap();
+    pump.add(
+        quiet_r.into(),
+        target(&dir.path().join("q.log"), 0, 5, false),
+        None,
+    )
+    .unwrap();
+    let live = dir.path().join("c.log");
+    let id = pump
+        .add(chatty_r.into(), target(&live, 0, 5, false), None)
+        .unwrap();
+    quiet_w.write_all(b"hello\n").unwrap();
+    // ~32 MiB in 1 MiB writes through a 128 KiB pipe: the writer fills it over and over.
+    let chunk: Vec<u8> = [[b'y'; 99].as_slice(), b"\n"].concat().repeat(10 << 10);
+    for _ in 0..32 {
+        chatty_w.write_all(&chunk).unwrap();
+    }
+    let size = |w: &io::PipeWriter| fcntl(w, FcntlArg::F_GETPIPE_SZ).unwrap();
+    assert_eq!(size(&chatty_w), 1 << 20);
+    assert_eq!(size(&quiet_w), 128 << 10);
+    drop(chatty_w);
+    wait_closed(&notices, id);
+    assert_eq!(fs::metadata(&live).unwrap().len(), 32 * 100 * (10 << 10));
+    pump.shutdown();
+}
+
 #[test]
 fn long_lines_are_split_and_unterminated_output_is_kept() {
     let dir = tempfile::tempdir().unwrap();

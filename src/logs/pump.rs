@@ -32,6 +32,11 @@ const READ_SIZE: usize = 1024 * 1024;
 /// all) fall back to one page each, so 400 pipes of 1 MiB would hurt every pipe of that user.
 #[cfg(target_os = "linux")]
 const PIPE_SIZE: usize = 128 * 1024;
+/// A pipe that a read found full (its child was writing faster than the pump read) grows to
+/// this, once: only the chatty few get big pipes, and they are drained in fewer, larger reads
+/// (200 MiB through one pipe: ~0.115 s instead of ~0.13 s, docs/benchmarks.md).
+#[cfg(target_os = "linux")]
+const BIG_PIPE_SIZE: usize = 1024 * 1024;
 
 /// Reads per pipe at shutdown, so a child that keeps writing cannot hold shutdown up.
 const SHUTDOWN_READS: usize = 64;
@@ -185,6 +190,8 @@ fn set_nonblocking(fd: &impl AsFd) -> io::Result<()> {
 }
 
 struct Pipe {
+    /// Grown to [`BIG_PIPE_SIZE`] (or tried to).
+    grown: bool,
     id: PipeId,
     file: File,
     path: PathBuf,
@@ -298,6 +305,7 @@ impl Pump {
                     t.log.max_files = target.max_files;
                     t.log.timestamps = target.timestamps;
                     self.pipes.push(Pipe {
+                        grown: false,
                         id,
                         file,
                         path: target.path,
@@ -333,6 +341,12 @@ impl Pump {
                 }
             }
         };
+        #[cfg(target_os = "linux")]
+        if n >= PIPE_SIZE && !pipe.grown {
+            pipe.grown = true;
+            // Best effort, like the first size: fs.pipe-max-size and the user's pipe budget.
+            let _ = fcntl(&pipe.file, FcntlArg::F_SETPIPE_SZ(BIG_PIPE_SIZE as i32));
+        }
         let target = self.files.get_mut(&pipe.path).expect("pipe has a target");
         let prefix = target.log.timestamps.then(|| ts_prefix(SystemTime::now()));
         let mut fmt = LineFormat {
