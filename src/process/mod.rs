@@ -5,10 +5,11 @@
 //! what this module reports (an [`Exit`], a [`Usage`] sample, a [`SpawnError`]) into events.
 //!
 //! Pieces:
-//! - [`spawn`] / [`Reaper::spawn_watched`]: fork + execve with everything an instance needs (own
-//!   session, `/dev/null` stdin, stdout/stderr pipes, only fds 0–2 plus the `listen` sockets,
-//!   `LISTEN_*` and `NOTIFY_SOCKET`, `nofile`, `nice`, `user`, death signal). Failures before exec
-//!   come back from the call itself as a [`SpawnError`].
+//! - [`spawn`] / [`Reaper::spawn_watched`]: `clone(CLONE_VM | CLONE_VFORK)` like `posix_spawn`
+//!   (`fork` off Linux) + execve, with everything an instance needs (own session, `/dev/null`
+//!   stdin, stdout/stderr pipes, only fds 0–2 plus the `listen` sockets, `LISTEN_*` and
+//!   `NOTIFY_SOCKET`, `nofile`, `nice`, `user`, death signal). Failures before exec come back
+//!   from the call itself as a [`SpawnError`].
 //! - [`Reaper`]: the single owner of `waitpid(-1)` in the process. Turns SIGCHLD into [`Exit`]
 //!   callbacks without polling. **Once a `Reaper` runs, nothing else in the process may wait for
 //!   children** (`std::process::Child::wait`/`output` would race it and get `ECHILD`): run short
