@@ -116,7 +116,7 @@ struct Prepared {
 }
 
 /// Starts a child as [`SpawnSpec`] says and returns once it has called `execve` successfully
-/// (typically well under a millisecond after fork), or with the reason it could not.
+/// (typically a quarter of a millisecond), or with the reason it could not.
 ///
 /// The child runs in its own session and process group (pgid = sid = pid), with stdin from
 /// `/dev/null` (or [`SpawnSpec::stdin`]), stdout and stderr to fresh pipes, fds 3.. = the listen
@@ -133,8 +133,9 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Child, SpawnError> {
     spawn_with(spec, None)
 }
 
-/// Spawns several children at once: every fork happens first, then each exec's outcome is
-/// collected, so the children's `execve`s overlap instead of running one after another. Same
+/// Spawns several children: every child is started first, then each exec's outcome is
+/// collected. Where children start with `fork` their `execve`s overlap; on Linux the vfork-style
+/// clone returns once the child has exec'd, which costs less than the overlap saved. Same
 /// guarantees and threading rule as [`spawn`]; results are in the order of `specs`.
 pub fn spawn_batch(specs: &[SpawnSpec]) -> Vec<Result<Child, SpawnError>> {
     let pending: Vec<Result<Pending, SpawnError>> = specs.iter().map(begin).collect();
