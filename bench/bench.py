@@ -800,7 +800,29 @@ class Pm2(Manager):
             return None
 
 
-class Horust(Manager):
+class Foreground(Manager):
+    """A manager with no stop command: the process the script started is stopped with SIGTERM."""
+
+    def stop_argv(self):
+        return None
+
+    def root_pid(self):
+        return self.popen.pid if self.popen else None
+
+    def stop(self):
+        if self.popen and self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def spawn_stop(self):
+        self.popen.send_signal(signal.SIGTERM)
+        return None
+
+
+class Horust(Foreground):
     name = "horust"
     has_status = False
     has_reload = False
@@ -831,26 +853,8 @@ wait = "10s"
     def start_argv(self):
         return [self.binary, "--services-path", os.path.join(self.proj, "services")]
 
-    def stop_argv(self):
-        return None
 
-    def root_pid(self):
-        return self.popen.pid if self.popen else None
-
-    def stop(self):
-        if self.popen and self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-
-    def spawn_stop(self):
-        self.popen.send_signal(signal.SIGTERM)
-        return None
-
-
-class Floor(Manager):
+class Floor(Foreground):
     """bench/floor.c: blocking waitpid + vfork + execv, the floor of "SIGKILL -> new pid"."""
 
     name = "floor"
@@ -868,21 +872,7 @@ class Floor(Manager):
         return []
 
     def start_argv(self):
-        return [self.binary, SLEEP]
-
-    def stop_argv(self):
-        return None
-
-    def root_pid(self):
-        return self.popen.pid if self.popen else None
-
-    def stop(self):
-        if self.popen and self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)  # kills its child, then exits
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        return [self.binary, SLEEP]  # SIGTERM: it kills its child, then exits
 
 
 MANAGERS = {"pypm": Pypm, "supervisord": Supervisord, "pm2": Pm2, "horust": Horust,

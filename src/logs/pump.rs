@@ -190,7 +190,8 @@ fn set_nonblocking(fd: &impl AsFd) -> io::Result<()> {
 }
 
 struct Pipe {
-    /// Grown to [`BIG_PIPE_SIZE`] (or tried to).
+    /// Grown to [`BIG_PIPE_SIZE`] (or tried to); Linux only.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     grown: bool,
     id: PipeId,
     file: File,
