@@ -8,7 +8,9 @@
 use super::lines::{LineFormat, LineSplitter, Tap};
 use super::sink::LogFile;
 use super::timestamp::{TS_LEN, format_bytes};
-use nix::fcntl::{FcntlArg, OFlag, fcntl};
+#[cfg(target_os = "linux")]
+use crate::process::set_pipe_size;
+use crate::process::{readable_bytes, set_nonblocking};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::HashMap;
 use std::fs::File;
@@ -105,8 +107,8 @@ impl LogPump {
     /// Starts the pump thread. `notice` is called on that thread; it must not block for long.
     pub fn start(notice: impl FnMut(LogNotice) + Send + 'static) -> io::Result<LogPump> {
         let (wake_rx, wake_tx) = nix::unistd::pipe()?;
-        set_nonblocking(&wake_rx)?;
-        set_nonblocking(&wake_tx)?;
+        set_nonblocking(wake_rx.as_fd(), true)?;
+        set_nonblocking(wake_tx.as_fd(), true)?;
         let (tx, rx) = channel();
         let buffered = Arc::new(AtomicU64::new(0));
         let mut pump = Pump {
@@ -134,11 +136,11 @@ impl LogPump {
     /// shared with any other pipe writing to the same path; the latest `target` settings apply).
     /// `tap` sees every complete line. The pump closes `fd` at end of file.
     pub fn add(&self, fd: OwnedFd, target: LogTarget, tap: Option<Tap>) -> io::Result<PipeId> {
-        set_nonblocking(&fd)?;
+        set_nonblocking(fd.as_fd(), true)?;
         // Best effort: a bigger pipe lets a chatty child run ahead of the pump without blocking
         // (still bounded: backpressure once it is full). Limited by fs.pipe-max-size.
         #[cfg(target_os = "linux")]
-        let _ = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32));
+        let _ = set_pipe_size(fd.as_fd(), PIPE_SIZE);
         let id = PipeId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let cmd = Cmd::Add {
             id,
@@ -188,12 +190,6 @@ impl Drop for LogPump {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn set_nonblocking(fd: &impl AsFd) -> io::Result<()> {
-    let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL)?);
-    fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
 }
 
 struct Pipe {
@@ -289,8 +285,7 @@ impl Pump {
     /// bytes pile up. At most one pause per round, whatever the number of pipes.
     fn should_wait(&self, i: usize) -> bool {
         let p = &self.pipes[i];
-        p.streaming
-            && crate::process::readable_bytes(p.file.as_fd()).is_ok_and(|n| n < STREAM_BATCH)
+        p.streaming && readable_bytes(p.file.as_fd()).is_ok_and(|n| n < STREAM_BATCH)
     }
 
     fn poll_timeout(&self) -> PollTimeout {
@@ -371,7 +366,7 @@ impl Pump {
         if n >= PIPE_SIZE && !pipe.grown {
             pipe.grown = true;
             // Best effort, like the first size: fs.pipe-max-size and the user's pipe budget.
-            let _ = fcntl(&pipe.file, FcntlArg::F_SETPIPE_SZ(BIG_PIPE_SIZE as i32));
+            let _ = set_pipe_size(pipe.file.as_fd(), BIG_PIPE_SIZE);
         }
         let target = self.files.get_mut(&pipe.path).expect("pipe has a target");
         let prefix = target.log.timestamps.then(|| ts_prefix(SystemTime::now()));

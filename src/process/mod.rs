@@ -119,6 +119,19 @@ pub fn readable_bytes(fd: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(n.max(0) as usize)
 }
 
+/// Sets a pipe's capacity (`F_SETPIPE_SZ`); bounded by `fs.pipe-max-size` and, for users
+/// without `CAP_SYS_RESOURCE`, by their pipe budget. Returns the capacity the kernel chose.
+#[cfg(target_os = "linux")]
+pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fcntl on a borrowed descriptor; no memory is passed.
+    let got = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
+    if got < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(got as usize)
+}
+
 /// Lowercase text of an errno value, for messages like "permission denied".
 fn errno_text(errno: i32) -> String {
     let desc = nix::errno::Errno::from_raw(errno).desc();
