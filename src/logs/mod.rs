@@ -14,9 +14,7 @@
 //! - Lines that need no change (no timestamp, no tap, none longer than [`MAX_LINE`]) go from the
 //!   read buffer to the file in one `writev`, without being copied: the bytes cross the kernel
 //!   twice (pipe → buffer → file) and user space only searches them for newlines. A pipe found
-//!   full grows to 1 MiB; one that streams (its last read was ≥ 64 KiB) but holds < 512 KiB is
-//!   given 200 µs to fill before it is read, so the pump does not fight the writer for the pipe
-//!   with many small reads. A line waits at most that long.
+//!   full grows to 1 MiB.
 //! - Line-oriented: a line is never split across a rotation, lost or doubled. A line longer than
 //!   [`MAX_LINE`] (64 KiB) is written as 64 KiB pieces, each its own line. Output without a final
 //!   newline is kept: it is written as a line when the pipe reaches end of file (or at shutdown).

@@ -8,9 +8,9 @@
 use super::lines::{LineFormat, LineSplitter, Tap};
 use super::sink::LogFile;
 use super::timestamp::{TS_LEN, format_bytes};
+use crate::process::set_nonblocking;
 #[cfg(target_os = "linux")]
 use crate::process::set_pipe_size;
-use crate::process::{readable_bytes, set_nonblocking};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::HashMap;
 use std::fs::File;
@@ -39,13 +39,6 @@ const PIPE_SIZE: usize = 128 * 1024;
 /// (200 MiB through one pipe: ~0.115 s instead of ~0.13 s, docs/benchmarks.md).
 #[cfg(target_os = "linux")]
 const BIG_PIPE_SIZE: usize = 1024 * 1024;
-
-/// A read at least this large marks its pipe as streaming (see `Pump::should_wait`).
-const STREAM_READ: usize = 64 * 1024;
-/// A streaming pipe holding less than this is given [`STREAM_PAUSE`] to fill before it is read.
-const STREAM_BATCH: usize = 512 * 1024;
-/// The most a line waits for it: 200 µs per poll round.
-const STREAM_PAUSE: Duration = Duration::from_micros(200);
 
 /// Reads per pipe at shutdown, so a child that keeps writing cannot hold shutdown up.
 const SHUTDOWN_READS: usize = 64;
@@ -196,8 +189,6 @@ struct Pipe {
     /// Grown to [`BIG_PIPE_SIZE`] (or tried to); Linux only.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     grown: bool,
-    /// The last read took at least [`STREAM_READ`] bytes.
-    streaming: bool,
     id: PipeId,
     file: File,
     path: PathBuf,
@@ -262,9 +253,6 @@ impl Pump {
                 }
                 !rev(&fds[0]).is_empty()
             };
-            if ready.iter().any(|&(i, _)| self.should_wait(i)) {
-                std::thread::sleep(STREAM_PAUSE);
-            }
             // Highest index first, so removing a closed pipe keeps the other indices valid.
             for &(i, _) in ready.iter().rev() {
                 self.service(i);
@@ -276,16 +264,6 @@ impl Pump {
             }
             self.publish_buffered();
         }
-    }
-
-    /// Whether pipe `i` is streaming (its last read was large) but holds little right now, i.e.
-    /// is being written as we speak. Reading it at once would mean many small reads, each one
-    /// fighting the writer for the pipe's lock (the kernel spins in `mutex_spin_on_owner`: up
-    /// to a third of the pump's time with `cat` of 200 MiB); a pause of [`STREAM_PAUSE`] lets the
-    /// bytes pile up. At most one pause per round, whatever the number of pipes.
-    fn should_wait(&self, i: usize) -> bool {
-        let p = &self.pipes[i];
-        p.streaming && readable_bytes(p.file.as_fd()).is_ok_and(|n| n < STREAM_BATCH)
     }
 
     fn poll_timeout(&self) -> PollTimeout {
@@ -325,7 +303,6 @@ impl Pump {
                     t.log.timestamps = target.timestamps;
                     self.pipes.push(Pipe {
                         grown: false,
-                        streaming: false,
                         id,
                         file,
                         path: target.path,
@@ -361,7 +338,6 @@ impl Pump {
                 }
             }
         };
-        pipe.streaming = n >= STREAM_READ;
         #[cfg(target_os = "linux")]
         if n >= PIPE_SIZE && !pipe.grown {
             pipe.grown = true;

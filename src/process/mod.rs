@@ -109,16 +109,6 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> 
     Ok(())
 }
 
-/// Bytes waiting to be read in a pipe or socket (`FIONREAD`).
-pub fn readable_bytes(fd: BorrowedFd<'_>) -> io::Result<usize> {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int into `n`; the descriptor is borrowed.
-    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(n.max(0) as usize)
-}
-
 /// Sets a pipe's capacity (`F_SETPIPE_SZ`); bounded by `fs.pipe-max-size` and, for users
 /// without `CAP_SYS_RESOURCE`, by their pipe budget. Returns the capacity the kernel chose.
 #[cfg(target_os = "linux")]
@@ -174,16 +164,6 @@ mod tests {
         assert_eq!(cpu_percent(1.0, 5.0, Duration::from_secs(2)), 200.0);
         assert_eq!(cpu_percent(5.0, 1.0, Duration::from_secs(2)), 0.0);
         assert_eq!(cpu_percent(1.0, 2.0, Duration::ZERO), 0.0);
-    }
-
-    #[test]
-    fn readable_bytes_counts_what_a_pipe_holds() {
-        use std::io::Write;
-        use std::os::fd::AsFd;
-        let (r, mut w) = io::pipe().unwrap();
-        assert_eq!(readable_bytes(r.as_fd()).unwrap(), 0);
-        w.write_all(b"0123456789").unwrap();
-        assert_eq!(readable_bytes(r.as_fd()).unwrap(), 10);
     }
 
     #[test]
