@@ -66,7 +66,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -77,6 +76,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import loadavg, machine  # noqa: E402  (one description of the machine)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -98,11 +100,6 @@ def sh_out(argv, merge=False) -> str:
         return (r.stdout + (r.stderr if merge else "")).strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
-
-
-def loadavg() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def free_port() -> int:
@@ -634,23 +631,6 @@ def ms(v: float) -> str:
     if v != v:  # nan
         return "—"
     return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
-
-
-def machine() -> list[str]:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = "?"
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    return [f"- CPUs (`nproc`): {os.cpu_count()} — {cpu}",
-            f"- kernel: {platform.system()} {platform.release()} ({platform.machine()})",
-            f"- memory: {mem}", f"- Python {platform.python_version()}"]
 
 
 def section(cmd, started, load_before, load_after, tput, fdres, roll_res, args, versions,

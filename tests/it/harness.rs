@@ -444,6 +444,33 @@ impl Project {
         new.unwrap()
     }
 
+    /// Waits until all `instances` of `app` (`APP.0` …) run under pids not in `old`, and every
+    /// pid of `old` is gone; returns the new pids, in instance order.
+    pub fn wait_rolled(
+        &self,
+        app: &str,
+        instances: u32,
+        old: &[i32],
+        within: Duration,
+    ) -> Vec<i32> {
+        let names: Vec<String> = (0..instances).map(|i| format!("{app}.{i}")).collect();
+        let mut now = Vec::new();
+        let ok = wait_until(within, || {
+            now = names.iter().filter_map(|n| self.pid_of(n)).collect();
+            now.len() == names.len()
+                && now.iter().all(|pid| !old.contains(pid) && alive(*pid))
+                && old.iter().all(|pid| !alive(*pid))
+                && names.iter().all(|n| self.state_of(n) == "running")
+        });
+        assert!(
+            ok,
+            "{app} was not rolled: {:#}\n--- end of pypm.log\n{}",
+            self.status_json(),
+            self.supervisor_log_tail()
+        );
+        now
+    }
+
     /// Asserts that `name` keeps pid `pid` (alive) for `during`.
     pub fn assert_pid_kept(&self, name: &str, pid: i32, during: Duration) {
         let deadline = Instant::now() + during;

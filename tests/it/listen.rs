@@ -78,27 +78,6 @@ fn web_pids(p: &Project) -> Vec<i32> {
         .collect()
 }
 
-/// Waits until all three instances run under pids other than `old` and the old ones are gone.
-fn wait_rolled(p: &Project, old: &[i32]) -> Vec<i32> {
-    let mut now = Vec::new();
-    let ok = wait_until(Duration::from_secs(30), || {
-        now = (0..3)
-            .filter_map(|i| p.pid_of(&format!("web.{i}")))
-            .collect();
-        now.len() == 3
-            && now.iter().all(|pid| !old.contains(pid) && alive(*pid))
-            && old.iter().all(|pid| !alive(*pid))
-            && (0..3).all(|i| p.state_of(&format!("web.{i}")) == "running")
-    });
-    assert!(
-        ok,
-        "web was not rolled: {:#}\n--- end of pypm.log\n{}",
-        p.status_json(),
-        p.supervisor_log_tail()
-    );
-    now
-}
-
 /// Each replacement (`new[i]`) was ready before its predecessor (`old[i]`) exited.
 fn assert_ready_before_stopped(p: &Project, old: &[i32], new: &[i32]) {
     let events = p.events();
@@ -206,7 +185,7 @@ fn restart_and_a_config_change_roll_without_a_failed_request() {
     let load = Hammer::start(port, 2, timeout);
     std::thread::sleep(Duration::from_millis(200));
     p.pypm_ok(&["restart", "web"], 0);
-    let after_restart = wait_rolled(&p, &before);
+    let after_restart = p.wait_rolled("web", 3, &before, Duration::from_secs(30));
     assert_ready_before_stopped(&p, &before, &after_restart);
     std::thread::sleep(Duration::from_millis(200));
     let restart = load.stop();
@@ -215,7 +194,7 @@ fn restart_and_a_config_change_roll_without_a_failed_request() {
     let load = Hammer::start(port, 2, timeout);
     std::thread::sleep(Duration::from_millis(200));
     p.write_config_by_rename(&web_config(&p, port, 2));
-    let after_change = wait_rolled(&p, &after_restart);
+    let after_change = p.wait_rolled("web", 3, &after_restart, Duration::from_secs(30));
     assert_ready_before_stopped(&p, &after_restart, &after_change);
     std::thread::sleep(Duration::from_millis(200));
     let change = load.stop();

@@ -117,32 +117,16 @@ fn roll_under_load(p: &Project, port: u16, command: &[String], ready_log: &str) 
             .map(|i| p.pid_of(&format!("web.{i}")).unwrap_or(0))
             .collect()
     };
-    let wait_rolled = |old: &[i32]| {
-        let mut now = Vec::new();
-        let ok = wait_until(Duration::from_secs(60), || {
-            now = pids(p);
-            now.iter().all(|pid| *pid != 0 && !old.contains(pid))
-                && old.iter().all(|pid| !alive(*pid))
-                && (0..2).all(|i| p.state_of(&format!("web.{i}")) == "running")
-        });
-        assert!(
-            ok,
-            "web was not rolled: {:#}\n--- end of pypm.log\n{}",
-            p.status_json(),
-            p.supervisor_log_tail()
-        );
-        now
-    };
 
     let load = Hammer::start(port, 2, Duration::from_secs(3));
     std::thread::sleep(Duration::from_millis(300));
     let mut old = pids(p);
     for _ in 0..2 {
         p.pypm_ok(&["restart", "web"], 0);
-        old = wait_rolled(&old);
+        old = p.wait_rolled("web", 2, &old, Duration::from_secs(60));
     }
     p.write_config_by_rename(&conf(2));
-    wait_rolled(&old);
+    p.wait_rolled("web", 2, &old, Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(300));
     load.stop()
 }
