@@ -86,20 +86,7 @@ impl LogFile {
         let file = self.file.as_mut().expect("opened above");
         let mut done = 0;
         while done < total {
-            let mut skip = done;
-            let slices: Vec<IoSlice<'_>> = parts
-                .iter()
-                .filter_map(|p| {
-                    if skip >= p.len() {
-                        skip -= p.len();
-                        None
-                    } else {
-                        let s = IoSlice::new(&p[skip..]);
-                        skip = 0;
-                        Some(s)
-                    }
-                })
-                .collect();
+            let slices: Vec<IoSlice<'_>> = after(parts, done).map(IoSlice::new).collect();
             match file.write_vectored(&slices) {
                 Ok(n) if n > 0 => {
                     done += n;
@@ -112,14 +99,8 @@ impl LogFile {
                     self.pending.clear();
                     self.written = 0;
                     self.run_end = 0;
-                    let mut skip = done;
-                    for p in parts {
-                        if skip >= p.len() {
-                            skip -= p.len();
-                        } else {
-                            self.pending.extend_from_slice(&p[skip..]);
-                            skip = 0;
-                        }
+                    for p in after(parts, done) {
+                        self.pending.extend_from_slice(p);
                     }
                     return;
                 }
@@ -198,6 +179,15 @@ impl LogFile {
     }
 }
 
+/// What is left of the concatenation of `parts` after its first `done` bytes, as pieces.
+fn after<'a>(parts: &'a [&'a [u8]], mut done: usize) -> impl Iterator<Item = &'a [u8]> {
+    parts.iter().filter_map(move |p| {
+        let skip = done.min(p.len());
+        done -= skip;
+        (skip < p.len()).then(|| &p[skip..])
+    })
+}
+
 fn remove_if_exists(p: &Path) -> io::Result<bool> {
     match fs::remove_file(p) {
         Ok(()) => Ok(true),
@@ -235,6 +225,17 @@ mod tests {
         assert_eq!(read(&rotated_path(&live, 1)), "dddddddddddddd\n");
         assert_eq!(read(&live), "e\n");
         assert!(!rotated_path(&live, 3).exists());
+    }
+
+    #[test]
+    fn after_skips_whole_and_partial_pieces() {
+        let parts: [&[u8]; 3] = [b"ab", b"", b"cde"];
+        let rest = |done| after(&parts, done).collect::<Vec<_>>().concat();
+        assert_eq!(rest(0), b"abcde");
+        assert_eq!(rest(1), b"bcde");
+        assert_eq!(rest(2), b"cde");
+        assert_eq!(rest(4), b"e");
+        assert!(after(&parts, 5).next().is_none());
     }
 
     #[test]
