@@ -368,3 +368,21 @@ fn discovery_order() {
         assert_eq!(discover(None, None, empty.path()), None);
     }
 }
+
+#[test]
+fn state_dir_alone_is_read_while_an_app_is_invalid() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("pypm.toml");
+    let src = "[pypm]\nstate_dir = \"${STATE}/x\"\n[apps.web]\nnot_a_key = 1\n";
+    std::fs::write(&path, src).unwrap_or_else(|e| panic!("{e}"));
+    let mut host = host();
+    host.insert("STATE".into(), "st".into());
+    assert!(super::load(&path, "pypm.toml", &host).is_err());
+    assert_eq!(
+        super::state_dir(&path, &host),
+        Some(dir.path().join("st/x"))
+    );
+    // An invalid `[pypm]` table gives nothing (the caller falls back to a lenient read).
+    std::fs::write(&path, "[pypm]\nstate_dir = 3\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(super::state_dir(&path, &host), None);
+}
