@@ -344,6 +344,7 @@ impl Supervisor {
                 } else {
                     log::warn!("second signal: killing every app now");
                     self.kill_all();
+                    self.events.flush();
                     std::process::exit(0);
                 }
             }
@@ -476,6 +477,8 @@ impl Supervisor {
             None,
             "supervisor stopped",
         ));
+        // The last exits were queued after the loop's final flush.
+        events.flush();
         let _ = persist::save_state(
             &state_dir,
             &SavedState {
