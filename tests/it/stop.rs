@@ -176,4 +176,27 @@ fn sigterm_to_the_supervisor_stops_apps_in_reverse_dependency_order_and_exits_0(
         at("web-exit") <= at("db-term"),
         "db was signalled before web had stopped: {text:?}"
     );
+    // Every app's stop is recorded, before the supervisor's own, which is the last word of both
+    // events.jsonl and its log.
+    let events = p.events();
+    let names: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let app = e["app"].as_str().unwrap_or("-").to_string();
+            (e["event"].as_str().unwrap_or("").to_string(), app)
+        })
+        .collect();
+    let last = names.last().cloned();
+    assert_eq!(last, Some(("stopped".into(), "-".into())), "{events:#?}");
+    for app in ["web", "db"] {
+        assert!(
+            names.contains(&("stopped".into(), app.into())),
+            "no `stopped` event for {app}: {events:#?}"
+        );
+    }
+    let log = std::fs::read_to_string(stderr.path()).unwrap_or_default();
+    assert!(
+        log.trim_end().ends_with("] supervisor stopped"),
+        "the log goes on after `supervisor stopped`:\n{log}"
+    );
 }
