@@ -348,6 +348,40 @@ unsafe fn reset_with_libc(from: libc::c_int, to: libc::c_int) {
     }
 }
 
+/// Makes this process the reaper of its orphaned descendants (`PR_SET_CHILD_SUBREAPER`): a
+/// process that leaves an app's session (`setsid`) and outlives its parent becomes our child
+/// instead of init's, so it can still be found and stopped.
+pub(super) fn set_child_subreaper() -> std::io::Result<()> {
+    // SAFETY: no memory arguments.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The children of this process's main thread. The kernel hands adopted orphans to the first
+/// live thread of a subreaper, which is the main thread while the process runs; children forked
+/// by other threads are listed under those threads and are not included.
+pub(super) fn main_thread_children() -> Vec<i32> {
+    let pid = std::process::id();
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .map(|s| {
+            s.split_ascii_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The value of `key` in the environment a process was started with (`/proc/PID/environ`: that
+/// of its `execve`), if it has one and we may read it.
+pub(super) fn env_var(pid: i32, key: &str) -> Option<Vec<u8>> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|&b| b == 0)
+        .find_map(|kv| kv.strip_prefix(key.as_bytes())?.strip_prefix(b"="))
+        .map(<[u8]>::to_vec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,6 +397,16 @@ mod tests {
         assert_eq!(s.children_ticks, 3);
         assert_eq!(s.start_time, 98765);
         assert_eq!(s.rss_pages, 250);
+    }
+
+    #[test]
+    fn env_var_reads_the_environment_a_process_started_with() {
+        let me = std::process::id() as i32;
+        let path = std::env::var_os("PATH").expect("tests run with a PATH");
+        assert_eq!(env_var(me, "PATH"), Some(path.into_encoded_bytes()));
+        // A key is matched whole, not as a prefix of a longer one.
+        assert_eq!(env_var(me, "PAT"), None);
+        assert_eq!(env_var(i32::MAX, "PATH"), None);
     }
 
     #[test]

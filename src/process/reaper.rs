@@ -1,9 +1,10 @@
 //! The one `waitpid(-1)` of the process: SIGCHLD in, [`Exit`] callbacks out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, PipeReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use signal_hook::consts::SIGCHLD;
 use signal_hook::iterator::Signals;
 
+use super::os;
 use super::spawn::{Child, SpawnError, SpawnSpec, spawn_with};
 use super::{Signal, set_nonblocking, signal_group_checked, signal_name};
 
@@ -81,6 +83,25 @@ pub(super) struct Registry {
     /// Children between fork and the end of `spawn`; an exit reaped meanwhile is parked here.
     pub(super) spawning: HashMap<i32, Option<Exit>>,
     watchers: HashMap<i32, Watcher>,
+    /// Every child started by `spawn_with` and not reaped yet (watched or not), with the
+    /// [`RUN_ID_VAR`] it was given (0 when orphans are not adopted).
+    pub(super) run_ids: HashMap<i32, u64>,
+}
+
+/// The environment variable that tells which start of which child a process descends from,
+/// set in every child while orphans are adopted ([`Reaper::adopt_orphans`]). Unique within the
+/// process: 1, 2, 3, ….
+pub const RUN_ID_VAR: &str = "PYPM_RUN_ID";
+
+/// Orphaned descendants are adopted and swept (see [`Reaper::adopt_orphans`]).
+static ADOPTING: AtomicBool = AtomicBool::new(false);
+static LAST_RUN_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The [`RUN_ID_VAR`] value for the next child, or `None` when orphans are not adopted.
+pub(super) fn next_run_id() -> Option<u64> {
+    ADOPTING
+        .load(Ordering::Relaxed)
+        .then(|| LAST_RUN_ID.fetch_add(1, Ordering::Relaxed) + 1)
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
@@ -88,6 +109,7 @@ static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
         on_exit: None,
         spawning: HashMap::new(),
         watchers: HashMap::new(),
+        run_ids: HashMap::new(),
     })
 });
 
@@ -102,6 +124,7 @@ pub(super) fn finish_spawn(pid: i32, watcher: Option<Watcher>, ok: bool) {
     let mut reg = lock();
     let parked = reg.spawning.remove(&pid).flatten();
     if !ok {
+        reg.run_ids.remove(&pid);
         return;
     }
     match (watcher, parked) {
@@ -154,6 +177,7 @@ fn kill_group_of_next_exited() {
 
 fn reap_all() {
     let mut unwatched = Vec::new();
+    let mut reaped = false;
     let on_exit = {
         let mut reg = lock();
         loop {
@@ -162,6 +186,8 @@ fn reap_all() {
             // SAFETY: status is a local; WNOHANG never blocks.
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid > 0 {
+                reaped = true;
+                reg.run_ids.remove(&pid);
                 let exit = Exit::from_status(pid, status);
                 if let Some(slot) = reg.spawning.get_mut(&pid) {
                     *slot = Some(exit);
@@ -181,6 +207,55 @@ fn reap_all() {
     if let Some(f) = on_exit {
         for exit in unwatched {
             f(exit);
+        }
+    }
+    // A death is what orphans a process (its parent's), so this is when to look for them.
+    if reaped && ADOPTING.load(Ordering::Relaxed) {
+        sweep_orphans(false);
+    }
+}
+
+/// SIGKILLs the orphans this process adopted as a subreaper (its children that it did not
+/// start) whose ancestor is gone: an orphan is kept only while the child it descends from — the
+/// one whose [`RUN_ID_VAR`] its environment carries — still runs, and with `all`, not even then.
+/// An orphan that leads a process group (it called `setsid`) takes its group with it; its own
+/// children, orphaned in turn, are swept when it is reaped.
+///
+/// Pid safety: the children are listed under the registry lock, so each listed pid is our child
+/// at that moment and not one whose spawn is still being set up; an adopted child is reaped only
+/// by [`reap_all`], on the reaper thread, after it was signalled here or by a later sweep there,
+/// so its pid cannot be reused before the signal lands. ([`Reaper::kill_orphans`] runs on
+/// another thread, but it only sends SIGKILL to processes that are being swept anyway.)
+fn sweep_orphans(all: bool) {
+    let (orphans, live) = {
+        let reg = lock();
+        let orphans: Vec<i32> = os::main_thread_children()
+            .into_iter()
+            .filter(|p| *p > 1 && !reg.run_ids.contains_key(p) && !reg.spawning.contains_key(p))
+            .collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let live: HashSet<u64> = if all {
+            HashSet::new()
+        } else {
+            reg.run_ids.values().copied().collect()
+        };
+        (orphans, live)
+    };
+    for pid in orphans {
+        if os::env_var(pid, RUN_ID_VAR)
+            .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+            .is_some_and(|id| live.contains(&id))
+        {
+            continue;
+        }
+        // SAFETY: plain syscalls on a pid that is our unreaped child (see above).
+        unsafe {
+            if libc::getpgid(pid) == pid {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+            libc::kill(pid, libc::SIGKILL);
         }
     }
 }
@@ -238,6 +313,28 @@ impl Reaper {
             })?;
         reg.on_exit = Some(Arc::new(on_exit));
         Ok(Reaper { _private: () })
+    }
+
+    /// Makes the process a subreaper (Linux: `PR_SET_CHILD_SUBREAPER`) and, from now on, sweeps
+    /// its adopted orphans after every reap: a process that left its app's process group
+    /// (`setsid`, a double fork) is SIGKILLed once its app instance is gone, so no descendant
+    /// outlives its app even outside the group the stop signal reaches. Every child started from
+    /// now on gets [`RUN_ID_VAR`] in its environment, and an orphan is attributed by it to the
+    /// start it descends from; an orphan without it (it cleared its environment, or we may not
+    /// read it) counts as gone. Their exits reach `on_exit` like those of any unknown child.
+    /// Elsewhere a no-op: orphans go to init.
+    pub fn adopt_orphans(&self) -> io::Result<()> {
+        os::set_child_subreaper()?;
+        ADOPTING.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// SIGKILLs every adopted orphan, whatever it descends from (at shutdown, after the apps
+    /// stopped).
+    pub fn kill_orphans(&self) {
+        if ADOPTING.load(Ordering::Relaxed) {
+            sweep_orphans(true);
+        }
     }
 
     /// Like [`super::spawn`], but the exit goes to the returned channel instead of `on_exit`.

@@ -80,11 +80,12 @@ pub struct Child {
     pub stderr: OwnedFd,
 }
 
-const OWNED_VARS: [&str; 4] = [
+const OWNED_VARS: [&str; 5] = [
     "LISTEN_FDS",
     "LISTEN_PID",
     "LISTEN_FDNAMES",
     "NOTIFY_SOCKET",
+    reaper::RUN_ID_VAR,
 ];
 const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 
@@ -113,6 +114,8 @@ struct Prepared {
     scratch: Vec<c_int>,
     max_fd: c_int,
     parent: libc::pid_t,
+    /// The child's [`reaper::RUN_ID_VAR`] (0: none).
+    run_id: u64,
 }
 
 /// Starts a child as [`SpawnSpec`] says and returns once it has called `execve` successfully
@@ -188,6 +191,7 @@ fn begin(spec: &SpawnSpec) -> Result<Pending, SpawnError> {
     };
     // Holding the reaper's lock across fork means the reaper cannot reap this child before it is
     // registered as spawning, nor before its start time is read.
+    let run_id = prep.run_id;
     let mut registry = reaper::lock();
     let mut args = ChildArgs {
         prep: &mut prep,
@@ -204,6 +208,7 @@ fn begin(spec: &SpawnSpec) -> Result<Pending, SpawnError> {
     let fork_error = io::Error::last_os_error();
     let start_time = if pid > 0 {
         registry.spawning.insert(pid, None);
+        registry.run_ids.insert(pid, run_id);
         os::proc_start_time(pid).unwrap_or(0)
     } else {
         0
@@ -333,6 +338,10 @@ fn prepare(spec: &SpawnSpec) -> Result<Prepared, SpawnError> {
             sock.to_string_lossy().into_owned(),
         );
     }
+    let run_id = reaper::next_run_id();
+    if let Some(id) = run_id {
+        set(&mut vars, reaper::RUN_ID_VAR, id.to_string());
+    }
 
     let path_var = vars
         .iter()
@@ -420,6 +429,7 @@ fn prepare(spec: &SpawnSpec) -> Result<Prepared, SpawnError> {
         max_fd: highest_open_fd().max(listen.iter().copied().max().unwrap_or(0)),
         listen,
         parent: std::process::id() as libc::pid_t,
+        run_id: run_id.unwrap_or(0),
     })
 }
 

@@ -143,3 +143,16 @@ pub(super) fn own_usage() -> Option<Usage> {
 pub(super) fn group_members(_pgid: i32, _since: u64) -> Vec<i32> {
     Vec::new()
 }
+
+/// No subreaper outside Linux: an orphan goes to init.
+pub(super) fn set_child_subreaper() -> std::io::Result<()> {
+    Ok(())
+}
+
+pub(super) fn main_thread_children() -> Vec<i32> {
+    Vec::new()
+}
+
+pub(super) fn env_var(_pid: i32, _key: &str) -> Option<Vec<u8>> {
+    None
+}

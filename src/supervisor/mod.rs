@@ -152,6 +152,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         let _ = exits.send(Event::Exit(e));
     })
     .map_err(|e| StartError::Io(format!("cannot start the child reaper: {e}")))?;
+    // Descendants that leave an app's process group are still ours to stop.
+    if let Err(e) = reaper.adopt_orphans() {
+        log::warn!("cannot become the reaper of orphaned app processes: {e}");
+    }
     let logs_tx = tx.clone();
     let pump = LogPump::start(move |n| {
         let _ = logs_tx.send(Event::Log(n));
@@ -468,8 +472,11 @@ impl Supervisor {
             pump,
             state_dir,
             mut events,
+            reaper,
             ..
         } = self;
+        // Every app has stopped: what they left outside their process groups goes too.
+        reaper.kill_orphans();
         events.append(&EventRecord::new(
             "stopped",
             None,

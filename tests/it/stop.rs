@@ -200,3 +200,113 @@ fn sigterm_to_the_supervisor_stops_apps_in_reverse_dependency_order_and_exits_0(
         "the log goes on after `supervisor stopped`:\n{log}"
     );
 }
+
+/// The parent pid of `pid` (0 when it is gone).
+fn ppid(pid: i32) -> i32 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn read_pid(path: &std::path::Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()
+        .filter(|t| t.ends_with('\n'))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_process_that_left_its_apps_session_lives_as_long_as_the_app_and_no_longer() {
+    let p = Project::new();
+    let root = p.marker();
+    p.write_script(
+        "daemon.sh",
+        &format!("echo $$ > \"{root}/daemon.tmp\"\nmv \"{root}/daemon.tmp\" \"{root}/daemon.pid\"\nwhile :; do sleep 1; done\n"),
+    );
+    // The subshell exits at once: the daemon, in a session of its own, loses its parent while
+    // the app runs on.
+    let svc = p.sh(
+        "svc",
+        &format!("( setsid sh \"{root}/daemon.sh\" & )\nwhile :; do sleep 1; done\n"),
+    );
+    // A task that exits when the test says so: an exit the supervisor reaps, after the adoption.
+    let tick = p.sh(
+        "tick",
+        &format!("while [ ! -e \"{root}/go\" ]; do sleep 0.05; done\n"),
+    );
+    p.write_config(&format!(
+        "[apps.svc]\ncommand = {svc}\n\n[apps.tick]\ncommand = {tick}\nkind = \"task\"\n"
+    ));
+    p.up_d();
+    let sup = p.supervisor_pid().expect("pypm.pid");
+    let daemon_file = p.path("daemon.pid");
+    assert!(wait_until(Duration::from_secs(5), || read_pid(
+        &daemon_file
+    )
+    .is_some()));
+    let daemon = read_pid(&daemon_file).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || ppid(daemon) == sup),
+        "the supervisor did not adopt the orphan (parent {})",
+        ppid(daemon)
+    );
+    std::fs::write(p.path("go"), "").unwrap();
+    p.wait_state("tick", "completed", Duration::from_secs(10));
+    assert!(alive(daemon), "an orphan of a running app was killed");
+
+    // Stop the app (the supervisor keeps running).
+    p.write_config(&format!(
+        "[apps.svc]\ncommand = {svc}\nenabled = false\n\n[apps.tick]\ncommand = {tick}\nkind = \"task\"\n"
+    ));
+    p.pypm_ok(&["reload"], 0);
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(daemon)),
+        "the orphan (pid {daemon}: {}) outlived its app",
+        cmdline(daemon)
+    );
+}
+
+#[test]
+fn a_process_that_left_its_apps_session_dies_when_the_app_exits_even_if_it_restarts() {
+    let p = Project::new();
+    let root = p.marker();
+    p.write_script("daemon.sh", "while :; do sleep 1; done\n");
+    // First run: start a daemon in its own session, then crash. Later runs: stay up.
+    let svc = p.sh(
+        "svc",
+        &format!(
+            "if [ -e \"{root}/again\" ]; then while :; do sleep 1; done; fi\n\
+             touch \"{root}/again\"\n\
+             setsid sh \"{root}/daemon.sh\" &\n\
+             echo $! > \"{root}/daemon.tmp\"\nmv \"{root}/daemon.tmp\" \"{root}/daemon.pid\"\n\
+             exit 3\n"
+        ),
+    );
+    p.write_config(&format!(
+        "[apps.svc]\ncommand = {svc}\nrestart_delay = \"0\"\nmin_uptime = \"0\"\n"
+    ));
+    p.up_d();
+    let daemon_file = p.path("daemon.pid");
+    assert!(wait_until(Duration::from_secs(5), || read_pid(
+        &daemon_file
+    )
+    .is_some()));
+    let daemon = read_pid(&daemon_file).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(daemon)),
+        "the orphan (pid {daemon}: {}) outlived the process that started it",
+        cmdline(daemon)
+    );
+    let row = p.wait_state("svc", "running", Duration::from_secs(10));
+    assert_eq!(row["restarts"], 1, "{row}");
+}
