@@ -14,6 +14,9 @@
 //!   callbacks without polling. **Once a `Reaper` runs, nothing else in the process may wait for
 //!   children** (`std::process::Child::wait`/`output` would race it and get `ECHILD`): run short
 //!   commands with [`Reaper::spawn_watched`] or [`Reaper::run`] instead.
+//! - Orphans: with [`Reaper::adopt_orphans`] the process is a subreaper, so a descendant that
+//!   left its app's process group and lost its parent becomes our child;
+//!   [`Reaper::sweep_orphans`] kills those whose started ancestor is gone (`PYPM_RUN_ID`).
 //! - Signals and identity: [`signal_group_checked`] and friends never hit a recycled pid; they
 //!   compare the pid's start time ([`proc_start_time`]) with the one recorded at spawn.
 //! - Monitoring: [`sample`] sums CPU and RSS over each root's process tree in one pass over

@@ -177,7 +177,6 @@ fn kill_group_of_next_exited() {
 
 fn reap_all() {
     let mut unwatched = Vec::new();
-    let mut reaped = false;
     let on_exit = {
         let mut reg = lock();
         loop {
@@ -186,7 +185,6 @@ fn reap_all() {
             // SAFETY: status is a local; WNOHANG never blocks.
             let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
             if pid > 0 {
-                reaped = true;
                 reg.run_ids.remove(&pid);
                 let exit = Exit::from_status(pid, status);
                 if let Some(slot) = reg.spawning.get_mut(&pid) {
@@ -209,39 +207,30 @@ fn reap_all() {
             f(exit);
         }
     }
-    // A death is what orphans a process (its parent's), so this is when to look for them.
-    if reaped && ADOPTING.load(Ordering::Relaxed) {
-        sweep_orphans(false);
-    }
 }
 
 /// SIGKILLs the orphans this process adopted as a subreaper (its children that it did not
 /// start) whose ancestor is gone: an orphan is kept only while the child it descends from — the
 /// one whose [`RUN_ID_VAR`] its environment carries — still runs, and with `all`, not even then.
 /// An orphan that leads a process group (it called `setsid`) takes its group with it; its own
-/// children, orphaned in turn, are swept when it is reaped.
+/// children, orphaned in turn, are swept after it is reaped.
 ///
-/// Pid safety: the children are listed under the registry lock, so each listed pid is our child
-/// at that moment and not one whose spawn is still being set up; an adopted child is reaped only
-/// by [`reap_all`], on the reaper thread, after it was signalled here or by a later sweep there,
-/// so its pid cannot be reused before the signal lands. ([`Reaper::kill_orphans`] runs on
-/// another thread, but it only sends SIGKILL to processes that are being swept anyway.)
+/// Pid safety: the whole sweep holds the registry lock, which [`reap_all`] needs to reap, so
+/// every listed child stays at least a zombie (its pid unused) until the signal has been sent;
+/// children whose spawn is still being set up are skipped.
 fn sweep_orphans(all: bool) {
-    let (orphans, live) = {
-        let reg = lock();
-        let orphans: Vec<i32> = os::main_thread_children()
-            .into_iter()
-            .filter(|p| *p > 1 && !reg.run_ids.contains_key(p) && !reg.spawning.contains_key(p))
-            .collect();
-        if orphans.is_empty() {
-            return;
-        }
-        let live: HashSet<u64> = if all {
-            HashSet::new()
-        } else {
-            reg.run_ids.values().copied().collect()
-        };
-        (orphans, live)
+    let reg = lock();
+    let orphans: Vec<i32> = os::main_thread_children()
+        .into_iter()
+        .filter(|p| *p > 1 && !reg.run_ids.contains_key(p) && !reg.spawning.contains_key(p))
+        .collect();
+    if orphans.is_empty() {
+        return;
+    }
+    let live: HashSet<u64> = if all {
+        HashSet::new()
+    } else {
+        reg.run_ids.values().copied().collect()
     };
     for pid in orphans {
         if os::env_var(pid, RUN_ID_VAR)
@@ -258,6 +247,7 @@ fn sweep_orphans(all: bool) {
             libc::kill(pid, libc::SIGKILL);
         }
     }
+    drop(reg);
 }
 
 /// What [`Reaper::run`] collected.
@@ -315,18 +305,27 @@ impl Reaper {
         Ok(Reaper { _private: () })
     }
 
-    /// Makes the process a subreaper (Linux: `PR_SET_CHILD_SUBREAPER`) and, from now on, sweeps
-    /// its adopted orphans after every reap: a process that left its app's process group
-    /// (`setsid`, a double fork) is SIGKILLed once its app instance is gone, so no descendant
-    /// outlives its app even outside the group the stop signal reaches. Every child started from
-    /// now on gets [`RUN_ID_VAR`] in its environment, and an orphan is attributed by it to the
-    /// start it descends from; an orphan without it (it cleared its environment, or we may not
-    /// read it) counts as gone. Their exits reach `on_exit` like those of any unknown child.
-    /// Elsewhere a no-op: orphans go to init.
+    /// Makes the process a subreaper (Linux: `PR_SET_CHILD_SUBREAPER`): a process that left its
+    /// app's process group (`setsid`, a double fork) and lost its parent becomes our child, to
+    /// be swept by [`Self::sweep_orphans`]. Every child started from now on gets [`RUN_ID_VAR`]
+    /// in its environment, by which an orphan is attributed to the start it descends from. The
+    /// exits of adopted children reach `on_exit` like those of any unknown child. Elsewhere a
+    /// no-op: orphans go to init.
     pub fn adopt_orphans(&self) -> io::Result<()> {
         os::set_child_subreaper()?;
         ADOPTING.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// SIGKILLs each adopted orphan whose ancestor started by us has exited (an orphan without
+    /// [`RUN_ID_VAR`] — it cleared its environment, or we may not read it — counts as such), so
+    /// no descendant outlives its app even outside the group the stop signal reaches. Call it
+    /// after exits were reaped (a death is what orphans a process), off the hot path: it reads
+    /// `/proc` (one file, and one per orphan) under the lock that spawning needs.
+    pub fn sweep_orphans(&self) {
+        if ADOPTING.load(Ordering::Relaxed) {
+            sweep_orphans(false);
+        }
     }
 
     /// SIGKILLs every adopted orphan, whatever it descends from (at shutdown, after the apps

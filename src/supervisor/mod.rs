@@ -97,6 +97,8 @@ struct Supervisor {
     /// Start-up or a reload touched code and heap an idle supervisor does not need: give them
     /// back once nothing is starting (`process::release_startup_memory`).
     release_pending: bool,
+    /// An exit arrived since the last sweep for orphans (`Reaper::sweep_orphans`).
+    sweep_due: bool,
     reaper: Reaper,
     inbox: Sender<Event>,
     /// Running probes per instance; dropping a handle stops its thread.
@@ -202,6 +204,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         signals_seen: 0,
         dirty: true,
         release_pending: true,
+        sweep_due: false,
         reaper: reaper.clone(),
         inbox: tx.clone(),
         probes: HashMap::new(),
@@ -277,6 +280,9 @@ impl Supervisor {
                 return;
             }
             self.events.flush();
+            if std::mem::take(&mut self.sweep_due) {
+                self.reaper.sweep_orphans();
+            }
             if self.dirty {
                 self.save();
             }
@@ -311,7 +317,11 @@ impl Supervisor {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Exit(e) => self.on_exit(e),
+            Event::Exit(e) => {
+                // A death orphans the dead process's children: look for them once idle.
+                self.sweep_due = true;
+                self.on_exit(e);
+            }
             Event::Signal(s) => self.on_signal(s),
             Event::Control(req, reply) => {
                 let resp = self.on_request(req);
