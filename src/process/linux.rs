@@ -373,6 +373,18 @@ pub(super) fn main_thread_children() -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// Every process (pid, start time) whose environment holds `key` with a value that starts with
+/// `prefix`. Reads the environment of every process we may read: for rare use.
+pub(super) fn processes_with_env(key: &str, prefix: &[u8]) -> Vec<(i32, u64)> {
+    let mut found = Vec::new();
+    for_each_process(|pid, stat| {
+        if env_var(pid, key).is_some_and(|v| v.starts_with(prefix)) {
+            found.push((pid, stat.start_time));
+        }
+    });
+    found
+}
+
 /// The value of `key` in the environment a process was started with (`/proc/PID/environ`: that
 /// of its `execve`), if it has one and we may read it.
 pub(super) fn env_var(pid: i32, key: &str) -> Option<Vec<u8>> {

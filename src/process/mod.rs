@@ -50,8 +50,9 @@ use std::time::Duration;
 pub use memory::release_startup_memory;
 pub use reaper::{Exit, Reaper, RunOutput};
 pub use signal::{
-    ParseSignalError, Signal, is_same_process, kill_tree_leftovers, parse_signal, proc_start_time,
-    signal_checked, signal_group, signal_group_checked, signal_name, signal_pid,
+    ParseSignalError, Signal, is_same_process, kill_run_leftovers, kill_tree_leftovers,
+    parse_signal, proc_start_time, signal_checked, signal_group, signal_group_checked, signal_name,
+    signal_pid,
 };
 pub use sockets::{bind_private, bind_tcp, bind_unix, peer_uid};
 pub use spawn::{Child, SpawnError, SpawnSpec, spawn, spawn_batch};

@@ -6,7 +6,7 @@ use std::io::{self, PipeReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use signal_hook::consts::SIGCHLD;
@@ -89,19 +89,33 @@ pub(super) struct Registry {
 }
 
 /// The environment variable that tells which start of which child a process descends from,
-/// set in every child while orphans are adopted ([`Reaper::adopt_orphans`]). Unique within the
-/// process: 1, 2, 3, ….
+/// set in every child while orphans are adopted ([`Reaper::adopt_orphans`]): `TAG.N`, where TAG
+/// ([`Reaper::run_tag`]) names this process (pid and start time) and N counts its children
+/// (1, 2, 3, …), so the value is unique on the machine.
 pub const RUN_ID_VAR: &str = "PYPM_RUN_ID";
 
 /// Orphaned descendants are adopted and swept (see [`Reaper::adopt_orphans`]).
 static ADOPTING: AtomicBool = AtomicBool::new(false);
 static LAST_RUN_ID: AtomicU64 = AtomicU64::new(0);
+static RUN_TAG: OnceLock<String> = OnceLock::new();
 
-/// The [`RUN_ID_VAR`] value for the next child, or `None` when orphans are not adopted.
-pub(super) fn next_run_id() -> Option<u64> {
-    ADOPTING
-        .load(Ordering::Relaxed)
-        .then(|| LAST_RUN_ID.fetch_add(1, Ordering::Relaxed) + 1)
+/// The number and the [`RUN_ID_VAR`] value for the next child, or `None` when orphans are not
+/// adopted.
+pub(super) fn next_run_id() -> Option<(u64, String)> {
+    if !ADOPTING.load(Ordering::Relaxed) {
+        return None;
+    }
+    let n = LAST_RUN_ID.fetch_add(1, Ordering::Relaxed) + 1;
+    Some((n, format!("{}.{n}", RUN_TAG.get()?)))
+}
+
+/// N of a [`RUN_ID_VAR`] value that this process gave.
+fn own_run_id(value: &[u8]) -> Option<u64> {
+    let rest = value.strip_prefix(RUN_TAG.get()?.as_bytes())?;
+    std::str::from_utf8(rest.strip_prefix(b".")?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| {
@@ -234,7 +248,7 @@ fn sweep_orphans(all: bool) {
     };
     for pid in orphans {
         if os::env_var(pid, RUN_ID_VAR)
-            .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+            .and_then(|v| own_run_id(&v))
             .is_some_and(|id| live.contains(&id))
         {
             continue;
@@ -313,8 +327,18 @@ impl Reaper {
     /// no-op: orphans go to init.
     pub fn adopt_orphans(&self) -> io::Result<()> {
         os::set_child_subreaper()?;
+        let pid = std::process::id();
+        let start = os::proc_start_time(pid as i32).unwrap_or(0);
+        RUN_TAG.get_or_init(|| format!("{pid}-{start}"));
         ADOPTING.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The prefix of every [`RUN_ID_VAR`] this process gives (`PID-STARTTIME`), once
+    /// [`Self::adopt_orphans`] was called. Saved, it lets the next supervisor find what this one
+    /// left running if it dies by SIGKILL ([`super::kill_run_leftovers`]).
+    pub fn run_tag(&self) -> Option<&'static str> {
+        RUN_TAG.get().map(String::as_str)
     }
 
     /// SIGKILLs each adopted orphan whose ancestor started by us has exited (an orphan without

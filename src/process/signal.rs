@@ -116,6 +116,26 @@ pub fn kill_tree_leftovers(pid: i32, start_time: u64, pgid: i32) -> io::Result<u
     signal_group_inner(pid, start_time, pgid, Signal::SIGKILL)
 }
 
+/// For leftovers of a supervisor that died by SIGKILL, outside the groups
+/// [`kill_tree_leftovers`] reaches: SIGKILLs every process whose `PYPM_RUN_ID` says it descends
+/// from a child of the process with [`super::Reaper::run_tag`] `tag`, with its process group if
+/// it leads one (it called `setsid`). Each is checked by start time before it is signalled.
+/// Returns how many were signalled. Linux only (elsewhere 0).
+pub fn kill_run_leftovers(tag: &str) -> usize {
+    let prefix = format!("{tag}.");
+    let mut n = 0;
+    for (pid, start) in os::processes_with_env(super::reaper::RUN_ID_VAR, prefix.as_bytes()) {
+        if pid <= 1 || pid == std::process::id() as i32 {
+            continue;
+        }
+        let group = signal_group_checked(pid, start, Signal::SIGKILL).unwrap_or(false);
+        if signal_checked(pid, start, Signal::SIGKILL).unwrap_or(false) || group {
+            n += 1;
+        }
+    }
+    n
+}
+
 fn signal_group_inner(pid: i32, start_time: u64, pgid: i32, sig: Signal) -> io::Result<usize> {
     check_target(pid)?;
     let group = check_target(pgid)?;

@@ -338,10 +338,10 @@ fn prepare(spec: &SpawnSpec) -> Result<Prepared, SpawnError> {
             sock.to_string_lossy().into_owned(),
         );
     }
-    let run_id = reaper::next_run_id();
-    if let Some(id) = run_id {
-        set(&mut vars, reaper::RUN_ID_VAR, id.to_string());
-    }
+    let run_id = reaper::next_run_id().map(|(n, value)| {
+        set(&mut vars, reaper::RUN_ID_VAR, value);
+        n
+    });
 
     let path_var = vars
         .iter()

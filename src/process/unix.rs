@@ -156,3 +156,7 @@ pub(super) fn main_thread_children() -> Vec<i32> {
 pub(super) fn env_var(_pid: i32, _key: &str) -> Option<Vec<u8>> {
     None
 }
+
+pub(super) fn processes_with_env(_key: &str, _prefix: &[u8]) -> Vec<(i32, u64)> {
+    Vec::new()
+}

@@ -446,6 +446,7 @@ impl Supervisor {
         self.dirty = false;
         let saved = SavedState {
             pid: std::process::id(),
+            run_tag: self.reaper.run_tag().map(str::to_string),
             config_file: self.opts.config_path.display().to_string(),
             instances: self
                 .obs
@@ -502,6 +503,7 @@ impl Supervisor {
                 pid: std::process::id(),
                 config_file: String::new(),
                 instances: Vec::new(),
+                run_tag: None,
             },
         );
         stopper.stop();

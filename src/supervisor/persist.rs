@@ -27,6 +27,11 @@ pub struct SavedState {
     pub pid: u32,
     pub config_file: String,
     pub instances: Vec<SavedInstance>,
+    /// The prefix of the `PYPM_RUN_ID` of everything this supervisor started
+    /// (`process::Reaper::run_tag`), while anything runs: after a SIGKILL, the next supervisor
+    /// finds by it what left the apps' process groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_tag: Option<String>,
 }
 
 fn private_file(path: &Path, append: bool) -> io::Result<File> {
@@ -96,6 +101,14 @@ pub fn kill_leftovers(state_dir: &Path) -> usize {
                 i.instance
             );
             n += 1;
+        }
+    }
+    if let Some(tag) = &saved.run_tag {
+        let k = crate::process::kill_run_leftovers(tag);
+        if k > 0 {
+            log::warn!(
+                "stopped {k} leftover process(es) outside the apps' process groups of a supervisor that did not exit cleanly"
+            );
         }
     }
     n

@@ -310,3 +310,39 @@ fn a_process_that_left_its_apps_session_dies_when_the_app_exits_even_if_it_resta
     let row = p.wait_state("svc", "running", Duration::from_secs(10));
     assert_eq!(row["restarts"], 1, "{row}");
 }
+
+#[test]
+fn after_the_supervisor_is_sigkilled_the_next_up_stops_what_left_the_apps_sessions() {
+    let p = Project::new();
+    let root = p.marker();
+    p.write_script(
+        "daemon.sh",
+        &format!("echo $$ > \"{root}/daemon.tmp\"\nmv \"{root}/daemon.tmp\" \"{root}/daemon.pid\"\nwhile :; do sleep 1; done\n"),
+    );
+    let svc = p.sh(
+        "svc",
+        &format!("setsid sh \"{root}/daemon.sh\" &\nwhile :; do sleep 1; done\n"),
+    );
+    p.write_config(&format!("[apps.svc]\ncommand = {svc}\n"));
+    p.up_d();
+    let daemon_file = p.path("daemon.pid");
+    assert!(wait_until(Duration::from_secs(5), || read_pid(
+        &daemon_file
+    )
+    .is_some()));
+    let daemon = read_pid(&daemon_file).unwrap();
+    let sup = p.supervisor_pid().expect("pypm.pid");
+    kill(sup, libc::SIGKILL);
+    assert!(wait_until(Duration::from_secs(5), || supervisor_gone(
+        &p, sup
+    )));
+    // The app died with its supervisor; the daemon, in a session of its own, did not.
+    assert!(alive(daemon), "the daemon died with the supervisor");
+
+    p.up_d();
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(daemon)),
+        "the next `up` left the daemon (pid {daemon}: {}) running",
+        cmdline(daemon)
+    );
+}
