@@ -216,28 +216,39 @@ fn ppid(pid: i32) -> i32 {
         .unwrap_or(0)
 }
 
-fn read_pid(path: &std::path::Path) -> Option<i32> {
-    std::fs::read_to_string(path)
-        .ok()
-        .filter(|t| t.ends_with('\n'))?
-        .trim()
-        .parse()
-        .ok()
+/// Shell lines that start `ROOT/daemon.sh` (a loop) in a session of its own, in the background,
+/// and record its pid in `ROOT/daemon.pid`; [`wait_daemon`] reads it.
+fn start_daemon(p: &Project) -> String {
+    p.write_script("daemon.sh", "while :; do sleep 1; done\n");
+    let root = p.marker();
+    format!(
+        "setsid sh \"{root}/daemon.sh\" &\n\
+         echo $! > \"{root}/daemon.tmp\"\nmv \"{root}/daemon.tmp\" \"{root}/daemon.pid\"\n"
+    )
+}
+
+fn wait_daemon(p: &Project) -> i32 {
+    let path = p.path("daemon.pid");
+    let read = || -> Option<i32> {
+        let text = std::fs::read_to_string(&path).ok()?;
+        text.trim().parse().ok()
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || read().is_some()),
+        "the app did not start its daemon"
+    );
+    read().unwrap()
 }
 
 #[test]
 fn a_process_that_left_its_apps_session_lives_as_long_as_the_app_and_no_longer() {
     let p = Project::new();
     let root = p.marker();
-    p.write_script(
-        "daemon.sh",
-        &format!("echo $$ > \"{root}/daemon.tmp\"\nmv \"{root}/daemon.tmp\" \"{root}/daemon.pid\"\nwhile :; do sleep 1; done\n"),
-    );
     // The subshell exits at once: the daemon, in a session of its own, loses its parent while
     // the app runs on.
     let svc = p.sh(
         "svc",
-        &format!("( setsid sh \"{root}/daemon.sh\" & )\nwhile :; do sleep 1; done\n"),
+        &format!("(\n{})\nwhile :; do sleep 1; done\n", start_daemon(&p)),
     );
     // A task that exits when the test says so: an exit the supervisor reaps, after the adoption.
     let tick = p.sh(
@@ -249,12 +260,7 @@ fn a_process_that_left_its_apps_session_lives_as_long_as_the_app_and_no_longer()
     ));
     p.up_d();
     let sup = p.supervisor_pid().expect("pypm.pid");
-    let daemon_file = p.path("daemon.pid");
-    assert!(wait_until(Duration::from_secs(5), || read_pid(
-        &daemon_file
-    )
-    .is_some()));
-    let daemon = read_pid(&daemon_file).unwrap();
+    let daemon = wait_daemon(&p);
     assert!(
         wait_until(Duration::from_secs(5), || ppid(daemon) == sup),
         "the supervisor did not adopt the orphan (parent {})",
@@ -280,28 +286,20 @@ fn a_process_that_left_its_apps_session_lives_as_long_as_the_app_and_no_longer()
 fn a_process_that_left_its_apps_session_dies_when_the_app_exits_even_if_it_restarts() {
     let p = Project::new();
     let root = p.marker();
-    p.write_script("daemon.sh", "while :; do sleep 1; done\n");
     // First run: start a daemon in its own session, then crash. Later runs: stay up.
     let svc = p.sh(
         "svc",
         &format!(
             "if [ -e \"{root}/again\" ]; then while :; do sleep 1; done; fi\n\
-             touch \"{root}/again\"\n\
-             setsid sh \"{root}/daemon.sh\" &\n\
-             echo $! > \"{root}/daemon.tmp\"\nmv \"{root}/daemon.tmp\" \"{root}/daemon.pid\"\n\
-             exit 3\n"
+             touch \"{root}/again\"\n{}exit 3\n",
+            start_daemon(&p)
         ),
     );
     p.write_config(&format!(
         "[apps.svc]\ncommand = {svc}\nrestart_delay = \"0\"\nmin_uptime = \"0\"\n"
     ));
     p.up_d();
-    let daemon_file = p.path("daemon.pid");
-    assert!(wait_until(Duration::from_secs(5), || read_pid(
-        &daemon_file
-    )
-    .is_some()));
-    let daemon = read_pid(&daemon_file).unwrap();
+    let daemon = wait_daemon(&p);
     assert!(
         wait_until(Duration::from_secs(5), || !alive(daemon)),
         "the orphan (pid {daemon}: {}) outlived the process that started it",
@@ -314,23 +312,13 @@ fn a_process_that_left_its_apps_session_dies_when_the_app_exits_even_if_it_resta
 #[test]
 fn after_the_supervisor_is_sigkilled_the_next_up_stops_what_left_the_apps_sessions() {
     let p = Project::new();
-    let root = p.marker();
-    p.write_script(
-        "daemon.sh",
-        &format!("echo $$ > \"{root}/daemon.tmp\"\nmv \"{root}/daemon.tmp\" \"{root}/daemon.pid\"\nwhile :; do sleep 1; done\n"),
-    );
     let svc = p.sh(
         "svc",
-        &format!("setsid sh \"{root}/daemon.sh\" &\nwhile :; do sleep 1; done\n"),
+        &format!("{}while :; do sleep 1; done\n", start_daemon(&p)),
     );
     p.write_config(&format!("[apps.svc]\ncommand = {svc}\n"));
     p.up_d();
-    let daemon_file = p.path("daemon.pid");
-    assert!(wait_until(Duration::from_secs(5), || read_pid(
-        &daemon_file
-    )
-    .is_some()));
-    let daemon = read_pid(&daemon_file).unwrap();
+    let daemon = wait_daemon(&p);
     let sup = p.supervisor_pid().expect("pypm.pid");
     kill(sup, libc::SIGKILL);
     assert!(wait_until(Duration::from_secs(5), || supervisor_gone(
