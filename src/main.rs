@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    pypm::process::restrict_static_name_lookups();
     let cli = pypm::cli::Cli::parse();
     if let Err(failure) = pypm::commands::run(cli) {
         let msg = failure.to_string();

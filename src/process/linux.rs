@@ -394,6 +394,28 @@ pub(super) fn env_var(pid: i32, key: &str) -> Option<Vec<u8>> {
         .map(<[u8]>::to_vec)
 }
 
+/// See [`super::restrict_static_name_lookups`].
+#[cfg(all(target_env = "gnu", target_feature = "crt-static"))]
+pub(super) fn nss_builtin_sources_only() {
+    unsafe extern "C" {
+        /// glibc (`<nss.h>`): replaces the `nsswitch.conf` line of one database; meant for
+        /// statically linked programs.
+        fn __nss_configure_lookup(
+            db: *const libc::c_char,
+            line: *const libc::c_char,
+        ) -> libc::c_int;
+    }
+    for (db, line) in [
+        (c"passwd", c"files"),
+        (c"group", c"files"),
+        (c"shadow", c"files"),
+        (c"hosts", c"files dns"),
+    ] {
+        // SAFETY: two NUL-terminated strings; called before any other thread exists.
+        unsafe { __nss_configure_lookup(db.as_ptr(), line.as_ptr()) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

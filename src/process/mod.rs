@@ -57,6 +57,18 @@ pub use signal::{
 pub use sockets::{bind_private, bind_tcp, bind_unix, peer_uid};
 pub use spawn::{Child, SpawnError, SpawnSpec, spawn, spawn_batch};
 
+/// In a statically linked glibc build (`packaging/build-release`), limits name lookups to the
+/// sources glibc has built in: users and groups from `/etc/passwd` and `/etc/group`, hosts from
+/// `/etc/hosts` and DNS. A static program cannot safely load the NSS modules that
+/// `/etc/nsswitch.conf` may name (`systemd`, `sss`, `mdns`, …): glibc `dlopen`s them into a
+/// process without a dynamic loader of its own, and looking up an unknown user through
+/// `libnss_systemd` crashed the supervisor. Call it first thing in `main`; elsewhere a no-op
+/// (dynamically linked, every source of `nsswitch.conf` is used).
+pub fn restrict_static_name_lookups() {
+    #[cfg(all(target_os = "linux", target_env = "gnu", target_feature = "crt-static"))]
+    os::nss_builtin_sources_only();
+}
+
 /// Resource usage of one process tree (or of the supervisor itself, see [`own_usage`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Usage {
