@@ -28,7 +28,8 @@ pub enum Command {
     Down,
     /// Validate the file without running anything (exit 0 valid, 1 invalid)
     Check(CheckArgs),
-    /// Show what applying the file would change (exit 0 no change, 2 changes, 1 invalid)
+    /// Show what applying the file would change (exit 0 no change, 2 changes, 1 invalid, 3 no
+    /// supervisor: then it lists what `up` would start)
     Plan(JsonArgs),
     /// Apply the file now (the same as saving it, or SIGHUP to the supervisor)
     Reload,

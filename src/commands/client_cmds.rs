@@ -160,7 +160,11 @@ pub fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
     } else {
         print!("{}", render_plan(&report, &t.located.display));
     }
-    if report.changes.is_empty() {
+    if !report.running {
+        // What `up` would do is printed, but the answer to "what would change against the
+        // running supervisor" is exit 3 (SPEC §2), so scripts can tell it from pending changes.
+        Err(no_supervisor(&t.located.display))
+    } else if report.changes.is_empty() {
         Ok(())
     } else {
         Err(Failure::Changes)

@@ -131,6 +131,9 @@ fn commands_without_a_supervisor_exit_3_and_say_how_to_start_one() {
         &["status", "--json"],
         &["restart", "a"],
         &["reload"],
+        &["plan"],
+        &["plan", "--json"],
+        &["inspect", "a"],
     ] {
         let out = p.pypm(args);
         assert_eq!(
@@ -142,6 +145,9 @@ fn commands_without_a_supervisor_exit_3_and_say_how_to_start_one() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("pypm up"), "pypm {args:?}: {}", describe(&out));
     }
+    // `plan` still says what `up` would start.
+    let plan = String::from_utf8_lossy(&p.pypm(&["plan"]).stdout).into_owned();
+    assert!(plan.contains("a: start (new)"), "{plan}");
     let out = p.pypm(&["down"]);
     assert_eq!(out.status.code(), Some(0), "down: {}", describe(&out));
     let said = format!(
