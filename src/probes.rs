@@ -60,8 +60,9 @@ pub struct Spec {
     pub attempt_timeout: Duration,
 }
 
-/// Starts a thread probing `check` every `interval` (the first attempt at once). A readiness
-/// probe stops after its first success; a health probe goes on until dropped.
+/// Starts a thread probing `check` every `interval` (a readiness probe's first attempt at once,
+/// a health probe's after one interval). A readiness probe stops after its first success; a
+/// health probe goes on until dropped.
 pub fn start(
     spec: Spec,
     target: Target,
@@ -79,7 +80,12 @@ pub fn start(
     std::thread::Builder::new()
         .name(format!("pypm-probe-{}.{}", target.app, target.idx))
         .spawn(move || {
+            // A health probe judges an instance that was just started or just became ready:
+            // its first check comes one interval later. (A notify probe listens from the start.)
             let mut next = Instant::now();
+            if which == Which::Health && check != ProbeCheck::Notify {
+                next += interval;
+            }
             let mut last_watchdog = Instant::now();
             loop {
                 let wait = next.saturating_duration_since(Instant::now());

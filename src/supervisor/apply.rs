@@ -53,17 +53,11 @@ impl Supervisor {
                     .and_then(|s| s.app.ready.as_ref())
                     .map(|p| p.timeout)
                     .unwrap_or_default();
-                if let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) {
-                    i.ready_deadline = None;
-                    i.fail_reason = Some(format!(
-                        "not ready within {}",
-                        crate::config::units::format_duration(timeout)
-                    ));
-                    if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
-                        log::warn!("{app}.{idx} (pid {pid}) was not ready in time: SIGKILL");
-                        let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
-                    }
-                }
+                let why = format!(
+                    "not ready within {}",
+                    crate::config::units::format_duration(timeout)
+                );
+                self.fail_running(&app, idx, why, now);
             }
             Action::Replace { app, idx } => {
                 let key = (app.clone(), idx);
@@ -140,6 +134,27 @@ impl Supervisor {
             }
             Action::Forget { app, idx } => {
                 self.obs.instances.shift_remove(&(app, idx));
+            }
+        }
+    }
+
+    /// The instance failed while running (not ready in time, unhealthy): it is stopped like any
+    /// stop — `stop_signal` to its group, SIGKILL after `stop_timeout` — and its exit then counts
+    /// as a failure with `why` as the reason: backoff and `max_restarts` apply (SPEC §4).
+    pub(super) fn fail_running(&mut self, app: &str, idx: u32, why: String, now: Instant) {
+        let (timeout, sig) = self.stop_params(app);
+        let Some(i) = self.obs.instances.get_mut(&(app.to_string(), idx)) else {
+            return;
+        };
+        i.ready_deadline = None;
+        i.fail_reason = Some(why.clone());
+        i.state = State::Stopping;
+        i.stop_intent = None;
+        i.kill_at = Some(now + timeout);
+        if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+            log::warn!("{app}.{idx} (pid {pid}): {why}; stopping it with {sig}");
+            if !process::signal_group_checked(pid, start, sig).unwrap_or(false) {
+                i.kill_at = Some(now);
             }
         }
     }
@@ -351,6 +366,17 @@ impl Supervisor {
                         }
                     } else {
                         self.start_probe(p, crate::probes::Which::Ready, &target, notify.as_ref());
+                    }
+                    let key = (app.to_string(), idx);
+                    match spec.app.health.as_ref().zip(notify.as_ref()) {
+                        Some((h, sock)) if h.check == crate::config::ProbeCheck::Notify => {
+                            if let Ok(sock) = sock.try_clone() {
+                                self.health_notify.insert(key, sock);
+                            }
+                        }
+                        _ => {
+                            self.health_notify.remove(&key);
+                        }
                     }
                 } else if let Some(h) = &spec.app.health {
                     self.start_probe(h, crate::probes::Which::Health, &target, notify.as_ref());

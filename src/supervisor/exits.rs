@@ -38,6 +38,7 @@ impl Supervisor {
             return;
         }
         self.probes.remove(&key);
+        self.health_notify.remove(&key);
         // The replacement died before it was ready: keep the old process.
         if let Some(i) = self.obs.instances.get(&key)
             && i.old.as_ref().is_some_and(|o| !o.stopping)

@@ -136,7 +136,8 @@ impl Supervisor {
                         cwd: spec.app.cwd.clone(),
                         env: spec.environ.clone(),
                     };
-                    self.start_probe(h, Which::Health, &target, None);
+                    let sock = self.health_notify.remove(&key);
+                    self.start_probe(h, Which::Health, &target, sock.as_ref());
                 }
             }
             Which::Ready => {
@@ -155,9 +156,8 @@ impl Supervisor {
                     inst.health_failures,
                     r.detail
                 );
-                if inst.health_failures >= limit && !inst.roll_requested {
+                if inst.health_failures >= limit && inst.state != State::Stopping {
                     inst.health_failures = 0;
-                    inst.roll_requested = true;
                     inst.history.push_back((
                         std::time::SystemTime::now(),
                         format!("unhealthy: {}", r.detail),
@@ -173,6 +173,9 @@ impl Supervisor {
                             r.detail
                         ),
                     );
+                    self.probes.remove(&key);
+                    let why = format!("unhealthy ({limit} consecutive health check failures)");
+                    self.fail_running(&r.app, r.idx, why, std::time::Instant::now());
                 }
             }
         }

@@ -103,6 +103,9 @@ struct Supervisor {
     inbox: Sender<Event>,
     /// Running probes per instance; dropping a handle stops its thread.
     probes: HashMap<(String, u32), Vec<crate::probes::ProbeHandle>>,
+    /// The notify socket of an instance whose `notify` health probe starts once it is ready (the
+    /// readiness probe's thread, which also holds it, ends then).
+    health_notify: HashMap<(String, u32), std::os::unix::net::UnixDatagram>,
     /// The watched directories and their watcher.
     watcher: Option<(Vec<(PathBuf, bool)>, notify::RecommendedWatcher)>,
     /// `listen` sockets, bound once by the supervisor and passed to every instance; they stay
@@ -208,6 +211,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         reaper: reaper.clone(),
         inbox: tx.clone(),
         probes: HashMap::new(),
+        health_notify: HashMap::new(),
         watcher: None,
         sockets: HashMap::new(),
         reload_at: None,

@@ -197,7 +197,9 @@ pub fn on_exit(
         signal,
         at: SystemTime::now(),
     });
-    let what = forced.unwrap_or_else(|| describe_exit(code, signal));
+    let what = forced
+        .clone()
+        .unwrap_or_else(|| describe_exit(code, signal));
 
     match intent {
         Some(StopIntent::Stay) => {
@@ -218,7 +220,11 @@ pub fn on_exit(
     if stable {
         inst.attempt = 0;
     }
-    let clean = signal.is_none() && code.is_some_and(|c| app.success_exit_codes.contains(&c));
+    // An instance pypm stopped because it failed (not ready in time, unhealthy) failed, however
+    // it exited.
+    let clean = forced.is_none()
+        && signal.is_none()
+        && code.is_some_and(|c| app.success_exit_codes.contains(&c));
     // A task is meant to exit: `min_uptime` only judges services.
     let success = clean && (stable || app.kind == Kind::Task);
     let too_soon = clean && !success;

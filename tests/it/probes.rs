@@ -231,3 +231,79 @@ fn a_dependency_that_never_becomes_ready_keeps_the_dependent_waiting() {
     assert!(events_of(&p.events(), "started", "web", None).is_empty());
     assert!(p.procs_with("web.sh").is_empty(), "web runs");
 }
+
+#[test]
+fn a_ready_timeout_stops_the_instance_with_its_stop_signal_before_sigkill() {
+    let p = Project::new();
+    let got = p.path("got-term").display().to_string();
+    let app = p.sh(
+        "app",
+        &format!("trap 'echo TERM > \"{got}\"; exit 0' TERM\nwhile :; do sleep 0.1; done\n"),
+    );
+    p.write_config(&format!(
+        "[apps.app]\ncommand = {app}\nmax_restarts = 0\nstop_timeout = \"5s\"\n\n\
+         [apps.app.ready]\nexec = \"false\"\ninterval = \"100ms\"\ntimeout = \"1s\"\n"
+    ));
+    let _ = p.pypm(&["up", "-d", "--wait", "1s"]);
+    let row = p.wait_state("app", "failed", Duration::from_secs(10));
+    let reason = row["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("not ready within 1s"), "{row:#}");
+    assert!(
+        fs::read_to_string(&got).is_ok_and(|t| t.contains("TERM")),
+        "the app never got SIGTERM: {row:#}"
+    );
+    // It exited 0 on its SIGTERM, and that is still a failure.
+    assert_eq!(row["last_exit"]["code"], 0, "{row:#}");
+}
+
+#[test]
+fn an_unhealthy_instance_is_restarted_with_backoff_until_max_restarts() {
+    let p = Project::new();
+    let app = p.sh("app", IDLE);
+    p.write_config(&format!(
+        "[apps.app]\ncommand = {app}\nrestart_delay = \"200ms\"\nmax_restarts = 2\n\n\
+         [apps.app.health]\nexec = \"false\"\ninterval = \"300ms\"\nfailures = 1\n"
+    ));
+    p.up_d();
+    let row = p.wait_state("app", "failed", Duration::from_secs(15));
+    let reason = row["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("unhealthy"), "{row:#}");
+    assert_eq!(row["restarts"], 2, "{row:#}");
+    let events = p.events();
+    let t = |e: &serde_json::Value| parse_ts(e["ts"].as_str().unwrap());
+    let started = events_of(&events, "started", "app", None);
+    assert_eq!(started.len(), 3, "{events:#?}");
+    // Each start is judged one interval later, and restarts back off (200 ms, then 400 ms).
+    assert!(t(started[1]) - t(started[0]) >= 0.45, "{events:#?}");
+    assert!(t(started[2]) - t(started[1]) >= 0.65, "{events:#?}");
+    assert_eq!(events_of(&events, "unhealthy", "app", None).len(), 3);
+}
+
+#[test]
+fn a_notify_health_probe_after_a_notify_ready_probe_hears_the_watchdog() {
+    let p = Project::new();
+    let script = p.write_script(
+        "watchdog.py",
+        r#"
+import os, socket, time
+addr = os.environ["NOTIFY_SOCKET"]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", addr)
+while True:
+    time.sleep(0.1)
+    s.sendto(b"WATCHDOG=1", addr)
+"#,
+    );
+    p.write_config(&format!(
+        "[apps.app]\ncommand = [\"python3\", {}]\n\n[apps.app.ready]\nnotify = true\n\n\
+         [apps.app.health]\nnotify = true\ninterval = \"300ms\"\nfailures = 2\n",
+        serde_json::to_string(&script).unwrap()
+    ));
+    p.up_d();
+    p.wait_state("app", "running", Duration::from_secs(10));
+    let pid = p.pid_of("app").unwrap();
+    // Several health intervals: the watchdog keeps it healthy (it would have crashed on a
+    // refused send, or been restarted as unhealthy, within 1 s).
+    p.assert_pid_kept("app", pid, Duration::from_millis(1500));
+    assert!(events_of(&p.events(), "unhealthy", "app", None).is_empty());
+}
