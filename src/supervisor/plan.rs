@@ -152,6 +152,53 @@ pub fn dependency_met(dep: &Want, cond: Condition, obs: &Observed) -> Result<(),
     }
 }
 
+/// When `dep` has not started because something it depends on (directly or further down)
+/// failed: "waiting for `dep`, which waits for `root`, which failed", so the reason names the
+/// app to fix and `up -d` knows the wait is over (SPEC §4).
+fn blocked_by_failure(
+    desired: &IndexMap<String, Want>,
+    dep: &Want,
+    obs: &Observed,
+) -> Option<String> {
+    fn failed_below(
+        desired: &IndexMap<String, Want>,
+        want: &Want,
+        obs: &Observed,
+        depth: usize,
+    ) -> Option<String> {
+        // The file's dependency graph has no cycles; the depth bound is only a guard.
+        if depth > 64 {
+            return None;
+        }
+        want.depends_on.iter().find_map(|(name, _)| {
+            let d = desired.get(name)?;
+            let mut insts = (0..d.instances).filter_map(|i| obs.instances.get(&(name.clone(), i)));
+            if insts.any(|i| i.state == State::Failed) {
+                return Some(name.clone());
+            }
+            let started = (0..d.instances)
+                .filter_map(|i| obs.instances.get(&(name.clone(), i)))
+                .any(|i| i.ever_started);
+            if started {
+                None
+            } else {
+                failed_below(desired, d, obs, depth + 1)
+            }
+        })
+    }
+    let started = (0..dep.instances)
+        .filter_map(|i| obs.instances.get(&(dep.name.clone(), i)))
+        .any(|i| i.ever_started || i.state == State::Failed);
+    if started {
+        return None;
+    }
+    let root = failed_below(desired, dep, obs, 0)?;
+    Some(format!(
+        "waiting for `{}`, which waits for `{root}`, which failed",
+        dep.name
+    ))
+}
+
 /// Decides the next actions and when to look again (the earliest deadline), given everything
 /// wanted and everything observed at `now`.
 pub fn plan(
@@ -163,16 +210,29 @@ pub fn plan(
     let mut wake: Option<Instant> = None;
     let mut wake_at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
 
-    // Apps that some live instance still depends on cannot be stopped yet during shutdown.
+    // Apps that some live instance still depends on cannot be stopped yet during shutdown:
+    // directly, or through apps that no longer run (a completed task between a database and
+    // the server that needed its migration), so the stop order is the reverse of the start
+    // order.
+    let is_live = |name: &str| {
+        obs.instances
+            .iter()
+            .any(|((a, _), i)| a == name && i.is_live())
+    };
     let mut needed_by_live: HashMap<&str, bool> = HashMap::new();
     for (name, want) in desired {
-        let live = obs
-            .instances
-            .iter()
-            .any(|((a, _), i)| a == name && i.is_live());
-        if live {
-            for (dep, _) in &want.depends_on {
-                needed_by_live.insert(dep.as_str(), true);
+        if !is_live(name) {
+            continue;
+        }
+        let mut todo: Vec<&str> = want.depends_on.iter().map(|(d, _)| d.as_str()).collect();
+        while let Some(dep) = todo.pop() {
+            if needed_by_live.insert(dep, true).is_some() {
+                continue;
+            }
+            if !is_live(dep)
+                && let Some(d) = desired.get(dep)
+            {
+                todo.extend(d.depends_on.iter().map(|(x, _)| x.as_str()));
             }
         }
     }
@@ -270,9 +330,30 @@ pub fn plan(
                     &fresh
                 }
             };
+            // Why the app cannot start yet: the first dependency that does not meet its condition.
+            let waiting = || {
+                want.depends_on.iter().find_map(|(dep, cond)| {
+                    let d = desired.get(dep)?;
+                    let why = dependency_met(d, *cond, obs).err()?;
+                    Some(blocked_by_failure(desired, d, obs).unwrap_or(why))
+                })
+            };
+            let wait_or_start = |actions: &mut Vec<Action>| match waiting() {
+                None => actions.push(Action::Start { app: a(), idx }),
+                Some(reason) => {
+                    if i.state != State::Waiting || i.reason.as_deref() != Some(&reason) {
+                        actions.push(Action::Wait {
+                            app: a(),
+                            idx,
+                            reason,
+                        });
+                    }
+                }
+            };
             if i.roll_requested && active_roll == Some(idx) {
                 if !i.is_live() {
-                    actions.push(Action::Start { app: a(), idx });
+                    // `pypm restart` never starts an app out of dependency order either.
+                    wait_or_start(&mut actions);
                 } else if !rolling_busy_except(obs, name, idx) && i.old.is_none() {
                     if want.surge && i.state == State::Running {
                         actions.push(Action::Replace { app: a(), idx });
@@ -306,23 +387,7 @@ pub fn plan(
                     if settled {
                         continue;
                     }
-                    let waiting = want.depends_on.iter().find_map(|(dep, cond)| {
-                        desired
-                            .get(dep)
-                            .and_then(|d| dependency_met(d, *cond, obs).err())
-                    });
-                    match waiting {
-                        None => actions.push(Action::Start { app: a(), idx }),
-                        Some(reason) => {
-                            if i.state != State::Waiting || i.reason.as_deref() != Some(&reason) {
-                                actions.push(Action::Wait {
-                                    app: a(),
-                                    idx,
-                                    reason,
-                                });
-                            }
-                        }
-                    }
+                    wait_or_start(&mut actions);
                 }
             }
         }

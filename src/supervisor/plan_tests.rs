@@ -223,6 +223,97 @@ fn shutdown_stops_in_reverse_dependency_order() {
 }
 
 #[test]
+fn shutdown_order_goes_through_apps_that_no_longer_run() {
+    // api needed migrate (a task, completed) which needed db: db stops after api.
+    let mut migrate = want("migrate", &[("db", Condition::Started)]);
+    migrate.kind = Kind::Task;
+    let d = desired(vec![
+        want("api", &[("migrate", Condition::Completed)]),
+        migrate,
+        want("db", &[]),
+    ]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    let mut pid = 1;
+    for _ in 0..2 {
+        let (a, _) = plan(&d, &obs, now);
+        apply(&mut obs, &a, now, &mut pid);
+    }
+    exit(&mut obs, "migrate", 0, State::Completed);
+    let (a, _) = plan(&d, &obs, now);
+    apply(&mut obs, &a, now, &mut pid);
+    assert!(obs.instances[&("api".to_string(), 0)].is_live());
+    obs.shutting_down = true;
+    let (a, _) = plan(&d, &obs, now);
+    let stops: Vec<&str> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::Stop { app, .. } => Some(app.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stops, vec!["api"], "db must wait for api: {a:?}");
+}
+
+#[test]
+fn restart_never_starts_an_app_whose_dependency_failed() {
+    let d = desired(vec![
+        want("web", &[("db", Condition::Ready)]),
+        want("db", &[]),
+    ]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    obs.instances.insert(("db".into(), 0), {
+        let mut i = Instance::new("db", 0);
+        i.state = State::Failed;
+        i
+    });
+    obs.instances.insert(("web".into(), 0), {
+        let mut i = Instance::new("web", 0);
+        i.state = State::Waiting;
+        i.reason = Some("waiting for `db`, which failed".into());
+        i.roll_requested = true; // `pypm restart web`
+        i
+    });
+    let (a, _) = plan(&d, &obs, now);
+    assert!(starts(&a).is_empty(), "{a:?}");
+}
+
+#[test]
+fn a_dependency_blocked_by_a_failure_further_down_names_it() {
+    let d = desired(vec![
+        want("web", &[("api", Condition::Started)]),
+        want("api", &[("migrate", Condition::Completed)]),
+        want("migrate", &[]),
+    ]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    obs.instances.insert(("migrate".into(), 0), {
+        let mut i = Instance::new("migrate", 0);
+        i.state = State::Failed;
+        i.ever_started = true;
+        i
+    });
+    let (a, _) = plan(&d, &obs, now);
+    assert!(
+        a.contains(&Action::Wait {
+            app: "web".into(),
+            idx: 0,
+            reason: "waiting for `api`, which waits for `migrate`, which failed".into()
+        }),
+        "{a:?}"
+    );
+    assert!(
+        a.contains(&Action::Wait {
+            app: "api".into(),
+            idx: 0,
+            reason: "waiting for `migrate`, which failed".into()
+        }),
+        "{a:?}"
+    );
+}
+
+#[test]
 fn stop_escalates_to_kill_at_the_deadline() {
     let d = desired(vec![want("a", &[])]);
     let t0 = Instant::now();

@@ -64,3 +64,30 @@ fn a_failed_dependency_leaves_the_dependent_waiting_with_the_reason() {
     );
     assert!(p.procs_with("web.sh").is_empty());
 }
+
+#[test]
+fn up_d_returns_once_what_waits_is_blocked_by_a_failure_further_down() {
+    let p = Project::new();
+    let bad = p.sh("bad", "exit 2\n");
+    let api = p.sh("api", IDLE);
+    let web = p.sh("web", IDLE);
+    p.write_config(&format!(
+        "[apps.bad]\ncommand = {bad}\nkind = \"task\"\n\n\
+         [apps.api]\ncommand = {api}\ndepends_on = {{ bad = \"completed\" }}\n\n\
+         [apps.web]\ncommand = {web}\ndepends_on = [\"api\"]\n"
+    ));
+    let t0 = std::time::Instant::now();
+    let out = p.pypm_timeout(&["up", "-d", "--wait", "60s"], Duration::from_secs(90));
+    let took = t0.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        took < Duration::from_secs(20),
+        "up -d waited {took:?} although nothing could start any more"
+    );
+    let web = p.row("web");
+    assert_eq!(web["state"], "waiting", "{web:#}");
+    assert_eq!(
+        web["reason"], "waiting for `api`, which waits for `bad`, which failed",
+        "{web:#}"
+    );
+}
