@@ -2,7 +2,6 @@
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -103,15 +102,17 @@ fn spawn_daemon(located: &Located, state_dir: &Path) -> Result<(), Failure> {
         .map_err(|e| io("cannot duplicate the log file", e))?;
     let start_len = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().map_err(|e| io("cannot find the pypm executable", e))?;
-    let mut child = Command::new(exe)
-        .arg("--config")
+    let mut cmd = Command::new(exe);
+    cmd.arg("--config")
         .arg(&located.path)
         .arg("daemon")
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log2)
-        // Its own process group: a Ctrl-C in this terminal does not reach the supervisor.
-        .process_group(0)
+        .stderr(log2);
+    // Its own session, no inherited descriptors: a Ctrl-C or hang-up of this terminal does not
+    // reach the supervisor, and it holds no pipe of the caller open.
+    crate::process::detach(&mut cmd);
+    let mut child = cmd
         .spawn()
         .map_err(|e| io("cannot start the supervisor", e))?;
     let deadline = Instant::now() + Duration::from_secs(30);

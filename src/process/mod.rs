@@ -55,7 +55,7 @@ pub use signal::{
     signal_pid,
 };
 pub use sockets::{bind_private, bind_tcp, bind_unix, peer_uid};
-pub use spawn::{Child, SpawnError, SpawnSpec, spawn, spawn_batch};
+pub use spawn::{Child, SpawnError, SpawnSpec, detach, spawn, spawn_batch};
 
 /// In a statically linked glibc build (`packaging/build-release`), limits name lookups to the
 /// sources glibc has built in: users and groups from `/etc/passwd` and `/etc/group`, hosts from

@@ -467,6 +467,28 @@ fn resolve_program(program: &Path, path_var: Option<&str>) -> Result<PathBuf, Sp
     first_file.ok_or_else(not_found)
 }
 
+/// Makes `cmd` start a daemon: in a session of its own (no controlling terminal; the caller's
+/// terminal and process group signals do not reach it) and with no descriptor open but 0–2,
+/// so a caller that waits for the end of an inherited pipe (`$(pypm up -d)`, CI runners) is not
+/// held up by it. For `pypm up -d`, which starts the supervisor with `std::process::Command`.
+pub fn detach(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let max_fd = highest_open_fd();
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
+    // (setsid, close_range or close) on no memory but its copied `max_fd`. Closing every
+    // descriptor from 3 also closes std's close-on-exec error pipe: an exec failure then shows
+    // as an early exit of the child, which the caller reports.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            os::close_from(3, max_fd);
+            Ok(())
+        });
+    }
+}
+
 /// The highest descriptor open now, bounding the close loop on kernels without `close_range`.
 /// On Linux `close_range` (5.9+) makes the bound moot, so the cheap limit is used instead of
 /// listing `/proc/self/fd` at every spawn.

@@ -214,3 +214,55 @@ time.sleep(1000)
     assert!(text.contains("session-leader True True\n"), "{text}");
     assert!(text.contains("unbuffered 1\n"), "{text}");
 }
+
+#[test]
+fn up_d_holds_no_pipe_of_the_caller_and_runs_in_a_session_of_its_own() {
+    use std::io::Read;
+    let p = Project::new();
+    let cmd = p.sh("a", IDLE);
+    p.write_config(&format!("[apps.a]\ncommand = {cmd}\n"));
+    // Like `out=$(pypm up -d)` in a script that also has another descriptor on the same pipe:
+    // the caller reads until every writer is gone.
+    let up = p.command(&["up", "-d"]);
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("exec 7>&1; \"$@\" >/dev/null 2>&1; echo up-returned")
+        .arg("sh")
+        .arg(up.get_program())
+        .args(up.get_args())
+        .envs(up.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(&p.root)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        let _ = tx.send(text);
+    });
+    let text = rx.recv_timeout(Duration::from_secs(30));
+    let _ = wait_child(&mut child, Duration::from_secs(5));
+    let sup = p.supervisor_pid().expect("pypm.pid");
+    assert!(
+        text.as_ref().is_ok_and(|t| t.contains("up-returned")),
+        "the caller's pipe stayed open after `up -d` returned ({text:?}): the supervisor holds it"
+    );
+    let sid = std::fs::read_to_string(format!("/proc/{sup}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(3)?
+                .parse::<i32>()
+                .ok()
+        });
+    assert_eq!(
+        sid,
+        Some(sup),
+        "the supervisor does not lead its own session"
+    );
+}
