@@ -64,7 +64,7 @@ fn client_failure(e: ClientError) -> Failure {
 
 /// Sends `req`; no supervisor → exit 3, an `Error` answer → its exit code.
 pub(super) fn ask(t: &Target, req: Request, timeout: Duration) -> Result<Response, Failure> {
-    match client::request(&t.state_dir, req, timeout) {
+    match client::request_for(&t.state_dir, Some(&t.located.path), req, timeout) {
         Ok(Response::Error { message, code }) => Err(from_error(message, code)),
         Ok(r) => Ok(r),
         Err(ClientError::NotRunning) => Err(no_supervisor(&t.located.display)),
@@ -96,24 +96,39 @@ pub fn reload(config: Option<&Path>) -> Result<(), Failure> {
 
 pub fn down(config: Option<&Path>) -> Result<(), Failure> {
     let t = target(config)?;
-    if shut_down(&t.state_dir, &t.located.display, DOWN_DEADLINE)? {
-        println!("stopped");
-    } else {
-        println!("no supervisor is running for `{}`", t.located.display);
+    match shut_down(
+        &t.state_dir,
+        &t.located.path,
+        &t.located.display,
+        DOWN_DEADLINE,
+    ) {
+        Ok(true) => println!("stopped"),
+        Ok(false) => println!("no supervisor is running for `{}`", t.located.display),
+        // The supervisor in this state_dir runs another file: not ours to stop.
+        Err(Failure::NoSupervisor(message)) => {
+            println!("{}", message.trim_start_matches("error: ").trim_end())
+        }
+        Err(e) => return Err(e),
     }
     Ok(())
 }
 
 /// Asks the supervisor of `state_dir` to stop and waits until it has: its socket no longer
 /// answers and its process is gone. False when none was running.
-fn shut_down(state_dir: &Path, display: &str, within: Duration) -> Result<bool, Failure> {
+fn shut_down(
+    state_dir: &Path,
+    config: &Path,
+    display: &str,
+    within: Duration,
+) -> Result<bool, Failure> {
     // The pid from the live supervisor itself: a stale pid file could name a recycled pid.
-    let pid = match client::request(state_dir, Request::Ping, QUICK) {
+    let pid = match client::request_for(state_dir, Some(config), Request::Ping, QUICK) {
         Err(ClientError::NotRunning) => return Ok(false),
+        Ok(Response::Error { message, code: 3 }) => return Err(from_error(message, 3)),
         Ok(Response::Pong { pid, .. }) => Some(pid),
         _ => read_pid_file(state_dir),
     };
-    match client::request(state_dir, Request::Shutdown, within) {
+    match client::request_for(state_dir, Some(config), Request::Shutdown, within) {
         Ok(Response::Error { message, code }) => return Err(from_error(message, code)),
         // Gone already, or it closed the connection as it went: either way, wait below.
         Ok(_) | Err(ClientError::NotRunning | ClientError::Protocol(_) | ClientError::Io(..)) => {}
@@ -146,13 +161,14 @@ fn pid_alive(pid: u32) -> bool {
 
 pub fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
     let t = target(config)?;
-    let report = match client::request(&t.state_dir, Request::Plan, QUICK) {
-        Ok(Response::Plan(report)) => report,
-        Ok(Response::Error { message, code }) => return Err(from_error(message, code)),
-        Ok(other) => return Err(unexpected("plan", &other)),
-        Err(ClientError::NotRunning) => local_plan(&t.located)?,
-        Err(e) => return Err(client_failure(e)),
-    };
+    let report =
+        match client::request_for(&t.state_dir, Some(&t.located.path), Request::Plan, QUICK) {
+            Ok(Response::Plan(report)) => report,
+            Ok(Response::Error { message, code }) => return Err(from_error(message, code)),
+            Ok(other) => return Err(unexpected("plan", &other)),
+            Err(ClientError::NotRunning) => local_plan(&t.located)?,
+            Err(e) => return Err(client_failure(e)),
+        };
     if json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::Error(format!("error: cannot encode the plan: {e}")))?;
@@ -261,7 +277,12 @@ mod tests {
 
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(
-            shut_down(tmp.path(), "pypm.toml", Duration::from_secs(5)),
+            shut_down(
+                tmp.path(),
+                Path::new("pypm.toml"),
+                "pypm.toml",
+                Duration::from_secs(5)
+            ),
             Ok(false)
         ));
 
@@ -296,9 +317,14 @@ mod tests {
             },
         };
         let _accept = server
-            .serve(Arc::new(handler))
+            .serve(PathBuf::from("pypm.toml"), Arc::new(handler))
             .unwrap_or_else(|e| panic!("{e}"));
-        let r = shut_down(tmp.path(), "pypm.toml", Duration::from_secs(5));
+        let r = shut_down(
+            tmp.path(),
+            Path::new("pypm.toml"),
+            "pypm.toml",
+            Duration::from_secs(5),
+        );
         assert!(matches!(r, Ok(true)), "{r:?}");
         assert!(!client::accepts(tmp.path()));
         assert!(

@@ -23,6 +23,17 @@ pub enum ClientError {
 
 /// Sends `req` to the supervisor of `state_dir` and waits at most `timeout` for its answer.
 pub fn request(state_dir: &Path, req: Request, timeout: Duration) -> Result<Response, ClientError> {
+    request_for(state_dir, None, req, timeout)
+}
+
+/// [`request`] on behalf of the configuration file `config`: a supervisor in `state_dir` that
+/// runs another file answers `Error { code: 3 }` (see [`RequestFrame::config`]).
+pub fn request_for(
+    state_dir: &Path,
+    config: Option<&Path>,
+    req: Request,
+    timeout: Duration,
+) -> Result<Response, ClientError> {
     let path = socket_path(state_dir);
     let io_err = |e: io::Error| match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout(timeout),
@@ -40,6 +51,8 @@ pub fn request(state_dir: &Path, req: Request, timeout: Duration) -> Result<Resp
 
     let frame = RequestFrame {
         v: VERSION,
+        // Absolute, so the supervisor (whose working directory may differ) resolves it alike.
+        config: config.map(|c| c.canonicalize().unwrap_or_else(|_| c.to_path_buf())),
         request: req,
     };
     let mut text = serde_json::to_vec(&frame).map_err(|e| ClientError::Protocol(e.to_string()))?;

@@ -12,6 +12,10 @@ pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestFrame {
     pub v: u32,
+    /// The configuration file the client acts for. A supervisor started for another file (two
+    /// files sharing one `state_dir`) answers with an error of code 3 instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<std::path::PathBuf>,
     #[serde(flatten)]
     pub request: Request,
 }
@@ -153,6 +157,7 @@ mod tests {
     fn frames_round_trip_with_version() {
         let f = RequestFrame {
             v: VERSION,
+            config: None,
             request: Request::Status {
                 app: Some("api".into()),
                 light: false,
@@ -160,6 +165,17 @@ mod tests {
         };
         let text = serde_json::to_string(&f).unwrap_or_default();
         assert_eq!(text, r#"{"v":1,"cmd":"status","app":"api"}"#);
+        let back: RequestFrame = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, f);
+        let f = RequestFrame {
+            config: Some("/srv/pypm.toml".into()),
+            ..f
+        };
+        let text = serde_json::to_string(&f).unwrap_or_default();
+        assert_eq!(
+            text,
+            r#"{"v":1,"config":"/srv/pypm.toml","cmd":"status","app":"api"}"#
+        );
         let back: RequestFrame = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, f);
     }

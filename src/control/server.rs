@@ -109,13 +109,16 @@ impl Server {
     }
 
     /// Accepts connections on a thread until stopped; each one is answered on its own thread.
-    pub fn serve(self, handler: Handler) -> io::Result<JoinHandle<()>> {
+    /// A request made for another file than `config` (the file this supervisor runs) gets an
+    /// `Error` of code 3 and does not reach `handler`.
+    pub fn serve(self, config: PathBuf, handler: Handler) -> io::Result<JoinHandle<()>> {
+        let owner = Arc::new(Owner::new(config));
         std::thread::Builder::new()
             .name("pypm-control".into())
-            .spawn(move || self.accept_loop(handler))
+            .spawn(move || self.accept_loop(owner, handler))
     }
 
-    fn accept_loop(self, handler: Handler) {
+    fn accept_loop(self, owner: Arc<Owner>, handler: Handler) {
         for conn in self.listener.incoming() {
             if self.stop.load(Ordering::SeqCst) {
                 break;
@@ -123,9 +126,10 @@ impl Server {
             match conn {
                 Ok(stream) => {
                     let handler = handler.clone();
+                    let owner = owner.clone();
                     let spawned = std::thread::Builder::new()
                         .name("pypm-control-conn".into())
-                        .spawn(move || handle_connection(stream, &handler));
+                        .spawn(move || handle_connection(stream, &owner, &handler));
                     if let Err(e) = spawned {
                         log::warn!("control socket: cannot start a connection thread: {e}");
                     }
@@ -188,13 +192,41 @@ fn error(message: impl Into<String>) -> Response {
     }
 }
 
-fn handle_connection(mut stream: UnixStream, handler: &Handler) {
+/// The file a supervisor runs, as given and as the file system resolves it.
+struct Owner {
+    given: PathBuf,
+    canonical: Option<PathBuf>,
+}
+
+impl Owner {
+    fn new(given: PathBuf) -> Owner {
+        let canonical = given.canonicalize().ok();
+        Owner { given, canonical }
+    }
+
+    fn owns(&self, file: &Path) -> bool {
+        file == self.given
+            || (self.canonical.is_some() && file.canonicalize().ok() == self.canonical)
+    }
+}
+
+fn handle_connection(mut stream: UnixStream, owner: &Owner, handler: &Handler) {
     let _ = stream.set_read_timeout(Some(PEER_IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(PEER_IO_TIMEOUT));
     let response = match authorize(&stream) {
         Err(refusal) => refusal,
         Ok(()) => match read_request(&mut stream) {
-            Ok(request) => handler(request),
+            Ok(frame) => match frame.config {
+                Some(file) if !owner.owns(&file) => Response::Error {
+                    message: format!(
+                        "error: no supervisor is running for `{}`: the one in this state_dir runs `{}`\n\ngive each file its own `state_dir` in [pypm]",
+                        file.display(),
+                        owner.given.display()
+                    ),
+                    code: 3,
+                },
+                _ => handler(frame.request),
+            },
             Err(refusal) => refusal,
         },
     };
@@ -224,7 +256,7 @@ fn authorize(stream: &UnixStream) -> Result<(), Response> {
 }
 
 /// Reads one line, at most [`MAX_FRAME`] bytes, and checks its version before its shape.
-fn read_request(stream: &mut UnixStream) -> Result<Request, Response> {
+fn read_request(stream: &mut UnixStream) -> Result<RequestFrame, Response> {
     let mut line = Vec::new();
     let mut reader = BufReader::new(stream.take(MAX_FRAME as u64 + 1));
     reader
@@ -247,7 +279,6 @@ fn read_request(stream: &mut UnixStream) -> Result<Request, Response> {
         None => return Err(error("error: malformed request: no protocol version `v`")),
     }
     serde_json::from_value::<RequestFrame>(value)
-        .map(|f| f.request)
         .map_err(|e| error(format!("error: malformed request: {e}")))
 }
 

@@ -41,7 +41,10 @@ impl Running {
         let server = Server::bind(state_dir).unwrap_or_else(|e| panic!("bind: {e}"));
         let stopper = server.stopper();
         let handle = server
-            .serve(Arc::new(fake_handler))
+            .serve(
+                std::path::PathBuf::from("/nonexistent/pypm.toml"),
+                Arc::new(fake_handler),
+            )
             .unwrap_or_else(|e| panic!("serve: {e}"));
         let (tx, done) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

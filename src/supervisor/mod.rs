@@ -188,7 +188,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             })
     });
     server
-        .serve(handler)
+        .serve(opts.config_path.clone(), handler)
         .map_err(|e| StartError::Io(format!("cannot serve the control socket: {e}")))?;
 
     let mut sup = Supervisor {

@@ -266,3 +266,45 @@ fn up_d_holds_no_pipe_of_the_caller_and_runs_in_a_session_of_its_own() {
         "the supervisor does not lead its own session"
     );
 }
+
+#[test]
+fn two_files_sharing_a_state_dir_never_control_each_others_supervisor() {
+    let p = Project::new();
+    let a = p.sh("a", IDLE);
+    p.write_config(&format!("[apps.a]\ncommand = {a}\n"));
+    p.up_d();
+    let sup = p.supervisor_pid().expect("pypm.pid");
+    let b_cmd = p.sh("b", IDLE);
+    let b = p.path("b.toml");
+    std::fs::write(&b, format!("[apps.b]\ncommand = {b_cmd}\n")).unwrap();
+    let run_b = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pypm"))
+            .arg("--config")
+            .arg(&b)
+            .args(args)
+            .current_dir(&p.root)
+            .env(MARKER_VAR, p.marker())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for args in [&["status"][..], &["plan"], &["reload"], &["restart", "b"]] {
+        let out = run_b(args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("pypm.toml"),
+            "{args:?} should name the other file: {err}"
+        );
+    }
+    let out = run_b(&["up", "-d"]);
+    assert_eq!(out.status.code(), Some(1), "up -d: {}", describe(&out));
+    let out = run_b(&["down"]);
+    assert_eq!(out.status.code(), Some(0), "down: {}", describe(&out));
+    assert!(
+        alive(sup),
+        "`down` for b.toml stopped the supervisor of pypm.toml"
+    );
+    assert_eq!(p.state_of("a"), "running");
+    assert!(p.procs_with("b.sh").is_empty(), "b was started");
+}
