@@ -101,8 +101,17 @@ pub fn starter_toml(dir: &Path) -> String {
 /// Writes [`starter_toml`] to `dir/pypm.toml` and returns that path. An existing file is never
 /// overwritten: the error then has kind [`io::ErrorKind::AlreadyExists`].
 pub fn write_starter(dir: &Path) -> Result<PathBuf, io::Error> {
-    let path = dir.join(FILE_NAME);
-    let text = starter_toml(dir);
+    write_starter_at(&dir.join(FILE_NAME))
+}
+
+/// Like [`write_starter`], to the file `path` (what is detected is looked for in its directory).
+pub fn write_starter_at(path: &Path) -> Result<PathBuf, io::Error> {
+    let path = path.to_path_buf();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let text = starter_toml(&dir);
     // create_new: the existence check and the creation are one atomic step.
     let mut file = fs::OpenOptions::new()
         .write(true)

@@ -2,20 +2,28 @@
 
 use super::Failure;
 
-pub fn init() -> Result<(), Failure> {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Failure::Error(format!("error: cannot read the current directory: {e}")))?;
-    match crate::init::write_starter(&cwd) {
+pub fn init(config: Option<&std::path::Path>) -> Result<(), Failure> {
+    // Where the file goes: `--config FILE`, else `$PYPM_CONFIG`, else `pypm.toml` here.
+    let path = match config {
+        Some(p) => p.to_path_buf(),
+        None => match std::env::var_os("PYPM_CONFIG").filter(|v| !v.is_empty()) {
+            Some(p) => std::path::PathBuf::from(p),
+            None => std::path::PathBuf::from(crate::init::FILE_NAME),
+        },
+    };
+    match crate::init::write_starter_at(&path) {
         Ok(path) => {
             println!("wrote {}", path.display());
             println!("check it with `pypm check -v`, then run it with `pypm up`");
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Failure::Error(
-            "error: `pypm.toml` already exists here; not overwriting it".into(),
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Failure::Error(format!(
+            "error: `{}` already exists; not overwriting it",
+            path.display()
+        ))),
         Err(e) => Err(Failure::Error(format!(
-            "error: cannot write pypm.toml: {e}"
+            "error: cannot write {}: {e}",
+            path.display()
         ))),
     }
 }

@@ -111,13 +111,18 @@ pub fn state_dir_for(located: &Located) -> PathBuf {
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     let config = cli.config.as_deref();
+    // A command whose reader went away (`pypm logs | head`) ends quietly, like other Unix tools;
+    // the supervisor keeps ignoring SIGPIPE (a client that hangs up must not kill it).
+    if !matches!(cli.command, Command::Up(_) | Command::Daemon) {
+        crate::process::restore_default_sigpipe();
+    }
     match cli.command {
         Command::Check(args) => check::check(config, args.verbose),
         Command::Schema => {
             print!("{}", crate::config::keys::json_schema_text());
             Ok(())
         }
-        Command::Init => init::init(),
+        Command::Init => init::init(config),
         Command::Up(args) => up::up(config, &args),
         Command::Daemon => up::daemon(config),
         Command::Logs(args) => logs::logs(config, &args),

@@ -69,6 +69,15 @@ pub fn restrict_static_name_lookups() {
     os::nss_builtin_sources_only();
 }
 
+/// Makes a write to a closed pipe end the process (SIGPIPE's default) instead of an `EPIPE`
+/// error, which Rust's `println!` turns into a panic. For short-lived CLI commands only.
+pub fn restore_default_sigpipe() {
+    // SAFETY: sets one signal disposition; no handler involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Resource usage of one process tree (or of the supervisor itself, see [`own_usage`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Usage {

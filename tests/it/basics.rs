@@ -308,3 +308,34 @@ fn two_files_sharing_a_state_dir_never_control_each_others_supervisor() {
     assert_eq!(p.state_of("a"), "running");
     assert!(p.procs_with("b.sh").is_empty(), "b was started");
 }
+
+#[test]
+fn init_writes_the_file_config_names_and_a_closed_pipe_is_no_panic() {
+    let p = Project::new();
+    let custom = p.path("custom.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pypm"))
+        .args(["init", "--config"])
+        .arg(&custom)
+        .current_dir(&p.root)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(custom.exists(), "init ignored --config");
+    assert!(!p.path("pypm.toml").exists());
+    // `pypm check -v | head -1`: the reader goes away early, long before the output ends.
+    let apps: String = (0..1500)
+        .map(|i| format!("[apps.a{i}]\ncommand = \"sleep 1\"\n"))
+        .collect();
+    std::fs::write(&custom, apps).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "\"{}\" --config \"{}\" check -v | head -1 >/dev/null",
+            env!("CARGO_BIN_EXE_pypm"),
+            custom.display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
