@@ -84,6 +84,11 @@ enum Cmd {
         target: LogTarget,
         tap: Option<Tap>,
     },
+    /// Moves a pipe's lines to another file from the next line on.
+    Retarget {
+        id: PipeId,
+        target: LogTarget,
+    },
     Shutdown,
 }
 
@@ -143,6 +148,13 @@ impl LogPump {
         };
         self.send(cmd)?;
         Ok(id)
+    }
+
+    /// From the next complete line on, `id`'s lines go to `target` instead (lines already read
+    /// still go to the old file). For an instance whose file name changes while it runs:
+    /// `APP.out.log` ↔ `APP.0.out.log` when `instances` crosses 1.
+    pub fn retarget(&self, id: PipeId, target: LogTarget) -> io::Result<()> {
+        self.send(Cmd::Retarget { id, target })
     }
 
     /// Bytes the pump holds in memory right now (partial lines and lines not yet written),
@@ -283,24 +295,24 @@ impl Pump {
         while let Ok(cmd) = self.rx.try_recv() {
             match cmd {
                 Cmd::Shutdown => return true,
+                Cmd::Retarget { id, target } => {
+                    let Some(i) = self.pipes.iter().position(|p| p.id == id) else {
+                        continue; // closed meanwhile
+                    };
+                    let old = std::mem::replace(&mut self.pipes[i].path, target.path.clone());
+                    self.attach(&target);
+                    if let Some(t) = self.files.get_mut(&old) {
+                        t.pipes -= 1;
+                    }
+                    self.write_target(&old);
+                }
                 Cmd::Add {
                     id,
                     file,
                     target,
                     tap,
                 } => {
-                    let t = self
-                        .files
-                        .entry(target.path.clone())
-                        .or_insert_with(|| Target {
-                            log: LogFile::new(target.path.clone(), 0, 0, false),
-                            pipes: 0,
-                            retry_at: None,
-                        });
-                    t.pipes += 1;
-                    t.log.max_size = target.max_size;
-                    t.log.max_files = target.max_files;
-                    t.log.timestamps = target.timestamps;
+                    self.attach(&target);
                     self.pipes.push(Pipe {
                         grown: false,
                         id,
@@ -313,6 +325,23 @@ impl Pump {
             }
         }
         false
+    }
+
+    /// One more pipe writes to `target`'s file (opened on first write), whose settings are now
+    /// `target`'s.
+    fn attach(&mut self, target: &LogTarget) {
+        let t = self
+            .files
+            .entry(target.path.clone())
+            .or_insert_with(|| Target {
+                log: LogFile::new(target.path.clone(), 0, 0, false),
+                pipes: 0,
+                retry_at: None,
+            });
+        t.pipes += 1;
+        t.log.max_size = target.max_size;
+        t.log.max_files = target.max_files;
+        t.log.timestamps = target.timestamps;
     }
 
     /// One read from pipe `i`, then its file is written.

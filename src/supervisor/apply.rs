@@ -159,6 +159,45 @@ impl Supervisor {
         }
     }
 
+    /// After a reload: a running instance whose log file name changed — `instances` crossed 1
+    /// (`APP.out.log` ↔ `APP.0.out.log`), or `log_dir` moved — writes its next lines to the new
+    /// file, so `pypm logs` finds them where the file says they are (SPEC §4).
+    pub(super) fn retarget_logs(&mut self) {
+        let log_dir = self.desired.config.pypm.log_dir.clone();
+        for (pid, pipes) in self.log_pipes.iter_mut() {
+            let Some((app, idx)) = self.by_pid.get(pid) else {
+                continue;
+            };
+            let Some(spec) = self.desired.apps.get(app) else {
+                continue;
+            };
+            let inst_no = (spec.app.instances > 1).then_some(*idx);
+            for (id, stream, path) in pipes.iter_mut() {
+                let want = log_dir.join(log_file_name(app, inst_no, *stream));
+                if *path == want {
+                    continue;
+                }
+                let target = LogTarget {
+                    path: want.clone(),
+                    max_size: spec.app.log_max_size,
+                    max_files: spec.app.log_max_files,
+                    timestamps: spec.app.log_timestamps,
+                };
+                match self.pump.retarget(*id, target) {
+                    Ok(()) => {
+                        log::info!(
+                            "{app}.{idx}: logging to {} (was {})",
+                            want.display(),
+                            path.display()
+                        );
+                        *path = want;
+                    }
+                    Err(e) => log::error!("{app}.{idx}: cannot move its log: {e}"),
+                }
+            }
+        }
+    }
+
     pub(super) fn stop_params(&self, app: &str) -> (Duration, Signal) {
         let spec = self.desired.apps.get(app);
         let timeout = spec.map_or(Duration::from_secs(10), |s| s.app.stop_timeout);
@@ -391,8 +430,14 @@ impl Supervisor {
                         max_files: spec.app.log_max_files,
                         timestamps: spec.app.log_timestamps,
                     };
-                    if let Err(e) = self.pump.add(fd, target, taps.next().flatten()) {
-                        log::error!("cannot capture the output of {app}.{idx}: {e}");
+                    let path = target.path.clone();
+                    match self.pump.add(fd, target, taps.next().flatten()) {
+                        Ok(id) => self
+                            .log_pipes
+                            .entry(pid)
+                            .or_default()
+                            .push((id, stream, path)),
+                        Err(e) => log::error!("cannot capture the output of {app}.{idx}: {e}"),
                     }
                 }
                 self.emit(

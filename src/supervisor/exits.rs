@@ -8,6 +8,7 @@ use super::*;
 
 impl Supervisor {
     pub(super) fn on_exit(&mut self, e: Exit) {
+        self.log_pipes.remove(&e.pid);
         let Some(key) = self.by_pid.remove(&e.pid) else {
             return;
         };

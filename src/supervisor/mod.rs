@@ -106,6 +106,8 @@ struct Supervisor {
     /// The notify socket of an instance whose `notify` health probe starts once it is ready (the
     /// readiness probe's thread, which also holds it, ends then).
     health_notify: HashMap<(String, u32), std::os::unix::net::UnixDatagram>,
+    /// Each live process's two log pipes in the pump, and the file each writes to.
+    log_pipes: HashMap<i32, Vec<(crate::logs::PipeId, Stream, PathBuf)>>,
     /// The watched directories and their watcher.
     watcher: Option<(Vec<(PathBuf, bool)>, notify::RecommendedWatcher)>,
     /// `listen` sockets, bound once by the supervisor and passed to every instance; they stay
@@ -212,6 +214,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         inbox: tx.clone(),
         probes: HashMap::new(),
         health_notify: HashMap::new(),
+        log_pipes: HashMap::new(),
         watcher: None,
         sockets: HashMap::new(),
         reload_at: None,

@@ -142,6 +142,7 @@ impl Supervisor {
                 self.desired = new;
                 self.wants = wants_of(&self.desired);
                 self.rewatch();
+                self.retarget_logs();
                 self.release_pending = true;
                 self.prune_sockets();
                 let detail = if summary.is_empty() {

@@ -234,3 +234,56 @@ fn a_full_disk_is_reported_once_and_writing_resumes() {
     assert_eq!(full, 1, "reported once");
     p.pypm_ok(&["down"], 0);
 }
+
+#[test]
+fn an_instance_kept_through_a_scale_across_one_writes_the_file_its_new_name_says() {
+    let p = Project::new();
+    let tick = p.sh(
+        "tick",
+        "n=0\nwhile :; do n=$((n+1)); echo \"tick-$PYPM_INSTANCE-$n\"; sleep 0.05; done\n",
+    );
+    let config = |instances: u32| {
+        format!(
+            "[pypm]\nwatch_config = false\n\n[apps.t]\ncommand = {tick}\ninstances = {instances}\n"
+        )
+    };
+    p.write_config(&config(2));
+    p.up_d();
+    assert!(wait_until(Duration::from_secs(10), || read(
+        &p,
+        "t.0.out.log"
+    )
+    .contains("tick-0-")));
+    let pid = p.pid_of("t.0").unwrap();
+
+    p.write_config(&config(1));
+    p.pypm_ok(&["reload"], 0);
+    assert!(
+        wait_until(Duration::from_secs(10), || read(&p, "t.out.log")
+            .contains("tick-0-")),
+        "instance 0 still writes only t.0.out.log"
+    );
+    assert_eq!(
+        p.pid_of("t"),
+        Some(pid),
+        "scaling down restarted instance 0"
+    );
+    let out = p.pypm_ok(&["logs", "t", "-n", "3"], 0);
+    assert!(out.contains("tick-0-"), "pypm logs t: {out}");
+
+    let before = read(&p, "t.0.out.log").len();
+    p.write_config(&config(2));
+    p.pypm_ok(&["reload"], 0);
+    assert!(
+        wait_until(Duration::from_secs(10), || read(&p, "t.0.out.log").len()
+            > before),
+        "instance 0 did not move back to t.0.out.log"
+    );
+    // No line is split or lost across the moves: every file holds whole lines.
+    for name in ["t.out.log", "t.0.out.log"] {
+        let text = read(&p, name);
+        for line in text.lines() {
+            assert!(line.starts_with("tick-0-"), "{name}: {line:?}");
+        }
+    }
+}
