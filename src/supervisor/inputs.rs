@@ -4,6 +4,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+/// How often `memory_max` is checked when no cgroup enforces it.
+pub(super) const MEMORY_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Supervisor {
     /// (Re)starts the file watcher for the current desired state.
     pub(super) fn rewatch(&mut self) {
@@ -29,6 +32,7 @@ impl Supervisor {
 
     /// Debounced file changes whose time has come.
     pub(super) fn fire_timers(&mut self, now: Instant) {
+        self.check_memory(now);
         if self.reload_at.is_some_and(|t| t <= now) {
             self.reload_at = None;
             // A file briefly missing or empty mid-save is never applied: the save that
@@ -105,6 +109,53 @@ impl Supervisor {
                 target.app,
                 target.idx
             ),
+        }
+    }
+
+    /// `memory_max` without a cgroup (SPEC §6): every [`MEMORY_SAMPLE_INTERVAL`] the RSS of each
+    /// live instance's whole process tree is compared with its app's limit; an instance over it
+    /// gets a `memory_limit` event and is stopped like a failed one (`stop_signal`, SIGKILL
+    /// after `stop_timeout`, then restarted with backoff, counting toward `max_restarts`).
+    /// Sets `memory_check_at` to the next sample while any limited app runs.
+    pub(super) fn check_memory(&mut self, now: Instant) {
+        if self.memory_check_at.is_some_and(|t| t > now) {
+            return;
+        }
+        let limited: Vec<((String, u32), i32, u64)> = self
+            .obs
+            .instances
+            .iter()
+            .filter(|(_, i)| i.state == State::Running || i.state == State::Starting)
+            .filter_map(|((app, idx), i)| {
+                let max = self.desired.apps.get(app)?.app.memory_max?;
+                Some(((app.clone(), *idx), i.pid?, max))
+            })
+            .collect();
+        if limited.is_empty() {
+            self.memory_check_at = None;
+            return;
+        }
+        self.memory_check_at = Some(now + MEMORY_SAMPLE_INTERVAL);
+        let roots: Vec<i32> = limited.iter().map(|(_, pid, _)| *pid).collect();
+        let usage = crate::process::sample(&roots);
+        let fmt = crate::config::units::format_size;
+        for ((app, idx), pid, max) in limited {
+            let Some(rss) = usage.get(&pid).map(|u| u.rss_bytes) else {
+                continue;
+            };
+            if rss <= max {
+                continue;
+            }
+            let why = format!("memory limit: RSS {} > memory_max {}", fmt(rss), fmt(max));
+            self.emit(
+                "memory_limit",
+                Some(&app),
+                Some(idx),
+                Some(pid),
+                format!("{why}; restarting"),
+            );
+            self.probes.remove(&(app.clone(), idx));
+            self.fail_running(&app, idx, why, now);
         }
     }
 

@@ -92,6 +92,8 @@ struct Supervisor {
     cpu_prev: HashMap<i32, (f64, Instant)>,
     /// The latest /proc sample and when it was taken.
     usage_cache: Option<(Instant, UsageByPid)>,
+    /// The next `memory_max` sample (`Supervisor::check_memory`), while a limited app runs.
+    memory_check_at: Option<Instant>,
     signals_seen: u32,
     dirty: bool,
     /// Start-up or a reload touched code and heap an idle supervisor does not need: give them
@@ -206,6 +208,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         state_dir,
         cpu_prev: HashMap::new(),
         usage_cache: None,
+        memory_check_at: None,
         signals_seen: 0,
         dirty: true,
         release_pending: true,
@@ -257,6 +260,7 @@ impl Supervisor {
             let (actions, wake) = plan::plan(&self.wants, &self.obs, now);
             let wake = [
                 wake,
+                self.memory_check_at,
                 self.reload_at,
                 self.restart_at.values().min().copied(),
             ]

@@ -178,8 +178,12 @@ impl Supervisor {
         let root = nix::unistd::geteuid().is_root();
         let fmt = crate::config::units::format_size;
         let limits = json!({
-            "memory_max": a.memory_max.map(|m| format!("{}: not enforced in this version", fmt(m))),
-            "cpu_max": a.cpu_max.map(|c| format!("{c} cores: not enforced in this version")),
+            "memory_max": a.memory_max.map(|m| format!(
+                "{}: enforced by sampling the RSS of the instance's process tree every {}s and restarting it when over (event memory_limit); no cgroup in this version",
+                fmt(m),
+                super::inputs::MEMORY_SAMPLE_INTERVAL.as_secs()
+            )),
+            "cpu_max": a.cpu_max.map(|c| format!("{c} cores: not enforced (needs a cgroup; not in this version)")),
             "nofile": a.nofile.map(|n| format!("{n}: setrlimit(RLIMIT_NOFILE) before exec")),
             "nice": format!("{}: setpriority before exec", a.nice),
             "user": a.user.as_ref().map(|u| if root {

@@ -217,3 +217,24 @@ fn after_the_supervisor_is_sigkilled_a_new_up_runs_exactly_one_copy() {
         assert!(alive(pid));
     }
 }
+
+#[test]
+fn memory_max_without_a_cgroup_restarts_an_instance_over_it_with_a_memory_limit_event() {
+    let p = Project::new();
+    let hog = p.write_script(
+        "hog.py",
+        "import time\nb = []\nfor i in range(60):\n    b.append(bytearray(5 << 20))\n    time.sleep(0.02)\ntime.sleep(1000)\n",
+    );
+    p.write_config(&format!(
+        "[apps.hog]\ncommand = [\"python3\", {}]\nmemory_max = \"40M\"\nmax_restarts = 0\n",
+        serde_json::to_string(&hog).unwrap()
+    ));
+    p.up_d();
+    let row = p.wait_state("hog", "failed", Duration::from_secs(20));
+    let reason = row["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("memory limit"), "{row:#}");
+    let events = p.events();
+    let hit = events_of(&events, "memory_limit", "hog", Some(0));
+    assert_eq!(hit.len(), 1, "{events:#?}");
+    assert!(p.procs_with("hog.py").is_empty(), "the hog still runs");
+}
