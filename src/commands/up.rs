@@ -191,6 +191,19 @@ fn wait_settled(state_dir: &Path, wait: Duration, display: &str) -> Result<(), F
         std::thread::sleep(Duration::from_millis(10));
     };
     print!("{}", super::status::render(&report));
+    if unsettled(&report) {
+        let pending: Vec<&str> = report
+            .instances
+            .iter()
+            .filter(|r| r.state == "starting" || r.state == "waiting")
+            .map(|r| r.name.as_str())
+            .collect();
+        eprintln!(
+            "note: still on their way after {} (--wait): {}",
+            crate::config::units::format_duration(wait),
+            pending.join(", ")
+        );
+    }
     let failed: Vec<String> = report
         .instances
         .iter()
