@@ -8,7 +8,8 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use toml::de::{DeTable, DeValue};
 
-use super::expand::{self, Vars};
+use super::app_env::*;
+use super::expand::Vars;
 use super::keys::{self};
 use super::read::*;
 use super::table::*;
@@ -66,54 +67,13 @@ pub(super) fn read_app(
     let t = Table::new(cx, body, ctx.clone(), keys::APP_KEYS);
     let host_vars = Vars::new(host);
 
-    // env_file first: its contents are visible to every later expansion.
-    let mut env_file = Vec::new();
-    let mut file_vars: Vec<(String, String)> = Vec::new();
-    for (f, span) in t
-        .str_or_list(cx, "env_file", &host_vars)
-        .unwrap_or_default()
-    {
-        let p = dir.join(&f);
-        match std::fs::read_to_string(&p) {
-            Ok(text) => match expand::parse_env_file(&text) {
-                Ok(vars) => file_vars.extend(vars),
-                Err(e) => cx.err(
-                    span,
-                    format!("env_file `{f}` of {ctx}, line {}: {}", e.line, e.message),
-                ),
-            },
-            Err(e) => cx.err(span, format!("cannot read env_file `{f}` of {ctx}: {e}")),
-        }
-        env_file.push(p);
-    }
+    let AppEnv {
+        env,
+        env_file,
+        file_vars,
+    } = read_app_env(cx, &t, dir, &host_vars, &ctx);
     let file_map: HashMap<String, String> = file_vars.iter().cloned().collect();
     let with_files = host_vars.with(&file_map);
-
-    let mut env = Vec::new();
-    if let Some((tbl, _)) = t.sub_table(cx, "env") {
-        for (k, v) in tbl.iter() {
-            let key: &str = k.get_ref();
-            let raw = match v.get_ref() {
-                DeValue::String(s) => s.to_string(),
-                DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
-                    scalar_text(v.get_ref()).unwrap_or_default()
-                }
-                other => {
-                    cx.err(
-                        v.span(),
-                        format!(
-                            "`env.{key}` in {ctx} must be a string, number or boolean, found {}",
-                            type_name(other)
-                        ),
-                    );
-                    continue;
-                }
-            };
-            let what = format!("`env.{key}` of {ctx}");
-            let value = cx.expand(&raw, &v.span(), &with_files, &what);
-            env.push((key.to_string(), value));
-        }
-    }
     let env_map: HashMap<String, String> = env.iter().cloned().collect();
     let vars = with_files.with(&env_map);
 
