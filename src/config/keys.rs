@@ -20,6 +20,8 @@ pub enum Ty {
     /// A positive number (integer or float).
     PositiveNumber,
     Duration,
+    /// A duration of at least 1ms (a probe's `interval` and `timeout`: zero would spin).
+    ProbeDuration,
     Size,
     /// A string split like a POSIX shell, or an array of strings.
     Command,
@@ -173,13 +175,13 @@ pub const READY_KEYS: &[Key] = &[
     PROBE_KIND_KEYS[4],
     key(
         "interval",
-        Ty::Duration,
+        Ty::ProbeDuration,
         Some("\"500ms\""),
         "time between attempts",
     ),
     key(
         "timeout",
-        Ty::Duration,
+        Ty::ProbeDuration,
         Some("\"60s\""),
         "not ready by then: the start failed (counts toward max_restarts)",
     ),
@@ -193,7 +195,7 @@ pub const HEALTH_KEYS: &[Key] = &[
     PROBE_KIND_KEYS[4],
     key(
         "interval",
-        Ty::Duration,
+        Ty::ProbeDuration,
         Some("\"10s\""),
         "time between attempts",
     ),
@@ -205,7 +207,7 @@ pub const HEALTH_KEYS: &[Key] = &[
     ),
     key(
         "timeout",
-        Ty::Duration,
+        Ty::ProbeDuration,
         None,
         "one attempt's time limit (default: min(interval, 5s))",
     ),
@@ -449,6 +451,8 @@ pub fn names(keys: &[Key]) -> impl Iterator<Item = &'static str> + '_ {
 pub const APP_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
 
 const DURATION_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h)?\s*$";
+/// A duration string that is zero (`"0"`, `"0ms"`, `"0.0s"`).
+const ZERO_DURATION_PATTERN: &str = r"^\s*0*(\.0*)?\s*(ms|s|m|h)?\s*$";
 const SIZE_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*([KkMmGgTt]([Ii]?[Bb])?|[Bb])?\s*$";
 
 fn ty_schema(ty: Ty) -> Value {
@@ -461,6 +465,10 @@ fn ty_schema(ty: Ty) -> Value {
         Ty::PositiveNumber => json!({"type": "number", "exclusiveMinimum": 0}),
         Ty::Duration => json!({
             "type": ["string", "number"], "pattern": DURATION_PATTERN, "minimum": 0
+        }),
+        Ty::ProbeDuration => json!({
+            "type": ["string", "number"], "pattern": DURATION_PATTERN, "minimum": 0.001,
+            "not": {"type": "string", "pattern": ZERO_DURATION_PATTERN}
         }),
         Ty::Size => json!({"type": ["string", "integer"], "pattern": SIZE_PATTERN, "minimum": 0}),
         Ty::Command => json!({"oneOf": [

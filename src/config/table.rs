@@ -270,7 +270,27 @@ impl<'a, 'i> Table<'a, 'i> {
                 return None;
             }
         };
+        let probe = self
+            .keys
+            .iter()
+            .any(|k| k.name == name && k.ty == Ty::ProbeDuration);
         match parsed {
+            Ok(d) if probe && d < Duration::from_millis(1) => {
+                let text = scalar_text(v.get_ref()).unwrap_or_default();
+                cx.err_help(
+                    v.span(),
+                    format!(
+                        "`{name}` in {} must be at least 1ms, found `{text}`",
+                        self.ctx
+                    ),
+                    Some(if name == "interval" {
+                        "with no pause between attempts the probe would run in a busy loop".into()
+                    } else {
+                        "a probe given no time cannot succeed".into()
+                    }),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 cx.err(v.span(), format!("{e} for `{name}` in {}", self.ctx));

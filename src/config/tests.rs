@@ -326,6 +326,10 @@ fn each_error_kind_renders_with_position_and_hint() {
             "invalid_env_name",
             "[apps.api]\ncommand = \"x\"\nenv = { \"A=B\" = \"x\" }\n",
         ),
+        (
+            "zero_probe_interval",
+            "[apps.api]\ncommand = \"x\"\n[apps.api.health]\ntcp = \"127.0.0.1:1\"\ninterval = \"0ms\"\n",
+        ),
     ];
     for (name, src) in cases {
         insta::assert_snapshot!(*name, errors(src), src);
@@ -529,6 +533,48 @@ fn env_file_path_that_cannot_expand_is_one_error() {
         "{out}"
     );
     assert!(out.contains("--> pypm.toml:3:26"), "{out}");
+}
+
+#[test]
+fn probe_interval_and_timeout_must_be_at_least_1ms() {
+    let cases = [
+        (
+            "ready",
+            "interval = 0",
+            "`interval` in `ready` probe of app `a` must be at least 1ms",
+        ),
+        ("ready", "interval = \"0ms\"", "`interval` in `ready` probe"),
+        (
+            "health",
+            "interval = \"0s\"",
+            "`interval` in `health` probe",
+        ),
+        ("health", "interval = 0.0", "`interval` in `health` probe"),
+        ("ready", "timeout = \"0ms\"", "`timeout` in `ready` probe"),
+        ("health", "timeout = 0", "`timeout` in `health` probe"),
+        ("ready", "interval = \"0.5ms\"", "found `0.5ms`"),
+        (
+            "health",
+            "failures = 0",
+            "`failures` in `health` probe of app `a` must be between 1 and 1000, found 0",
+        ),
+    ];
+    for (probe, line, want) in cases {
+        let src =
+            format!("[apps.a]\ncommand = \"x\"\n[apps.a.{probe}]\ntcp = \"127.0.0.1:1\"\n{line}\n");
+        let out = errors(&src);
+        assert_eq!(error_count(&out), 1, "{out}");
+        assert!(out.contains(want), "{src}\n{out}");
+        assert!(out.contains("--> pypm.toml:5:"), "{out}");
+    }
+    let c = ok(
+        "[apps.a]\ncommand = \"x\"\n[apps.a.ready]\ntcp = \"127.0.0.1:1\"\ninterval = \"1ms\"\ntimeout = 0.001\n",
+    );
+    let ready = c.apps["a"].ready.as_ref().map(|p| (p.interval, p.timeout));
+    assert_eq!(
+        ready,
+        Some((Duration::from_millis(1), Duration::from_millis(1)))
+    );
 }
 
 #[test]
