@@ -2,7 +2,8 @@
 //! dependencies and probes.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -153,6 +154,17 @@ pub(super) fn read_app(
         None => dir.to_path_buf(),
     };
 
+    let interpreter = t.str(cx, "interpreter").map(|(raw, span)| {
+        let what = format!("`interpreter` of {ctx}");
+        match cx.try_expand(&raw, &span, &vars, &what) {
+            Some(i) => {
+                check_interpreter(cx, &i, span, &cwd, &ctx);
+                i
+            }
+            None => raw,
+        }
+    });
+
     let kind = match t.enumerated(cx, "kind", keys::KINDS) {
         Some("task") => Kind::Task,
         _ => Kind::Service,
@@ -258,7 +270,7 @@ pub(super) fn read_app(
         name: name.to_string(),
         program: program.unwrap_or(Program::Command(Vec::new())),
         args,
-        interpreter: t.estr(cx, "interpreter", &vars).map(|(s, _)| s),
+        interpreter,
         environment,
         cwd,
         env,
@@ -309,6 +321,62 @@ pub(super) fn read_app(
         .map(|(n, _, s)| (n, s))
         .collect::<HashMap<_, _>>();
     (app, dep_spans)
+}
+
+/// `python | node | bash | sh | none`, a Python by version (`python3`, `python3.12`), or a path
+/// (it contains `/`; relative to `cwd`) to an executable file.
+fn check_interpreter(cx: &mut Cx, value: &str, span: Span, cwd: &Path, ctx: &str) {
+    if value.contains('/') {
+        // As the launcher resolves it: `./` parts dropped, then relative to `cwd`.
+        let rel: PathBuf = Path::new(value)
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .collect();
+        let path = cwd.join(rel);
+        let problem = match std::fs::metadata(&path) {
+            // A missing `cwd` is reported on its own.
+            Err(_) if !cwd.is_dir() => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist"),
+            Err(_) => Some("cannot be read"),
+            Ok(m) if !m.is_file() => Some("is not a file"),
+            Ok(m) if m.permissions().mode() & 0o111 == 0 => Some("is not executable"),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            cx.err(
+                span,
+                format!("`interpreter` of {ctx} {problem}: `{}`", path.display()),
+            );
+        }
+        return;
+    }
+    if keys::INTERPRETERS.contains(&value) || is_python_version(value) {
+        return;
+    }
+    let expected = "expected python, node, bash, sh, none or a path";
+    let msg = if value.is_empty() {
+        format!("`interpreter` of {ctx} is empty ({expected})")
+    } else {
+        format!("unknown `interpreter` `{value}` in {ctx} ({expected})")
+    };
+    let help =
+        did_you_mean(value, keys::INTERPRETERS.iter().copied()).or_else(|| {
+            (!value.is_empty()).then(|| format!(
+            "to run another program, give its path (e.g. `/usr/bin/{value}`) or use `command`"
+        ))
+        });
+    cx.err_help(span, msg, help);
+}
+
+/// `python3`, `python3.12`: a Python named by its version, which the launcher treats as `python`.
+fn is_python_version(word: &str) -> bool {
+    word.strip_prefix("python").is_some_and(|v| {
+        let parts: Vec<&str> = v.split('.').collect();
+        parts.len() <= 2
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 pub(super) fn args_allowed(program: &Option<Program>) -> bool {

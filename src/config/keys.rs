@@ -213,6 +213,9 @@ pub const HEALTH_KEYS: &[Key] = &[
     ),
 ];
 
+/// The interpreters named by a word; any other value must be a path (contains `/`).
+pub const INTERPRETERS: &[&str] = &["python", "node", "bash", "sh", "none"];
+
 pub const PROGRAM_KEYS: &[&str] = &["command", "script", "module"];
 
 pub const APP_KEYS: &[Key] = &[

@@ -330,6 +330,10 @@ fn each_error_kind_renders_with_position_and_hint() {
             "zero_probe_interval",
             "[apps.api]\ncommand = \"x\"\n[apps.api.health]\ntcp = \"127.0.0.1:1\"\ninterval = \"0ms\"\n",
         ),
+        (
+            "unknown_interpreter",
+            "[apps.api]\nscript = \"app.py\"\ninterpreter = \"pyhton\"\n",
+        ),
     ];
     for (name, src) in cases {
         insta::assert_snapshot!(*name, errors(src), src);
@@ -596,4 +600,80 @@ fn env_names_cannot_be_empty_or_hold_equals_or_nul() {
     assert!(out.contains("invalid variable name `C\\0`"), "{out}");
     let out = errors("[apps.a]\ncommand = \"x\"\n[apps.a.env]\n\"X=1\" = \"x\"\n");
     assert!(out.contains("--> pypm.toml:4:1"), "{out}");
+}
+
+#[test]
+fn interpreter_is_a_known_name_or_an_existing_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let bin = dir.path().join("svc/bin");
+    std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
+    for (name, mode) in [("run", 0o755), ("plain", 0o644)] {
+        std::fs::write(bin.join(name), "#!/bin/sh\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let app = |interp: &str| {
+        format!("[apps.a]\nscript = \"app.py\"\ncwd = \"svc\"\ninterpreter = \"{interp}\"\n")
+    };
+    for good in [
+        "python",
+        "node",
+        "bash",
+        "sh",
+        "none",
+        "python3",
+        "python3.12",
+        "./bin/run",
+        "bin/run",
+    ] {
+        let c =
+            parse_in(dir.path(), &app(good)).unwrap_or_else(|e| panic!("{good}: {}", e.render()));
+        assert_eq!(c.apps["a"].interpreter.as_deref(), Some(good));
+    }
+    let abs = bin.join("run").display().to_string();
+    assert!(parse_in(dir.path(), &app(&abs)).is_ok());
+    let missing = bin.join("nope").display().to_string();
+    let cases = [
+        (
+            "pyhton",
+            "unknown `interpreter` `pyhton` in app `a`",
+            "did you mean `python`?",
+        ),
+        (
+            "ruby",
+            "unknown `interpreter` `ruby` in app `a`",
+            "give its path",
+        ),
+        (
+            "",
+            "`interpreter` of app `a` is empty",
+            "expected python, node",
+        ),
+        (
+            "./bin/nope",
+            "`interpreter` of app `a` does not exist",
+            &missing,
+        ),
+        (
+            "bin/plain",
+            "`interpreter` of app `a` is not executable",
+            "svc/bin/plain",
+        ),
+        (
+            "./bin",
+            "`interpreter` of app `a` is not a file",
+            "svc/bin`",
+        ),
+    ];
+    for (interp, want, also) in cases {
+        let out = match parse_in(dir.path(), &app(interp)) {
+            Ok(_) => panic!("`{interp}` accepted"),
+            Err(e) => e.render(),
+        };
+        assert_eq!(error_count(&out), 1, "{out}");
+        assert!(out.contains(want), "{interp}: {out}");
+        assert!(out.contains(also), "{interp}: {out}");
+        assert!(out.contains("--> pypm.toml:4:15"), "{out}");
+    }
 }
