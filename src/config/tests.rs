@@ -677,3 +677,35 @@ fn interpreter_is_a_known_name_or_an_existing_path() {
         assert!(out.contains("--> pypm.toml:4:15"), "{out}");
     }
 }
+
+#[test]
+fn unix_listen_paths_are_compared_normalised() {
+    let dup = [
+        ("unix:rel.sock", "unix:./rel.sock"),
+        ("unix:rel.sock", "unix:sub/../rel.sock"),
+        ("unix:./a/./b.sock", "unix:a/b.sock"),
+    ];
+    for (a, b) in dup {
+        let src = format!(
+            "[apps.a]\ncommand = \"x\"\nlisten = [\"{a}\"]\n[apps.b]\ncommand = \"x\"\nlisten = [\"{b}\"]\n"
+        );
+        let out = errors(&src);
+        assert!(out.contains("duplicate listen address"), "{src}\n{out}");
+        assert!(out.contains("already used by app `a`"), "{out}");
+    }
+    let abs = std::env::temp_dir().join("rel.sock").display().to_string();
+    let out = errors(&format!(
+        "[apps.a]\ncommand = \"x\"\nlisten = [\"unix:rel.sock\", \"unix://{abs}\"]\n"
+    ));
+    assert!(
+        out.contains("already used earlier in the same app"),
+        "{out}"
+    );
+    ok(
+        "[apps.a]\ncommand = \"x\"\nlisten = [\"unix:a/rel.sock\", \"unix:rel.sock\", \"tcp://127.0.0.1:1\"]\n",
+    );
+    let out = errors(
+        "[apps.a]\ncommand = \"x\"\nlisten = [\"tcp://localhost:1\", \"tcp://127.0.0.1:1\"]\n",
+    );
+    assert!(out.contains("duplicate listen address"), "{out}");
+}
