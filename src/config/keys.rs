@@ -37,6 +37,8 @@ pub enum Ty {
     /// A list of app names, or a table of app name → condition.
     DependsOn,
     Signal,
+    /// One of [`INTERPRETERS`], a Python by version (`python3.12`) or a path (contains `/`).
+    Interpreter,
     /// A regular expression (not `${VAR}`-expanded: `$` anchors).
     Regex,
     /// A sub-table with its own keys.
@@ -90,8 +92,8 @@ pub const PYPM_KEYS: &[Key] = &[
     key(
         "log_dir",
         Ty::Str,
-        Some("\".pypm/logs\""),
-        "directory for app logs; relative to the file (default: STATE_DIR/logs)",
+        None,
+        "directory for app logs; relative to the file (default: STATE_DIR/logs, so \".pypm/logs\" with the default state_dir)",
     ),
     key(
         "http",
@@ -245,9 +247,9 @@ pub const APP_KEYS: &[Key] = &[
     ),
     key(
         "interpreter",
-        Ty::Str,
+        Ty::Interpreter,
         None,
-        "python | node | bash | sh | none | a path",
+        "python | node | bash | sh | none | a path (relative to cwd)",
     ),
     key(
         "environment",
@@ -485,6 +487,7 @@ fn ty_schema(ty: Ty) -> Value {
         }),
         Ty::EnvMap => json!({
             "type": "object",
+            "propertyNames": {"minLength": 1, "pattern": "^[^=\\u0000]*$"},
             "additionalProperties": {"type": ["string", "number", "boolean"]}
         }),
         Ty::Enum(values) => json!({"enum": values}),
@@ -495,6 +498,12 @@ fn ty_schema(ty: Ty) -> Value {
         ]}),
         Ty::Signal => json!({"type": "string", "pattern": "^(SIG)?[A-Z0-9]+$"}),
         Ty::Regex => json!({"type": "string"}),
+        Ty::Interpreter => json!({"type": "string", "anyOf": [
+            {"enum": INTERPRETERS},
+            {"pattern": "^python[0-9]+(\\.[0-9]+)?$"},
+            // A path, or a value only known once `${VAR}` is expanded.
+            {"pattern": "/|\\$\\{"}
+        ]}),
         Ty::Table(keys) => table_schema(keys, None),
     }
 }
@@ -560,6 +569,13 @@ pub fn json_schema() -> Value {
     if let Value::Object(m) = &mut pypm {
         m.insert("description".into(), "supervisor-wide settings".into());
     }
+    if let Value::Object(m) = &mut app {
+        // `args` is for `script` / `module`; a `command` has its arguments in it.
+        m.insert(
+            "dependencies".into(),
+            json!({"args": {"not": {"required": ["command"]}}}),
+        );
+    }
     let environment = table_schema(ENVIRONMENT_KEYS, Some(ENVIRONMENT_KINDS));
     let mut notify = table_schema(NOTIFY_KEYS, Some(NOTIFY_KINDS));
     if let Value::Object(m) = &mut notify
@@ -570,6 +586,9 @@ pub fn json_schema() -> Value {
             json!({"type": "array", "items": {"enum": EVENT_NAMES},
                    "description": "event names to send (default: all)"}),
         );
+    }
+    if let Value::Object(m) = &mut notify {
+        m.insert("dependencies".into(), json!({"email": ["smtp"]}));
     }
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -605,11 +624,15 @@ fn probe_schema(keys: &[Key], doc: &str) -> Value {
     let mut s = table_schema(keys, None);
     if let Value::Object(m) = &mut s {
         m.insert("description".into(), doc.into());
+        // Exactly one kind is present (the reader does not count `notify = false`).
         let kinds: Vec<Value> = PROBE_KINDS
             .iter()
-            .map(|k| json!({"required": [k]}))
+            .map(|k| match *k {
+                "notify" => json!({"required": [k], "properties": {"notify": {"const": true}}}),
+                _ => json!({"required": [k]}),
+            })
             .collect();
-        m.insert("anyOf".into(), Value::Array(kinds));
+        m.insert("oneOf".into(), Value::Array(kinds));
     }
     s
 }

@@ -709,3 +709,63 @@ fn unix_listen_paths_are_compared_normalised() {
     );
     assert!(out.contains("duplicate listen address"), "{out}");
 }
+
+/// The schema rejects what the reader rejects for rules that span keys, and accepts what it
+/// accepts.
+#[test]
+fn schema_agrees_with_the_reader() {
+    let schema = keys::json_schema();
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
+    let valid = |src: &str| {
+        let value: toml::Value = toml::from_str(src).unwrap_or_else(|e| panic!("{e}"));
+        let json = serde_json::to_value(&value).unwrap_or_else(|e| panic!("{e}"));
+        validator.is_valid(&json)
+    };
+    let probe = "[apps.a]\ncommand = \"x\"\n[apps.a.ready]\n";
+    let bad = [
+        format!("{probe}http = \"http://127.0.0.1:1/\"\ntcp = \"127.0.0.1:1\"\n"),
+        format!("{probe}log = \"up\"\nnotify = true\n"),
+        format!("{probe}interval = \"1s\"\n"),
+        format!("{probe}notify = false\n"),
+        format!("{probe}tcp = \"127.0.0.1:1\"\ninterval = 0\n"),
+        format!("{probe}tcp = \"127.0.0.1:1\"\ninterval = \"0ms\"\n"),
+        format!("{probe}tcp = \"127.0.0.1:1\"\ntimeout = \"0s\"\n"),
+        "[apps.a]\ncommand = \"x\"\n[apps.a.health]\ntcp = \"127.0.0.1:1\"\nfailures = 0\n".into(),
+        "[[notify]]\nemail = \"ops@example.com\"\n".into(),
+        "[apps.a]\ncommand = \"x\"\nargs = [\"-v\"]\n".into(),
+        "[apps.a]\nscript = \"a.py\"\ninterpreter = \"pyhton\"\n".into(),
+        "[apps.a]\nscript = \"a.py\"\ninterpreter = \"\"\n".into(),
+        "[apps.a]\ncommand = \"x\"\nenv = { \"A=B\" = \"x\" }\n".into(),
+        "[apps.a]\ncommand = \"x\"\nenv = { \"\" = \"x\" }\n".into(),
+    ];
+    for src in &bad {
+        assert!(!valid(src), "schema accepted:\n{src}");
+        assert!(
+            parse_in(&std::env::temp_dir(), src).is_err(),
+            "reader accepted:\n{src}"
+        );
+    }
+    let good = [
+        format!("{probe}http = \"http://127.0.0.1:1/\"\nnotify = false\n"),
+        format!("{probe}notify = true\ninterval = \"1ms\"\n"),
+        "[[notify]]\nemail = \"ops@example.com\"\nsmtp = \"127.0.0.1:25\"\n".into(),
+        "[apps.a]\nscript = \"a.py\"\nargs = [\"-v\"]\ninterpreter = \"python3.12\"\n".into(),
+        "[apps.a]\nmodule = \"a\"\nargs = [\"-v\"]\n".into(),
+        "[apps.a]\nscript = \"a.sh\"\ninterpreter = \"/bin/sh\"\n".into(),
+        "[apps.a]\ncommand = \"x\"\nenv = { A = \"${B}\", B = 1, C = true }\n".into(),
+    ];
+    for src in &good {
+        assert!(valid(src), "schema rejected:\n{src}");
+        if let Err(e) = parse_in(&std::env::temp_dir(), src) {
+            panic!("reader rejected:\n{src}\n{}", e.render());
+        }
+    }
+    // The default of `log_dir` depends on `state_dir`: stated in the description, not as a value.
+    let log_dir = &schema["properties"]["pypm"]["properties"]["log_dir"];
+    assert!(log_dir.get("default").is_none(), "{log_dir}");
+    assert!(
+        log_dir["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("STATE_DIR/logs"))
+    );
+}
