@@ -2,13 +2,15 @@
 //! dependencies and probes.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use indexmap::IndexMap;
 use toml::de::{DeTable, DeValue};
 
-use super::expand::{self, Vars};
+use super::app_env::*;
+use super::expand::Vars;
 use super::keys::{self};
 use super::read::*;
 use super::table::*;
@@ -66,54 +68,13 @@ pub(super) fn read_app(
     let t = Table::new(cx, body, ctx.clone(), keys::APP_KEYS);
     let host_vars = Vars::new(host);
 
-    // env_file first: its contents are visible to every later expansion.
-    let mut env_file = Vec::new();
-    let mut file_vars: Vec<(String, String)> = Vec::new();
-    for (f, span) in t
-        .str_or_list(cx, "env_file", &host_vars)
-        .unwrap_or_default()
-    {
-        let p = dir.join(&f);
-        match std::fs::read_to_string(&p) {
-            Ok(text) => match expand::parse_env_file(&text) {
-                Ok(vars) => file_vars.extend(vars),
-                Err(e) => cx.err(
-                    span,
-                    format!("env_file `{f}` of {ctx}, line {}: {}", e.line, e.message),
-                ),
-            },
-            Err(e) => cx.err(span, format!("cannot read env_file `{f}` of {ctx}: {e}")),
-        }
-        env_file.push(p);
-    }
+    let AppEnv {
+        env,
+        env_file,
+        file_vars,
+    } = read_app_env(cx, &t, dir, &host_vars, &ctx);
     let file_map: HashMap<String, String> = file_vars.iter().cloned().collect();
     let with_files = host_vars.with(&file_map);
-
-    let mut env = Vec::new();
-    if let Some((tbl, _)) = t.sub_table(cx, "env") {
-        for (k, v) in tbl.iter() {
-            let key: &str = k.get_ref();
-            let raw = match v.get_ref() {
-                DeValue::String(s) => s.to_string(),
-                DeValue::Integer(_) | DeValue::Float(_) | DeValue::Boolean(_) => {
-                    scalar_text(v.get_ref()).unwrap_or_default()
-                }
-                other => {
-                    cx.err(
-                        v.span(),
-                        format!(
-                            "`env.{key}` in {ctx} must be a string, number or boolean, found {}",
-                            type_name(other)
-                        ),
-                    );
-                    continue;
-                }
-            };
-            let what = format!("`env.{key}` of {ctx}");
-            let value = cx.expand(&raw, &v.span(), &with_files, &what);
-            env.push((key.to_string(), value));
-        }
-    }
     let env_map: HashMap<String, String> = env.iter().cloned().collect();
     let vars = with_files.with(&env_map);
 
@@ -192,6 +153,17 @@ pub(super) fn read_app(
         }
         None => dir.to_path_buf(),
     };
+
+    let interpreter = t.str(cx, "interpreter").map(|(raw, span)| {
+        let what = format!("`interpreter` of {ctx}");
+        match cx.try_expand(&raw, &span, &vars, &what) {
+            Some(i) => {
+                check_interpreter(cx, &i, span, &cwd, &ctx);
+                i
+            }
+            None => raw,
+        }
+    });
 
     let kind = match t.enumerated(cx, "kind", keys::KINDS) {
         Some("task") => Kind::Task,
@@ -298,7 +270,7 @@ pub(super) fn read_app(
         name: name.to_string(),
         program: program.unwrap_or(Program::Command(Vec::new())),
         args,
-        interpreter: t.estr(cx, "interpreter", &vars).map(|(s, _)| s),
+        interpreter,
         environment,
         cwd,
         env,
@@ -349,6 +321,62 @@ pub(super) fn read_app(
         .map(|(n, _, s)| (n, s))
         .collect::<HashMap<_, _>>();
     (app, dep_spans)
+}
+
+/// `python | node | bash | sh | none`, a Python by version (`python3`, `python3.12`), or a path
+/// (it contains `/`; relative to `cwd`) to an executable file.
+fn check_interpreter(cx: &mut Cx, value: &str, span: Span, cwd: &Path, ctx: &str) {
+    if value.contains('/') {
+        // As the launcher resolves it: `./` parts dropped, then relative to `cwd`.
+        let rel: PathBuf = Path::new(value)
+            .components()
+            .filter(|c| *c != Component::CurDir)
+            .collect();
+        let path = cwd.join(rel);
+        let problem = match std::fs::metadata(&path) {
+            // A missing `cwd` is reported on its own.
+            Err(_) if !cwd.is_dir() => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist"),
+            Err(_) => Some("cannot be read"),
+            Ok(m) if !m.is_file() => Some("is not a file"),
+            Ok(m) if m.permissions().mode() & 0o111 == 0 => Some("is not executable"),
+            Ok(_) => None,
+        };
+        if let Some(problem) = problem {
+            cx.err(
+                span,
+                format!("`interpreter` of {ctx} {problem}: `{}`", path.display()),
+            );
+        }
+        return;
+    }
+    if keys::INTERPRETERS.contains(&value) || is_python_version(value) {
+        return;
+    }
+    let expected = "expected python, node, bash, sh, none or a path";
+    let msg = if value.is_empty() {
+        format!("`interpreter` of {ctx} is empty ({expected})")
+    } else {
+        format!("unknown `interpreter` `{value}` in {ctx} ({expected})")
+    };
+    let help =
+        did_you_mean(value, keys::INTERPRETERS.iter().copied()).or_else(|| {
+            (!value.is_empty()).then(|| format!(
+            "to run another program, give its path (e.g. `/usr/bin/{value}`) or use `command`"
+        ))
+        });
+    cx.err_help(span, msg, help);
+}
+
+/// `python3`, `python3.12`: a Python named by its version, which the launcher treats as `python`.
+fn is_python_version(word: &str) -> bool {
+    word.strip_prefix("python").is_some_and(|v| {
+        let parts: Vec<&str> = v.split('.').collect();
+        parts.len() <= 2
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 pub(super) fn args_allowed(program: &Option<Program>) -> bool {

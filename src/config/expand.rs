@@ -36,6 +36,20 @@ pub struct Undefined {
 
 /// Expands `${VAR}` and `$$`. A `$` followed by anything else is kept as written.
 pub fn expand(input: &str, vars: &Vars) -> Result<String, Undefined> {
+    expand_with(input, |name, offset| {
+        vars.get(name).map(str::to_string).ok_or_else(|| Undefined {
+            name: name.to_string(),
+            offset,
+        })
+    })
+}
+
+/// Expands `${VAR}` and `$$`, asking `lookup` for each variable's value (given its name and the
+/// byte offset of its `$`).
+pub fn expand_with<'s, E>(
+    input: &'s str,
+    mut lookup: impl FnMut(&'s str, usize) -> Result<String, E>,
+) -> Result<String, E> {
     if !input.contains('$') {
         return Ok(input.to_string());
     }
@@ -53,15 +67,7 @@ pub fn expand(input: &str, vars: &Vars) -> Result<String, Undefined> {
                 && let Some(close) = input[i + 2..].find('}')
             {
                 let name = &input[i + 2..i + 2 + close];
-                match vars.get(name) {
-                    Some(v) => out.push_str(v),
-                    None => {
-                        return Err(Undefined {
-                            name: name.to_string(),
-                            offset: i,
-                        });
-                    }
-                }
+                out.push_str(&lookup(name, i)?);
                 i += close + 3;
                 continue;
             }
@@ -71,6 +77,111 @@ pub fn expand(input: &str, vars: &Vars) -> Result<String, Undefined> {
         i += ch_len;
     }
     Ok(out)
+}
+
+/// The names `input` references as `${NAME}` (a `$$` is not one), in order.
+pub fn references(input: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = expand_with(input, |name, _| {
+        names.push(name.to_string());
+        Ok::<_, ()>(String::new())
+    });
+    names
+}
+
+/// Why one `env` value could not be expanded.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EnvValueError {
+    /// A variable defined nowhere.
+    Undefined(Undefined),
+    /// The keys of a reference cycle, starting with this key (`X1`, `X2` for `X1 → X2 → X1`).
+    /// Only the cycle's first key (in table order) carries it; its other keys get `Dependency`.
+    Cycle(Vec<String>),
+    /// The value references a key that failed, which carries the error.
+    Dependency,
+}
+
+/// Expands the values of one app's `env` table, which may reference each other in any order:
+/// `${NAME}` is the (expanded) value of the key `NAME` of the same table when there is one, else
+/// it comes from `lower`. A value that names its own key gets `lower`'s value, so
+/// `PATH = "/x:${PATH}"` extends the inherited `PATH`. One result per entry, in order.
+pub fn expand_env(
+    entries: &[(String, String)],
+    lower: &Vars,
+) -> Vec<Result<String, EnvValueError>> {
+    let index: HashMap<&str, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<usize>> = entries
+        .iter()
+        .map(|(key, raw)| {
+            let mut d: Vec<usize> = references(raw)
+                .iter()
+                .filter(|n| *n != key)
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect();
+            d.sort_unstable();
+            d.dedup();
+            d
+        })
+        .collect();
+    let edges: Vec<(String, String)> = deps
+        .iter()
+        .enumerate()
+        .flat_map(|(i, d)| {
+            d.iter()
+                .map(move |&j| (entries[i].0.clone(), entries[j].0.clone()))
+        })
+        .collect();
+    let mut out: Vec<Option<Result<String, EnvValueError>>> =
+        entries.iter().map(|_| None).collect();
+    for cycle in crate::graph::cycles(entries.iter().map(|(k, _)| k.as_str()), &edges) {
+        for (n, name) in cycle.iter().enumerate() {
+            if let Some(&i) = index.get(name.as_str()) {
+                out[i] = Some(Err(if n == 0 {
+                    EnvValueError::Cycle(cycle.clone())
+                } else {
+                    EnvValueError::Dependency
+                }));
+            }
+        }
+    }
+    // Expand in dependency order: a value once every key it references is done.
+    let mut progress = true;
+    while progress {
+        progress = false;
+        for i in 0..entries.len() {
+            if out[i].is_some() || deps[i].iter().any(|&j| out[j].is_none()) {
+                continue;
+            }
+            progress = true;
+            if deps[i].iter().any(|&j| matches!(out[j], Some(Err(_)))) {
+                out[i] = Some(Err(EnvValueError::Dependency));
+                continue;
+            }
+            let (key, raw) = &entries[i];
+            let value = expand_with(raw, |name, offset| {
+                let own = index.get(name).filter(|_| name != key.as_str());
+                match own.and_then(|&j| out[j].as_ref()) {
+                    Some(Ok(v)) => Ok(v.clone()),
+                    _ => lower
+                        .get(name)
+                        .map(str::to_string)
+                        .ok_or_else(|| Undefined {
+                            name: name.to_string(),
+                            offset,
+                        }),
+                }
+            });
+            out[i] = Some(value.map_err(EnvValueError::Undefined));
+        }
+    }
+    // What is left references a cycle it is not part of.
+    out.into_iter()
+        .map(|r| r.unwrap_or(Err(EnvValueError::Dependency)))
+        .collect()
 }
 
 /// A line of an env file that could not be understood.

@@ -20,6 +20,8 @@ pub enum Ty {
     /// A positive number (integer or float).
     PositiveNumber,
     Duration,
+    /// A duration of at least 1ms (a probe's `interval` and `timeout`: zero would spin).
+    ProbeDuration,
     Size,
     /// A string split like a POSIX shell, or an array of strings.
     Command,
@@ -35,6 +37,8 @@ pub enum Ty {
     /// A list of app names, or a table of app name → condition.
     DependsOn,
     Signal,
+    /// One of [`INTERPRETERS`], a Python by version (`python3.12`) or a path (contains `/`).
+    Interpreter,
     /// A regular expression (not `${VAR}`-expanded: `$` anchors).
     Regex,
     /// A sub-table with its own keys.
@@ -88,8 +92,8 @@ pub const PYPM_KEYS: &[Key] = &[
     key(
         "log_dir",
         Ty::Str,
-        Some("\".pypm/logs\""),
-        "directory for app logs; relative to the file (default: STATE_DIR/logs)",
+        None,
+        "directory for app logs; relative to the file (default: STATE_DIR/logs, so \".pypm/logs\" with the default state_dir)",
     ),
     key(
         "http",
@@ -173,13 +177,13 @@ pub const READY_KEYS: &[Key] = &[
     PROBE_KIND_KEYS[4],
     key(
         "interval",
-        Ty::Duration,
+        Ty::ProbeDuration,
         Some("\"500ms\""),
         "time between attempts",
     ),
     key(
         "timeout",
-        Ty::Duration,
+        Ty::ProbeDuration,
         Some("\"60s\""),
         "not ready by then: the start failed (counts toward max_restarts)",
     ),
@@ -193,7 +197,7 @@ pub const HEALTH_KEYS: &[Key] = &[
     PROBE_KIND_KEYS[4],
     key(
         "interval",
-        Ty::Duration,
+        Ty::ProbeDuration,
         Some("\"10s\""),
         "time between attempts",
     ),
@@ -205,11 +209,14 @@ pub const HEALTH_KEYS: &[Key] = &[
     ),
     key(
         "timeout",
-        Ty::Duration,
+        Ty::ProbeDuration,
         None,
         "one attempt's time limit (default: min(interval, 5s))",
     ),
 ];
+
+/// The interpreters named by a word; any other value must be a path (contains `/`).
+pub const INTERPRETERS: &[&str] = &["python", "node", "bash", "sh", "none"];
 
 pub const PROGRAM_KEYS: &[&str] = &["command", "script", "module"];
 
@@ -240,9 +247,9 @@ pub const APP_KEYS: &[Key] = &[
     ),
     key(
         "interpreter",
-        Ty::Str,
+        Ty::Interpreter,
         None,
-        "python | node | bash | sh | none | a path",
+        "python | node | bash | sh | none | a path (relative to cwd)",
     ),
     key(
         "environment",
@@ -449,6 +456,8 @@ pub fn names(keys: &[Key]) -> impl Iterator<Item = &'static str> + '_ {
 pub const APP_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$";
 
 const DURATION_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*(ms|s|m|h)?\s*$";
+/// A duration string that is zero (`"0"`, `"0ms"`, `"0.0s"`).
+const ZERO_DURATION_PATTERN: &str = r"^\s*0*(\.0*)?\s*(ms|s|m|h)?\s*$";
 const SIZE_PATTERN: &str = r"^\s*[0-9]+(\.[0-9]+)?\s*([KkMmGgTt]([Ii]?[Bb])?|[Bb])?\s*$";
 
 fn ty_schema(ty: Ty) -> Value {
@@ -462,6 +471,10 @@ fn ty_schema(ty: Ty) -> Value {
         Ty::Duration => json!({
             "type": ["string", "number"], "pattern": DURATION_PATTERN, "minimum": 0
         }),
+        Ty::ProbeDuration => json!({
+            "type": ["string", "number"], "pattern": DURATION_PATTERN, "minimum": 0.001,
+            "not": {"type": "string", "pattern": ZERO_DURATION_PATTERN}
+        }),
         Ty::Size => json!({"type": ["string", "integer"], "pattern": SIZE_PATTERN, "minimum": 0}),
         Ty::Command => json!({"oneOf": [
             {"type": "string", "minLength": 1},
@@ -474,6 +487,7 @@ fn ty_schema(ty: Ty) -> Value {
         }),
         Ty::EnvMap => json!({
             "type": "object",
+            "propertyNames": {"minLength": 1, "pattern": "^[^=\\u0000]*$"},
             "additionalProperties": {"type": ["string", "number", "boolean"]}
         }),
         Ty::Enum(values) => json!({"enum": values}),
@@ -484,6 +498,12 @@ fn ty_schema(ty: Ty) -> Value {
         ]}),
         Ty::Signal => json!({"type": "string", "pattern": "^(SIG)?[A-Z0-9]+$"}),
         Ty::Regex => json!({"type": "string"}),
+        Ty::Interpreter => json!({"type": "string", "anyOf": [
+            {"enum": INTERPRETERS},
+            {"pattern": "^python[0-9]+(\\.[0-9]+)?$"},
+            // A path, or a value only known once `${VAR}` is expanded.
+            {"pattern": "/|\\$\\{"}
+        ]}),
         Ty::Table(keys) => table_schema(keys, None),
     }
 }
@@ -549,6 +569,13 @@ pub fn json_schema() -> Value {
     if let Value::Object(m) = &mut pypm {
         m.insert("description".into(), "supervisor-wide settings".into());
     }
+    if let Value::Object(m) = &mut app {
+        // `args` is for `script` / `module`; a `command` has its arguments in it.
+        m.insert(
+            "dependencies".into(),
+            json!({"args": {"not": {"required": ["command"]}}}),
+        );
+    }
     let environment = table_schema(ENVIRONMENT_KEYS, Some(ENVIRONMENT_KINDS));
     let mut notify = table_schema(NOTIFY_KEYS, Some(NOTIFY_KINDS));
     if let Value::Object(m) = &mut notify
@@ -559,6 +586,9 @@ pub fn json_schema() -> Value {
             json!({"type": "array", "items": {"enum": EVENT_NAMES},
                    "description": "event names to send (default: all)"}),
         );
+    }
+    if let Value::Object(m) = &mut notify {
+        m.insert("dependencies".into(), json!({"email": ["smtp"]}));
     }
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
@@ -594,11 +624,15 @@ fn probe_schema(keys: &[Key], doc: &str) -> Value {
     let mut s = table_schema(keys, None);
     if let Value::Object(m) = &mut s {
         m.insert("description".into(), doc.into());
+        // Exactly one kind is present (the reader does not count `notify = false`).
         let kinds: Vec<Value> = PROBE_KINDS
             .iter()
-            .map(|k| json!({"required": [k]}))
+            .map(|k| match *k {
+                "notify" => json!({"required": [k], "properties": {"notify": {"const": true}}}),
+                _ => json!({"required": [k]}),
+            })
             .collect();
-        m.insert("anyOf".into(), Value::Array(kinds));
+        m.insert("oneOf".into(), Value::Array(kinds));
     }
     s
 }

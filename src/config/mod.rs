@@ -5,6 +5,7 @@
 //! Python environment of each app is resolved afterwards by [`crate::resolve`].
 
 mod app;
+mod app_env;
 pub mod expand;
 pub mod keys;
 mod read;

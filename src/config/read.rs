@@ -426,6 +426,24 @@ pub(super) fn normalize_listen(l: &Listen) -> String {
             Ok((h, p)) => format!("tcp:{h}:{p}"),
             Err(_) => format!("tcp:{a}"),
         },
-        Listen::Unix(p) => format!("unix:{}", p.display()),
+        Listen::Unix(p) => format!("unix:{}", lexically_normal(p).display()),
     }
+}
+
+/// `path` made absolute, without `.` parts and with `..` taking away the part before it: two
+/// spellings of one socket compare equal. Symlinks are not followed (the socket may not exist).
+pub(super) fn lexically_normal(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                // `/..` is `/`.
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }

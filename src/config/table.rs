@@ -77,19 +77,37 @@ impl Cx<'_> {
             .unwrap_or(span.clone())
     }
 
-    pub(super) fn expand(&mut self, value: &str, span: &Span, vars: &Vars, what: &str) -> String {
+    /// Reports `${name}` in the string at `span` as undefined.
+    pub(super) fn undefined(&mut self, span: &Span, name: &str, what: &str) {
+        let at = self.var_span(span, name);
+        self.err_help(
+            at,
+            format!("undefined variable `{name}` in {what}"),
+            Some("set it in the environment, in `env` or an `env_file`, or write `$$` for a literal `$`".into()),
+        );
+    }
+
+    /// `value` expanded; `None` when a variable is undefined (reported).
+    pub(super) fn try_expand(
+        &mut self,
+        value: &str,
+        span: &Span,
+        vars: &Vars,
+        what: &str,
+    ) -> Option<String> {
         match expand::expand(value, vars) {
-            Ok(v) => v,
+            Ok(v) => Some(v),
             Err(u) => {
-                let at = self.var_span(span, &u.name);
-                self.err_help(
-                    at,
-                    format!("undefined variable `{}` in {what}", u.name),
-                    Some("set it in the environment, in `env` or an `env_file`, or write `$$` for a literal `$`".into()),
-                );
-                value.to_string()
+                self.undefined(span, &u.name, what);
+                None
             }
         }
+    }
+
+    /// `value` expanded; as written when a variable is undefined (reported).
+    pub(super) fn expand(&mut self, value: &str, span: &Span, vars: &Vars, what: &str) -> String {
+        self.try_expand(value, span, vars, what)
+            .unwrap_or_else(|| value.to_string())
     }
 }
 
@@ -252,7 +270,27 @@ impl<'a, 'i> Table<'a, 'i> {
                 return None;
             }
         };
+        let probe = self
+            .keys
+            .iter()
+            .any(|k| k.name == name && k.ty == Ty::ProbeDuration);
         match parsed {
+            Ok(d) if probe && d < Duration::from_millis(1) => {
+                let text = scalar_text(v.get_ref()).unwrap_or_default();
+                cx.err_help(
+                    v.span(),
+                    format!(
+                        "`{name}` in {} must be at least 1ms, found `{text}`",
+                        self.ctx
+                    ),
+                    Some(if name == "interval" {
+                        "with no pause between attempts the probe would run in a busy loop".into()
+                    } else {
+                        "a probe given no time cannot succeed".into()
+                    }),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 cx.err(v.span(), format!("{e} for `{name}` in {}", self.ctx));
@@ -339,16 +377,12 @@ impl<'a, 'i> Table<'a, 'i> {
         Some(out)
     }
 
-    pub(super) fn str_or_list(
-        &self,
-        cx: &mut Cx,
-        name: &str,
-        vars: &Vars,
-    ) -> Option<Vec<(String, Span)>> {
+    /// A string or a list of strings, not expanded, with each string's span.
+    pub(super) fn raw_str_or_list(&self, cx: &mut Cx, name: &str) -> Option<Vec<(String, Span)>> {
         let v = self.get(name)?;
         match v.get_ref() {
-            DeValue::String(_) => self.estr(cx, name, vars).map(|s| vec![s]),
-            DeValue::Array(_) => self.str_list(cx, name, Some(vars)),
+            DeValue::String(s) => Some(vec![(s.to_string(), v.span())]),
+            DeValue::Array(_) => self.str_list(cx, name, None),
             _ => {
                 self.wrong(cx, name, "a string or an array of strings", v);
                 None

@@ -318,6 +318,22 @@ fn each_error_kind_renders_with_position_and_hint() {
             "unknown_notify_event",
             "[[notify]]\nexec = \"cat\"\nevents = [\"faild\"]\n",
         ),
+        (
+            "env_reference_cycle",
+            "[apps.api]\ncommand = \"x\"\nenv = { X1 = \"${X2}\", X2 = \"${X1}\" }\n",
+        ),
+        (
+            "invalid_env_name",
+            "[apps.api]\ncommand = \"x\"\nenv = { \"A=B\" = \"x\" }\n",
+        ),
+        (
+            "zero_probe_interval",
+            "[apps.api]\ncommand = \"x\"\n[apps.api.health]\ntcp = \"127.0.0.1:1\"\ninterval = \"0ms\"\n",
+        ),
+        (
+            "unknown_interpreter",
+            "[apps.api]\nscript = \"app.py\"\ninterpreter = \"pyhton\"\n",
+        ),
     ];
     for (name, src) in cases {
         insta::assert_snapshot!(*name, errors(src), src);
@@ -385,4 +401,371 @@ fn state_dir_alone_is_read_while_an_app_is_invalid() {
     // An invalid `[pypm]` table gives nothing (the caller falls back to a lenient read).
     std::fs::write(&path, "[pypm]\nstate_dir = 3\n").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(super::state_dir(&path, &host), None);
+}
+
+fn error_count(out: &str) -> usize {
+    out.matches("error: ").count()
+}
+
+#[test]
+fn env_values_reference_other_env_keys_in_any_order() {
+    let want = vec![
+        ("B".to_string(), "b".to_string()),
+        ("A".into(), "b-a".into()),
+    ];
+    for src in [
+        "[apps.a]\ncommand = \"x\"\nenv = { B = \"b\", A = \"${B}-a\" }\n",
+        "[apps.a]\ncommand = \"x\"\n[apps.a.env]\nB = \"b\"\nA = \"${B}-a\"\n",
+    ] {
+        assert_eq!(ok(src).apps["a"].env, want, "{src}");
+    }
+    // Declared before the key it uses, through a chain, and visible to `command`.
+    let c = ok(
+        "[apps.a]\ncommand = \"echo ${A}\"\nenv = { A = \"${B}/a\", B = \"${C}/b\", C = \"c\" }\n",
+    );
+    assert_eq!(
+        c.apps["a"].env,
+        vec![
+            ("A".to_string(), "c/b/a".to_string()),
+            ("B".into(), "c/b".into()),
+            ("C".into(), "c".into())
+        ]
+    );
+    assert_eq!(
+        c.apps["a"].program,
+        Program::Command(vec!["echo".into(), "c/b/a".into()])
+    );
+}
+
+#[test]
+fn env_references_follow_the_environment_precedence() {
+    // supervisor env < env_file < env; a key naming itself gets the next lower value.
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    std::fs::write(dir.path().join("a.env"), "PORT=9000\nF=file\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = parse_in(
+        dir.path(),
+        r#"
+[apps.a]
+command = "x"
+env_file = "a.env"
+env = { HOME = "/x:${HOME}", SEE_HOME = "${HOME}", PORT = "${PORT}1", SEE_PORT = "${PORT}", SEE_F = "${F}" }
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    let env: HashMap<_, _> = c.apps["a"].env.iter().cloned().collect();
+    assert_eq!(env["HOME"], "/x:/home/u");
+    assert_eq!(env["SEE_HOME"], "/x:/home/u");
+    assert_eq!(env["PORT"], "90001");
+    assert_eq!(env["SEE_PORT"], "90001");
+    assert_eq!(env["SEE_F"], "file");
+}
+
+#[test]
+fn env_reference_cycle_is_an_error_naming_it() {
+    let out = errors("[apps.a]\ncommand = \"x\"\nenv = { X1 = \"${X2}\", X2 = \"${X1}\" }\n");
+    assert_eq!(error_count(&out), 1, "{out}");
+    assert!(
+        out.contains("reference cycle in `env` of app `a`: X1 → X2 → X1"),
+        "{out}"
+    );
+    assert!(out.contains("--> pypm.toml:3:15"), "{out}");
+    assert!(!out.contains("undefined"), "{out}");
+    // A key using the cycle fails without an error of its own; an undefined name is reported
+    // once, where it is written.
+    let out = errors(
+        "[apps.a]\ncommand = \"x\"\nenv = { Y = \"${X1}${U}\", X1 = \"${X2}\", X2 = \"${X1}\", U = \"${NOPE}\" }\n",
+    );
+    assert_eq!(error_count(&out), 2, "{out}");
+    assert!(
+        out.contains("undefined variable `NOPE` in `env.U` of app `a`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn env_file_path_expands_from_env() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    std::fs::write(dir.path().join("prod.env"), "DB=prod-db\n").unwrap_or_else(|e| panic!("{e}"));
+    let c = parse_in(
+        dir.path(),
+        "[apps.a]\ncommand = \"echo ${DB}\"\nenv_file = \"${STAGE}.env\"\nenv = { STAGE = \"prod\" }\n",
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(c.apps["a"].env_file, vec![dir.path().join("prod.env")]);
+    assert_eq!(
+        c.apps["a"].env_file_vars,
+        vec![("DB".to_string(), "prod-db".to_string())]
+    );
+    assert_eq!(
+        c.apps["a"].program,
+        Program::Command(vec!["echo".into(), "prod-db".into()])
+    );
+}
+
+#[test]
+fn env_file_path_that_cannot_expand_is_one_error() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let render = |src: &str| match parse_in(dir.path(), src) {
+        Ok(_) => panic!("expected errors for:\n{src}"),
+        Err(e) => e.render(),
+    };
+    let out = render("[apps.a]\ncommand = \"x\"\nenv_file = \"${STAGE}.env\"\n");
+    assert_eq!(error_count(&out), 1, "{out}");
+    assert!(
+        out.contains("undefined variable `STAGE` in `env_file` of app `a`"),
+        "{out}"
+    );
+    assert!(!out.contains("cannot read"), "{out}");
+    // Through an `env` value that fails on its own: reported there only.
+    let out = render(
+        "[apps.a]\ncommand = \"x\"\nenv_file = \"${STAGE}.env\"\nenv = { STAGE = \"${NOPE}\" }\n",
+    );
+    assert_eq!(error_count(&out), 1, "{out}");
+    assert!(
+        out.contains("undefined variable `NOPE` in `env.STAGE`"),
+        "{out}"
+    );
+    // Through an `env` value that needs the env files being read.
+    std::fs::write(dir.path().join("base.env"), "S=prod\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = render(
+        "[apps.a]\ncommand = \"x\"\nenv_file = [\"base.env\", \"${STAGE}.env\"]\nenv = { STAGE = \"${S}\" }\n",
+    );
+    assert_eq!(error_count(&out), 1, "{out}");
+    assert!(
+        out.contains("uses `env.STAGE`, whose value needs a variable from an env_file"),
+        "{out}"
+    );
+    assert!(out.contains("--> pypm.toml:3:26"), "{out}");
+}
+
+#[test]
+fn probe_interval_and_timeout_must_be_at_least_1ms() {
+    let cases = [
+        (
+            "ready",
+            "interval = 0",
+            "`interval` in `ready` probe of app `a` must be at least 1ms",
+        ),
+        ("ready", "interval = \"0ms\"", "`interval` in `ready` probe"),
+        (
+            "health",
+            "interval = \"0s\"",
+            "`interval` in `health` probe",
+        ),
+        ("health", "interval = 0.0", "`interval` in `health` probe"),
+        ("ready", "timeout = \"0ms\"", "`timeout` in `ready` probe"),
+        ("health", "timeout = 0", "`timeout` in `health` probe"),
+        ("ready", "interval = \"0.5ms\"", "found `0.5ms`"),
+        (
+            "health",
+            "failures = 0",
+            "`failures` in `health` probe of app `a` must be between 1 and 1000, found 0",
+        ),
+    ];
+    for (probe, line, want) in cases {
+        let src =
+            format!("[apps.a]\ncommand = \"x\"\n[apps.a.{probe}]\ntcp = \"127.0.0.1:1\"\n{line}\n");
+        let out = errors(&src);
+        assert_eq!(error_count(&out), 1, "{out}");
+        assert!(out.contains(want), "{src}\n{out}");
+        assert!(out.contains("--> pypm.toml:5:"), "{out}");
+    }
+    let c = ok(
+        "[apps.a]\ncommand = \"x\"\n[apps.a.ready]\ntcp = \"127.0.0.1:1\"\ninterval = \"1ms\"\ntimeout = 0.001\n",
+    );
+    let ready = c.apps["a"].ready.as_ref().map(|p| (p.interval, p.timeout));
+    assert_eq!(
+        ready,
+        Some((Duration::from_millis(1), Duration::from_millis(1)))
+    );
+}
+
+#[test]
+fn env_names_cannot_be_empty_or_hold_equals_or_nul() {
+    let out = errors(
+        "[apps.a]\ncommand = \"x\"\nenv = { \"A=B\" = \"x\", \"\" = \"y\", \"C\\u0000\" = \"z\", OK = \"1\" }\n",
+    );
+    assert_eq!(error_count(&out), 3, "{out}");
+    assert!(
+        out.contains("invalid variable name `A=B` in `env` of app `a`"),
+        "{out}"
+    );
+    assert!(out.contains("--> pypm.toml:3:9"), "{out}");
+    assert!(
+        out.contains("empty variable name in `env` of app `a`"),
+        "{out}"
+    );
+    assert!(out.contains("--> pypm.toml:3:22"), "{out}");
+    assert!(out.contains("invalid variable name `C\\0`"), "{out}");
+    let out = errors("[apps.a]\ncommand = \"x\"\n[apps.a.env]\n\"X=1\" = \"x\"\n");
+    assert!(out.contains("--> pypm.toml:4:1"), "{out}");
+}
+
+#[test]
+fn interpreter_is_a_known_name_or_an_existing_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let bin = dir.path().join("svc/bin");
+    std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));
+    for (name, mode) in [("run", 0o755), ("plain", 0o644)] {
+        std::fs::write(bin.join(name), "#!/bin/sh\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let app = |interp: &str| {
+        format!("[apps.a]\nscript = \"app.py\"\ncwd = \"svc\"\ninterpreter = \"{interp}\"\n")
+    };
+    for good in [
+        "python",
+        "node",
+        "bash",
+        "sh",
+        "none",
+        "python3",
+        "python3.12",
+        "./bin/run",
+        "bin/run",
+    ] {
+        let c =
+            parse_in(dir.path(), &app(good)).unwrap_or_else(|e| panic!("{good}: {}", e.render()));
+        assert_eq!(c.apps["a"].interpreter.as_deref(), Some(good));
+    }
+    let abs = bin.join("run").display().to_string();
+    assert!(parse_in(dir.path(), &app(&abs)).is_ok());
+    let missing = bin.join("nope").display().to_string();
+    let cases = [
+        (
+            "pyhton",
+            "unknown `interpreter` `pyhton` in app `a`",
+            "did you mean `python`?",
+        ),
+        (
+            "ruby",
+            "unknown `interpreter` `ruby` in app `a`",
+            "give its path",
+        ),
+        (
+            "",
+            "`interpreter` of app `a` is empty",
+            "expected python, node",
+        ),
+        (
+            "./bin/nope",
+            "`interpreter` of app `a` does not exist",
+            &missing,
+        ),
+        (
+            "bin/plain",
+            "`interpreter` of app `a` is not executable",
+            "svc/bin/plain",
+        ),
+        (
+            "./bin",
+            "`interpreter` of app `a` is not a file",
+            "svc/bin`",
+        ),
+    ];
+    for (interp, want, also) in cases {
+        let out = match parse_in(dir.path(), &app(interp)) {
+            Ok(_) => panic!("`{interp}` accepted"),
+            Err(e) => e.render(),
+        };
+        assert_eq!(error_count(&out), 1, "{out}");
+        assert!(out.contains(want), "{interp}: {out}");
+        assert!(out.contains(also), "{interp}: {out}");
+        assert!(out.contains("--> pypm.toml:4:15"), "{out}");
+    }
+}
+
+#[test]
+fn unix_listen_paths_are_compared_normalised() {
+    let dup = [
+        ("unix:rel.sock", "unix:./rel.sock"),
+        ("unix:rel.sock", "unix:sub/../rel.sock"),
+        ("unix:./a/./b.sock", "unix:a/b.sock"),
+    ];
+    for (a, b) in dup {
+        let src = format!(
+            "[apps.a]\ncommand = \"x\"\nlisten = [\"{a}\"]\n[apps.b]\ncommand = \"x\"\nlisten = [\"{b}\"]\n"
+        );
+        let out = errors(&src);
+        assert!(out.contains("duplicate listen address"), "{src}\n{out}");
+        assert!(out.contains("already used by app `a`"), "{out}");
+    }
+    let abs = std::env::temp_dir().join("rel.sock").display().to_string();
+    let out = errors(&format!(
+        "[apps.a]\ncommand = \"x\"\nlisten = [\"unix:rel.sock\", \"unix://{abs}\"]\n"
+    ));
+    assert!(
+        out.contains("already used earlier in the same app"),
+        "{out}"
+    );
+    ok(
+        "[apps.a]\ncommand = \"x\"\nlisten = [\"unix:a/rel.sock\", \"unix:rel.sock\", \"tcp://127.0.0.1:1\"]\n",
+    );
+    let out = errors(
+        "[apps.a]\ncommand = \"x\"\nlisten = [\"tcp://localhost:1\", \"tcp://127.0.0.1:1\"]\n",
+    );
+    assert!(out.contains("duplicate listen address"), "{out}");
+}
+
+/// The schema rejects what the reader rejects for rules that span keys, and accepts what it
+/// accepts.
+#[test]
+fn schema_agrees_with_the_reader() {
+    let schema = keys::json_schema();
+    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{e}"));
+    let valid = |src: &str| {
+        let value: toml::Value = toml::from_str(src).unwrap_or_else(|e| panic!("{e}"));
+        let json = serde_json::to_value(&value).unwrap_or_else(|e| panic!("{e}"));
+        validator.is_valid(&json)
+    };
+    let probe = "[apps.a]\ncommand = \"x\"\n[apps.a.ready]\n";
+    let bad = [
+        format!("{probe}http = \"http://127.0.0.1:1/\"\ntcp = \"127.0.0.1:1\"\n"),
+        format!("{probe}log = \"up\"\nnotify = true\n"),
+        format!("{probe}interval = \"1s\"\n"),
+        format!("{probe}notify = false\n"),
+        format!("{probe}tcp = \"127.0.0.1:1\"\ninterval = 0\n"),
+        format!("{probe}tcp = \"127.0.0.1:1\"\ninterval = \"0ms\"\n"),
+        format!("{probe}tcp = \"127.0.0.1:1\"\ntimeout = \"0s\"\n"),
+        "[apps.a]\ncommand = \"x\"\n[apps.a.health]\ntcp = \"127.0.0.1:1\"\nfailures = 0\n".into(),
+        "[[notify]]\nemail = \"ops@example.com\"\n".into(),
+        "[apps.a]\ncommand = \"x\"\nargs = [\"-v\"]\n".into(),
+        "[apps.a]\nscript = \"a.py\"\ninterpreter = \"pyhton\"\n".into(),
+        "[apps.a]\nscript = \"a.py\"\ninterpreter = \"\"\n".into(),
+        "[apps.a]\ncommand = \"x\"\nenv = { \"A=B\" = \"x\" }\n".into(),
+        "[apps.a]\ncommand = \"x\"\nenv = { \"\" = \"x\" }\n".into(),
+    ];
+    for src in &bad {
+        assert!(!valid(src), "schema accepted:\n{src}");
+        assert!(
+            parse_in(&std::env::temp_dir(), src).is_err(),
+            "reader accepted:\n{src}"
+        );
+    }
+    let good = [
+        format!("{probe}http = \"http://127.0.0.1:1/\"\nnotify = false\n"),
+        format!("{probe}notify = true\ninterval = \"1ms\"\n"),
+        "[[notify]]\nemail = \"ops@example.com\"\nsmtp = \"127.0.0.1:25\"\n".into(),
+        "[apps.a]\nscript = \"a.py\"\nargs = [\"-v\"]\ninterpreter = \"python3.12\"\n".into(),
+        "[apps.a]\nmodule = \"a\"\nargs = [\"-v\"]\n".into(),
+        "[apps.a]\nscript = \"a.sh\"\ninterpreter = \"/bin/sh\"\n".into(),
+        "[apps.a]\ncommand = \"x\"\nenv = { A = \"${B}\", B = 1, C = true }\n".into(),
+    ];
+    for src in &good {
+        assert!(valid(src), "schema rejected:\n{src}");
+        if let Err(e) = parse_in(&std::env::temp_dir(), src) {
+            panic!("reader rejected:\n{src}\n{}", e.render());
+        }
+    }
+    // The default of `log_dir` depends on `state_dir`: stated in the description, not as a value.
+    let log_dir = &schema["properties"]["pypm"]["properties"]["log_dir"];
+    assert!(log_dir.get("default").is_none(), "{log_dir}");
+    assert!(
+        log_dir["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("STATE_DIR/logs"))
+    );
 }
