@@ -366,7 +366,8 @@ fn venv_env(dir: &Path, interpreter: PathBuf, host: &HostEnv, rule: Rule) -> Pyt
 }
 
 /// `python`, `python3`, `python3.11`, …
-fn is_python_name(word: &str) -> bool {
+/// `python`, `python3`, `python3.12`: a word that names a Python interpreter.
+pub(crate) fn is_python_name(word: &str) -> bool {
     let Some(version) = word.strip_prefix("python") else {
         return false;
     };

@@ -350,7 +350,7 @@ fn check_interpreter(cx: &mut Cx, value: &str, span: Span, cwd: &Path, ctx: &str
         }
         return;
     }
-    if keys::INTERPRETERS.contains(&value) || is_python_version(value) {
+    if keys::INTERPRETERS.contains(&value) || crate::python_env::is_python_name(value) {
         return;
     }
     let expected = "expected python, node, bash, sh, none or a path";
@@ -366,17 +366,6 @@ fn check_interpreter(cx: &mut Cx, value: &str, span: Span, cwd: &Path, ctx: &str
         ))
         });
     cx.err_help(span, msg, help);
-}
-
-/// `python3`, `python3.12`: a Python named by its version, which the launcher treats as `python`.
-fn is_python_version(word: &str) -> bool {
-    word.strip_prefix("python").is_some_and(|v| {
-        let parts: Vec<&str> = v.split('.').collect();
-        parts.len() <= 2
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-    })
 }
 
 pub(super) fn args_allowed(program: &Option<Program>) -> bool {
