@@ -101,6 +101,8 @@ struct Supervisor {
     release_pending: bool,
     /// An exit arrived since the last sweep for orphans (`Reaper::sweep_orphans`).
     sweep_due: bool,
+    /// A second SIGTERM/SIGINT killed every app: the loop ends without waiting for the exits.
+    aborting: bool,
     reaper: Reaper,
     inbox: Sender<Event>,
     /// Running probes per instance; dropping a handle stops its thread.
@@ -213,6 +215,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         dirty: true,
         release_pending: true,
         sweep_due: false,
+        aborting: false,
         reaper: reaper.clone(),
         inbox: tx.clone(),
         probes: HashMap::new(),
@@ -323,6 +326,9 @@ impl Supervisor {
             while let Ok(e) = rx.try_recv() {
                 self.handle(e);
             }
+            if self.aborting {
+                return;
+            }
         }
     }
 
@@ -367,10 +373,11 @@ impl Supervisor {
                     log::info!("stopping every app (signal again to kill at once)");
                     self.obs.shutting_down = true;
                 } else {
+                    // Killed now, not waited for: the loop ends and `finish` still writes the
+                    // events, state.json and removes the socket and pid file.
                     log::warn!("second signal: killing every app now");
                     self.kill_all();
-                    self.events.flush();
-                    std::process::exit(0);
+                    self.aborting = true;
                 }
             }
             _ => {}
@@ -378,15 +385,28 @@ impl Supervisor {
     }
 
     fn kill_all(&mut self) {
-        for i in self.obs.instances.values() {
-            if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
-                let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
+        let mut killed = Vec::new();
+        for ((app, idx), i) in &self.obs.instances {
+            if let (Some(pid), Some(start)) = (i.pid, i.start_ticks)
+                && process::signal_group_checked(pid, start, Signal::SIGKILL).unwrap_or(false)
+            {
+                killed.push((app.clone(), *idx, pid));
             }
             if let Some(o) = &i.old
                 && let Some(st) = o.start_ticks
+                && process::signal_group_checked(o.pid, st, Signal::SIGKILL).unwrap_or(false)
             {
-                let _ = process::signal_group_checked(o.pid, st, Signal::SIGKILL);
+                killed.push((app.clone(), *idx, o.pid));
             }
+        }
+        for (app, idx, pid) in killed {
+            self.emit(
+                "exited",
+                Some(&app),
+                Some(idx),
+                Some(pid),
+                "signal SIGKILL (the supervisor was told twice to stop)".into(),
+            );
         }
         for i in self.obs.instances.values_mut() {
             i.pid = None;

@@ -334,3 +334,60 @@ fn after_the_supervisor_is_sigkilled_the_next_up_stops_what_left_the_apps_sessio
         cmdline(daemon)
     );
 }
+
+#[test]
+fn a_second_sigint_kills_every_app_at_once_and_still_cleans_up() {
+    let p = Project::new();
+    // Ignores SIGTERM: the first signal alone would wait out its stop_timeout.
+    let stubborn = p.sh(
+        "stubborn",
+        "trap '' TERM INT\nwhile :; do sleep 0.05; done\n",
+    );
+    p.write_config(&format!(
+        "[apps.stubborn]\ncommand = {stubborn}\nstop_timeout = \"60s\"\n"
+    ));
+    let mut child = p
+        .command(&["up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sup = child.id() as i32;
+    if !wait_until(Duration::from_secs(15), || {
+        p.pypm(&["status"]).status.success() && p.pid_of("stubborn").is_some()
+    }) {
+        kill(sup, libc::SIGKILL);
+        panic!("the app did not start");
+    }
+    let pid = p.pid_of("stubborn").unwrap();
+    kill(sup, libc::SIGINT);
+    assert!(wait_until(Duration::from_secs(5), || p
+        .state_of("stubborn")
+        == "stopping"));
+    kill(sup, libc::SIGINT);
+    let status = wait_child(&mut child, Duration::from_secs(15))
+        .expect("the supervisor did not exit after a second SIGINT");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(pid)),
+        "the app survived"
+    );
+    assert!(
+        !p.state_dir().join("pypm.sock").exists(),
+        "pypm.sock left behind"
+    );
+    assert!(
+        !p.state_dir().join("pypm.pid").exists(),
+        "pypm.pid left behind"
+    );
+    let events = p.events();
+    let exited = events_of(&events, "exited", "stubborn", Some(0));
+    assert!(
+        exited
+            .iter()
+            .any(|e| e["detail"].as_str().unwrap_or_default().contains("SIGKILL")),
+        "{events:#?}"
+    );
+    let last = events.last().map(|e| e["event"].clone());
+    assert_eq!(last, Some(serde_json::json!("stopped")), "{events:#?}");
+}
