@@ -140,9 +140,20 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             StartError::AlreadyRunning(opts.display.clone())
         } else {
+            // sockaddr_un holds 108 bytes with the final NUL: a deep project path hits it.
+            let sock = crate::control::server::socket_path(&state_dir);
+            let long = sock.as_os_str().len() >= 108;
             StartError::Io(format!(
-                "cannot bind the control socket in `{}`: {e}",
-                state_dir.display()
+                "cannot bind the control socket in `{}`: {e}{}",
+                state_dir.display(),
+                if long {
+                    format!(
+                        "\n\nits path is {} bytes and Unix sockets allow 107: set a shorter `state_dir` in [pypm] (e.g. an absolute path under /tmp or $XDG_RUNTIME_DIR)",
+                        sock.as_os_str().len()
+                    )
+                } else {
+                    String::new()
+                }
             ))
         }
     })?;
@@ -227,10 +238,11 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         restart_at: HashMap::new(),
     };
     sup.rewatch();
+    let n = sup.desired.apps.len();
     log::info!(
-        "supervising `{}` ({} apps), pid {}",
+        "supervising `{}` ({n} app{}), pid {}",
         sup.opts.display,
-        sup.desired.apps.len(),
+        if n == 1 { "" } else { "s" },
         std::process::id()
     );
     sup.run_loop(&rx);

@@ -32,9 +32,12 @@ impl Supervisor {
                     }
                 }
                 let what = app.map_or("every app".to_string(), |a| format!("`{a}`"));
-                Response::Done {
-                    message: format!("restarting {what} ({n} instances, one at a time)"),
-                }
+                let message = match n {
+                    0 => format!("nothing to restart: {what} is disabled (`enabled = false`)"),
+                    1 => format!("restarting {what} (1 instance)"),
+                    n => format!("restarting {what} ({n} instances, one at a time)"),
+                };
+                Response::Done { message }
             }
             Request::Reload => self.reload(),
             Request::Plan => self.plan_report(),
