@@ -71,8 +71,18 @@ pub fn locate(cli_config: Option<&Path>) -> Result<Located, Failure> {
         ))
     })?;
     if !path.is_file() {
+        let what = if path.is_dir() {
+            "is a directory, not a file"
+        } else {
+            "does not exist"
+        };
+        let from = if cli_config.is_none() && env_config.as_deref().is_some_and(|v| !v.is_empty()) {
+            " (from $PYPM_CONFIG)"
+        } else {
+            ""
+        };
         return Err(Failure::Error(format!(
-            "error: configuration file `{}` does not exist",
+            "error: configuration file `{}`{from} {what}",
             path.display()
         )));
     }
