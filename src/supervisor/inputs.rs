@@ -118,6 +118,15 @@ impl Supervisor {
     /// after `stop_timeout`, then restarted with backoff, counting toward `max_restarts`).
     /// Sets `memory_check_at` to the next sample while any limited app runs.
     pub(super) fn check_memory(&mut self, now: Instant) {
+        if !self
+            .desired
+            .apps
+            .values()
+            .any(|a| a.app.memory_max.is_some())
+        {
+            self.memory_check_at = None;
+            return;
+        }
         if self.memory_check_at.is_some_and(|t| t > now) {
             return;
         }
