@@ -145,12 +145,37 @@ pub fn parse_host_port(s: &str) -> Result<(String, u16), String> {
     let (host, port) = s
         .rsplit_once(':')
         .ok_or_else(|| "expected HOST:PORT".to_string())?;
+    if host.contains("://") {
+        return Err(format!(
+            "`{s}` names a scheme: write HOST:PORT, like `127.0.0.1:8000`"
+        ));
+    }
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err("missing host".into());
     }
+    if host.parse::<std::net::IpAddr>().is_err() && !is_host_name(host) {
+        return Err(format!(
+            "invalid host `{host}`: expected an IP address or a host name"
+        ));
+    }
     let port: u16 = port.parse().map_err(|_| format!("invalid port `{port}`"))?;
     Ok((host.to_string(), port))
+}
+
+/// A DNS name: dot-separated labels of letters, digits, `-` (and `_`, which container networks
+/// use in service names), none empty or longer than 63, at most 253 in all.
+fn is_host_name(host: &str) -> bool {
+    host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 pub(super) fn is_loopback(host: &str) -> bool {

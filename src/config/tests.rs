@@ -769,3 +769,31 @@ fn schema_agrees_with_the_reader() {
             .is_some_and(|d| d.contains("STATE_DIR/logs"))
     );
 }
+
+#[test]
+fn host_port_values_name_a_host_without_a_scheme() {
+    for good in [
+        "127.0.0.1:80",
+        "[::1]:80",
+        "localhost:1",
+        "db_1:5432",
+        "mail.example.com:25",
+    ] {
+        assert!(read::parse_host_port(good).is_ok(), "{good}");
+    }
+    for (bad, says) in [
+        ("http://127.0.0.1:80", "names a scheme"),
+        ("not a host!:9000", "invalid host"),
+        ("-bad:1", "invalid host"),
+        ("a..b:1", "invalid host"),
+    ] {
+        let e = read::parse_host_port(bad).err().unwrap_or_default();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+    let e = errors("[pypm]\nstatsd = \"udp://127.0.0.1:8125\"\n");
+    assert!(e.contains("names a scheme"), "{e}");
+    let e = errors("[apps.a]\ncommand = \"x\"\n[apps.a.ready]\ntcp = \"http://127.0.0.1:80\"\n");
+    assert!(e.contains("names a scheme"), "{e}");
+    let e = errors("[apps.a]\ncommand = \"x\"\nlisten = [\"tcp://not a host!:9000\"]\n");
+    assert!(e.contains("invalid host"), "{e}");
+}
