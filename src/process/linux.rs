@@ -416,6 +416,42 @@ pub(super) fn nss_builtin_sources_only() {
     }
 }
 
+/// See [`super::release_startup_memory`]: `MADV_DONTNEED` on the executable mappings (`r-xp`)
+/// of our own binary. Only those: they are never written, so dropping them loses nothing,
+/// whereas a private mapping that was written (relocated data) would lose its changes.
+pub(super) fn release_code_pages() {
+    let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
+        return;
+    };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        // START-END PERMS OFFSET DEV INODE PATH
+        let mut f = line.split_ascii_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let path = f.nth(3);
+        if perms != "r-xp" || path != exe.to_str() {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        else {
+            continue;
+        };
+        // SAFETY: the range is a mapping of this process's executable code, read-only and
+        // file-backed: dropping its pages unmaps page-cache pages that fault back in unchanged
+        // when executed.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
