@@ -103,7 +103,8 @@ pub struct LogsArgs {
     /// Keep printing new lines as they are written
     #[arg(short, long)]
     pub follow: bool,
-    /// How many lines of each stream to show
+    /// How many lines to show: the last N of each stream (with `log_timestamps`, the last N of
+    /// stdout and stderr interleaved in time order)
     #[arg(short = 'n', long = "lines", default_value_t = 20)]
     pub lines: usize,
     /// Only stdout
