@@ -160,6 +160,10 @@ fn blocked_by_failure(
     dep: &Want,
     obs: &Observed,
 ) -> Option<String> {
+    /// The observed instances of a wanted app.
+    fn of<'o>(w: &'o Want, obs: &'o Observed) -> impl Iterator<Item = &'o Instance> {
+        (0..w.instances).filter_map(move |i| obs.instances.get(&(w.name.clone(), i)))
+    }
     fn failed_below(
         desired: &IndexMap<String, Want>,
         want: &Want,
@@ -172,24 +176,16 @@ fn blocked_by_failure(
         }
         want.depends_on.iter().find_map(|(name, _)| {
             let d = desired.get(name)?;
-            let mut insts = (0..d.instances).filter_map(|i| obs.instances.get(&(name.clone(), i)));
-            if insts.any(|i| i.state == State::Failed) {
-                return Some(name.clone());
-            }
-            let started = (0..d.instances)
-                .filter_map(|i| obs.instances.get(&(name.clone(), i)))
-                .any(|i| i.ever_started);
-            if started {
+            if of(d, obs).any(|i| i.state == State::Failed) {
+                Some(name.clone())
+            } else if of(d, obs).any(|i| i.ever_started) {
                 None
             } else {
                 failed_below(desired, d, obs, depth + 1)
             }
         })
     }
-    let started = (0..dep.instances)
-        .filter_map(|i| obs.instances.get(&(dep.name.clone(), i)))
-        .any(|i| i.ever_started || i.state == State::Failed);
-    if started {
+    if of(dep, obs).any(|i| i.ever_started || i.state == State::Failed) {
         return None;
     }
     let root = failed_below(desired, dep, obs, 0)?;
