@@ -80,6 +80,14 @@ impl Cx<'_> {
     /// Reports `${name}` in the string at `span` as undefined.
     pub(super) fn undefined(&mut self, span: &Span, name: &str, what: &str) {
         let at = self.var_span(span, name);
+        if name.is_empty() {
+            self.err_help(
+                at,
+                format!("empty variable name `${{}}` in {what}"),
+                Some("write `${NAME}`, or `$$` for a literal `$`".into()),
+            );
+            return;
+        }
         self.err_help(
             at,
             format!("undefined variable `{name}` in {what}"),

@@ -797,3 +797,9 @@ fn host_port_values_name_a_host_without_a_scheme() {
     let e = errors("[apps.a]\ncommand = \"x\"\nlisten = [\"tcp://not a host!:9000\"]\n");
     assert!(e.contains("invalid host"), "{e}");
 }
+
+#[test]
+fn an_empty_variable_name_says_so() {
+    let e = errors("[apps.a]\ncommand = \"echo ${}\"\n");
+    assert!(e.contains("empty variable name `${}`"), "{e}");
+}
