@@ -234,25 +234,13 @@ fn reap_all() {
 /// children whose spawn is still being set up are skipped.
 fn sweep_orphans(all: bool) {
     let reg = lock();
-    let orphans: Vec<i32> = os::main_thread_children()
-        .into_iter()
-        .filter(|p| *p > 1 && !reg.run_ids.contains_key(p) && !reg.spawning.contains_key(p))
-        .collect();
-    if orphans.is_empty() {
-        return;
-    }
-    let live: HashSet<u64> = if all {
-        HashSet::new()
-    } else {
-        reg.run_ids.values().copied().collect()
-    };
-    for pid in orphans {
-        if os::env_var(pid, RUN_ID_VAR)
-            .and_then(|v| own_run_id(&v))
-            .is_some_and(|id| live.contains(&id))
-        {
-            continue;
-        }
+    let doomed = doomed_orphans(
+        &os::main_thread_children(),
+        &reg,
+        |pid| os::env_var(pid, RUN_ID_VAR).and_then(|v| own_run_id(&v)),
+        all,
+    );
+    for pid in doomed {
         // SAFETY: plain syscalls on a pid that is our unreaped child (see above).
         unsafe {
             if libc::getpgid(pid) == pid {
@@ -262,6 +250,27 @@ fn sweep_orphans(all: bool) {
         }
     }
     drop(reg);
+}
+
+/// Which of our `children` are adopted orphans to kill: not started by us (nor being started),
+/// and not descended (`run_id` of a child: the N of its [`RUN_ID_VAR`]) from a child we started
+/// that is still there — with `all`, whatever they descend from.
+fn doomed_orphans(
+    children: &[i32],
+    reg: &Registry,
+    run_id: impl Fn(i32) -> Option<u64>,
+    all: bool,
+) -> Vec<i32> {
+    let ours = |p: &i32| reg.run_ids.contains_key(p) || reg.spawning.contains_key(p);
+    let orphans = children.iter().copied().filter(|p| *p > 1 && !ours(p));
+    let live: HashSet<u64> = if all {
+        HashSet::new()
+    } else {
+        reg.run_ids.values().copied().collect()
+    };
+    orphans
+        .filter(|&p| !run_id(p).is_some_and(|id| live.contains(&id)))
+        .collect()
 }
 
 /// What [`Reaper::run`] collected.
@@ -505,5 +514,33 @@ fn drain_into(r: &mut impl Read, into: &mut Vec<u8>) -> bool {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(_) => return true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_orphan_lives_as_long_as_the_start_it_descends_from() {
+        let reg = Registry {
+            on_exit: None,
+            spawning: HashMap::from([(30, None)]),
+            watchers: HashMap::new(),
+            // Started by us and still there: pids 10 (run 1) and 11 (run 2).
+            run_ids: HashMap::from([(10, 1), (11, 2)]),
+        };
+        // 20 descends from run 1 (live), 21 from run 3 (exited), 22 has no run id.
+        let run_id = |p| match p {
+            20 => Some(1),
+            21 => Some(3),
+            _ => None,
+        };
+        let children = [1, 10, 11, 20, 21, 22, 30];
+        assert_eq!(doomed_orphans(&children, &reg, run_id, false), vec![21, 22]);
+        assert_eq!(
+            doomed_orphans(&children, &reg, run_id, true),
+            vec![20, 21, 22]
+        );
     }
 }
