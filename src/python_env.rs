@@ -469,11 +469,17 @@ fn lookup(word: &str, env: Option<&PythonEnv>, host: &HostEnv) -> String {
 
 /// `path` relative to the app's cwd, without `./` (for `inspect` to read well).
 fn in_cwd(app: &AppLaunch, path: &str) -> String {
+    path_in(app.cwd, path).to_string_lossy().into_owned()
+}
+
+/// Where a path an app names (a script, an interpreter, a program with a `/`) is: relative to
+/// the app's `cwd`, `./` parts dropped.
+pub(crate) fn path_in(cwd: &Path, path: &str) -> PathBuf {
     let path: PathBuf = Path::new(path)
         .components()
         .filter(|c| *c != Component::CurDir)
         .collect();
-    app.cwd.join(path).to_string_lossy().into_owned()
+    cwd.join(path)
 }
 
 /// A program the app names: `python`/`python3` is the environment's interpreter; a path is

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -327,12 +327,8 @@ pub(super) fn read_app(
 /// (it contains `/`; relative to `cwd`) to an executable file.
 fn check_interpreter(cx: &mut Cx, value: &str, span: Span, cwd: &Path, ctx: &str) {
     if value.contains('/') {
-        // As the launcher resolves it: `./` parts dropped, then relative to `cwd`.
-        let rel: PathBuf = Path::new(value)
-            .components()
-            .filter(|c| *c != Component::CurDir)
-            .collect();
-        let path = cwd.join(rel);
+        // As the launcher resolves it.
+        let path = crate::python_env::path_in(cwd, value);
         let problem = match std::fs::metadata(&path) {
             // A missing `cwd` is reported on its own.
             Err(_) if !cwd.is_dir() => None,
