@@ -42,13 +42,8 @@ pub fn up(config: Option<&Path>, args: &UpArgs) -> Result<(), Failure> {
         if !args.detach {
             return Err(start_failure(StartError::AlreadyRunning(located.display)));
         }
-        let reload = Request::Reload;
-        match client::request_for(
-            &state_dir,
-            Some(&located.path),
-            reload,
-            Duration::from_secs(60),
-        ) {
+        let timeout = Duration::from_secs(60);
+        match client::request_for(&state_dir, Some(&located.path), Request::Reload, timeout) {
             Ok(Response::Done { message }) => println!("applied `{}`: {message}", located.display),
             // The supervisor of this state_dir runs another file: this one cannot start here.
             Ok(Response::Error { message, code: 3 }) => return Err(Failure::Error(message)),

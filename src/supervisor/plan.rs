@@ -4,7 +4,7 @@
 //! answer; the loop records `starting` / `stopping` before effects run, so no action is issued
 //! twice. It touches no process, file or clock.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
@@ -215,14 +215,14 @@ pub fn plan(
             .iter()
             .any(|((a, _), i)| a == name && i.is_live())
     };
-    let mut needed_by_live: HashMap<&str, bool> = HashMap::new();
+    let mut needed_by_live: HashSet<&str> = HashSet::new();
     for (name, want) in desired {
         if !is_live(name) {
             continue;
         }
         let mut todo: Vec<&str> = want.depends_on.iter().map(|(d, _)| d.as_str()).collect();
         while let Some(dep) = todo.pop() {
-            if needed_by_live.insert(dep, true).is_some() {
+            if !needed_by_live.insert(dep) {
                 continue;
             }
             if !is_live(dep)
@@ -283,8 +283,7 @@ pub fn plan(
             if !wanted {
                 match inst {
                     Some(i) if i.is_live() => {
-                        let blocked = obs.shutting_down
-                            && needed_by_live.get(name.as_str()).copied().unwrap_or(false);
+                        let blocked = obs.shutting_down && needed_by_live.contains(name.as_str());
                         if !blocked {
                             actions.push(Action::Stop {
                                 app: a(),
