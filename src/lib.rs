@@ -12,8 +12,11 @@
 //!   calls live there.
 //! - `logs`: children's output to rotated log files (one pump thread), and reading it back.
 //! - `control`: the versioned request/response protocol, the socket server and the client.
+//! - `bus`: every recorded event, fanned out to `notifiers` (webhook, email, exec, StatsD) and
+//!   the HTTP API's event streams without ever blocking the supervisor.
 //! - `cli` (clap definitions) and `commands` (one module per verb).
 
+pub mod bus;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -22,6 +25,7 @@ pub mod diagnostic;
 pub mod graph;
 pub mod init;
 pub mod logs;
+pub mod notifiers;
 pub mod probes;
 pub mod process;
 pub mod python_env;

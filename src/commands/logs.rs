@@ -1,41 +1,11 @@
 //! `pypm logs [APP] [-f] [-n N] [--out|--err]`: read the log files directly (no supervisor needed).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::{Failure, locate};
 use crate::cli::LogsArgs;
-use crate::logs::{
-    FOLLOW_INTERVAL, Follower, Stream, log_file_name, tail, tail_follow, tail_merged,
-};
-
-struct Source {
-    /// Shown before each line when several instances are shown.
-    label: String,
-    out: PathBuf,
-    err: PathBuf,
-    timestamps: bool,
-}
-
-fn sources(log_dir: &Path, apps: &[(String, u32, bool)]) -> Vec<Source> {
-    let mut out = Vec::new();
-    for (app, instances, timestamps) in apps {
-        for idx in 0..*instances {
-            let inst = (*instances > 1).then_some(idx);
-            let label = match inst {
-                Some(i) => format!("{app}.{i}"),
-                None => app.clone(),
-            };
-            out.push(Source {
-                label,
-                out: log_dir.join(log_file_name(app, inst, Stream::Out)),
-                err: log_dir.join(log_file_name(app, inst, Stream::Err)),
-                timestamps: *timestamps,
-            });
-        }
-    }
-    out
-}
+use crate::logs::{FOLLOW_INTERVAL, Follower, Stream, sources, tail_follow};
 
 pub fn logs(config: Option<&Path>, args: &LogsArgs) -> Result<(), Failure> {
     let located = locate(config)?;
@@ -82,24 +52,19 @@ pub fn logs(config: Option<&Path>, args: &LogsArgs) -> Result<(), Failure> {
     for s in &srcs {
         if args.follow {
             for st in &streams {
-                let path = if *st == Stream::Out { &s.out } else { &s.err };
+                let path = s.path(*st);
                 let (lines, f) = tail_follow(path, args.lines).map_err(|e| read_err(path, e))?;
                 for l in lines {
                     show(&s.label, &l);
                 }
                 followers.push((s.label.clone(), f));
             }
-        } else if s.timestamps && streams.len() == 2 {
-            let lines = tail_merged(&s.out, &s.err, args.lines).map_err(|e| read_err(&s.out, e))?;
+        } else {
+            let lines = s
+                .last_lines(&streams, args.lines)
+                .map_err(|(p, e)| read_err(&p, e))?;
             for (_, l) in lines {
                 show(&s.label, &l);
-            }
-        } else {
-            for st in &streams {
-                let path = if *st == Stream::Out { &s.out } else { &s.err };
-                for l in tail(path, args.lines).map_err(|e| read_err(path, e))? {
-                    show(&s.label, &l);
-                }
             }
         }
     }

@@ -42,6 +42,8 @@ pub enum Request {
     Shutdown,
     /// The supervisor's pid and the file it runs.
     Ping,
+    /// Per-instance figures for `/metrics` (cumulative CPU, start time).
+    Metrics,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +67,7 @@ pub enum Response {
         message: String,
     },
     Plan(PlanReport),
+    Metrics(MetricsReport),
     /// The request failed; `code` is the exit code the CLI should use.
     Error {
         message: String,
@@ -124,6 +127,26 @@ pub struct InspectReport {
     pub instances: Vec<Row>,
     /// Recent restarts: `{"at", "instance", "reason"}`.
     pub restart_history: Vec<serde_json::Value>,
+}
+
+/// What `/metrics` shows (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsReport {
+    pub config_error: bool,
+    pub instances: Vec<MetricsRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    pub app: String,
+    pub instance: u32,
+    pub state: String,
+    pub restarts: u32,
+    /// CPU time of the instance's process tree (user + system), while it runs.
+    pub cpu_seconds: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    /// Unix time the running process started.
+    pub start_time_seconds: Option<f64>,
 }
 
 /// `plan --json`.

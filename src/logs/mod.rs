@@ -90,6 +90,65 @@ pub fn log_file_name(app: &str, instance: Option<u32>, stream: Stream) -> String
     }
 }
 
+/// One instance's two log files, as `pypm logs` and the HTTP API read them.
+pub struct Source {
+    /// `api`, or `api.0` when the app has several instances.
+    pub label: String,
+    pub out: PathBuf,
+    pub err: PathBuf,
+    /// The app writes timestamps: its two streams can be merged in time order.
+    pub timestamps: bool,
+}
+
+/// The sources of these apps: `(name, instances, log_timestamps)` each.
+pub fn sources(log_dir: &Path, apps: &[(String, u32, bool)]) -> Vec<Source> {
+    let mut out = Vec::new();
+    for (app, instances, timestamps) in apps {
+        for idx in 0..*instances {
+            let inst = (*instances > 1).then_some(idx);
+            let label = match inst {
+                Some(i) => format!("{app}.{i}"),
+                None => app.clone(),
+            };
+            out.push(Source {
+                label,
+                out: log_dir.join(log_file_name(app, inst, Stream::Out)),
+                err: log_dir.join(log_file_name(app, inst, Stream::Err)),
+                timestamps: *timestamps,
+            });
+        }
+    }
+    out
+}
+
+impl Source {
+    /// The last `n` lines of `streams` (SPEC §8 order): with timestamps and both streams, the
+    /// last `n` of the two merged in time order; else stdout's last `n`, then stderr's.
+    pub fn last_lines(
+        &self,
+        streams: &[Stream],
+        n: usize,
+    ) -> Result<Vec<(Stream, String)>, (PathBuf, std::io::Error)> {
+        if self.timestamps && streams.len() == 2 {
+            return tail_merged(&self.out, &self.err, n).map_err(|e| (self.out.clone(), e));
+        }
+        let mut lines = Vec::new();
+        for st in streams {
+            let path = self.path(*st);
+            let got = tail(path, n).map_err(|e| (path.to_path_buf(), e))?;
+            lines.extend(got.into_iter().map(|l| (*st, l)));
+        }
+        Ok(lines)
+    }
+
+    pub fn path(&self, stream: Stream) -> &Path {
+        match stream {
+            Stream::Out => &self.out,
+            Stream::Err => &self.err,
+        }
+    }
+}
+
 /// The `k`-th rotated file of a live log file: `api.out.log.1` (the newest) … `api.out.log.N`.
 pub fn rotated_path(live: &Path, k: u32) -> PathBuf {
     let mut name = live.as_os_str().to_owned();

@@ -69,6 +69,23 @@ pub fn restrict_static_name_lookups() {
     os::nss_builtin_sources_only();
 }
 
+/// This machine's host name (for the SMTP greeting), or `localhost`.
+pub fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// `n` random bytes from the kernel (`/dev/urandom`, on Linux and macOS alike).
+pub fn random_bytes(n: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
 /// Makes a write to a closed pipe end the process (SIGPIPE's default) instead of an `EPIPE`
 /// error, which Rust's `println!` turns into a panic. For short-lived CLI commands only.
 pub fn restore_default_sigpipe() {

@@ -121,6 +121,12 @@ struct Supervisor {
     reload_at: Option<Instant>,
     /// Debounced: restart these apps (their `watch` globs matched) at these times.
     restart_at: HashMap<String, Instant>,
+    /// Every recorded event also goes here (notifiers, StatsD, the HTTP API's event streams).
+    bus: crate::bus::EventBus,
+    /// The control requests' handler, for the threads that ask the loop (StatsD, HTTP).
+    handler: crate::control::server::Handler,
+    /// The notifier and StatsD threads of the file's `[[notify]]` and `statsd`.
+    outlets: Option<crate::notifiers::Outlets>,
 }
 
 fn wants_of(d: &Desired) -> IndexMap<String, Want> {
@@ -205,9 +211,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             })
     });
     server
-        .serve(opts.config_path.clone(), handler)
+        .serve(opts.config_path.clone(), handler.clone())
         .map_err(|e| StartError::Io(format!("cannot serve the control socket: {e}")))?;
 
+    let bus = crate::bus::EventBus::new();
     let mut sup = Supervisor {
         wants: wants_of(&desired),
         desired,
@@ -216,7 +223,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         obs: Observed::default(),
         by_pid: HashMap::new(),
         config_error: None,
-        events: EventLog::open(&state_dir),
+        events: EventLog::open(&state_dir, bus.clone()),
         pump,
         state_dir,
         cpu_prev: HashMap::new(),
@@ -236,8 +243,12 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         sockets: HashMap::new(),
         reload_at: None,
         restart_at: HashMap::new(),
+        bus,
+        handler,
+        outlets: None,
     };
     sup.rewatch();
+    sup.restart_outlets();
     let n = sup.desired.apps.len();
     log::info!(
         "supervising `{}` ({n} app{}), pid {}",
@@ -473,6 +484,32 @@ impl Supervisor {
         })
     }
 
+    /// (Re)starts the notifier and StatsD threads when the file's `[[notify]]` or `statsd`
+    /// differ from what they run with.
+    fn restart_outlets(&mut self) {
+        let cfg = &self.desired.config;
+        let statsd = cfg.pypm.statsd.as_deref();
+        if self
+            .outlets
+            .as_ref()
+            .is_some_and(|o| o.notify == cfg.notify && o.statsd.as_deref() == statsd)
+        {
+            return;
+        }
+        self.outlets = None; // their threads end
+        if cfg.notify.is_empty() && statsd.is_none() {
+            return;
+        }
+        self.outlets = Some(crate::notifiers::Outlets::start(
+            &self.bus,
+            &cfg.notify,
+            statsd,
+            self.handler.clone(),
+            &self.reaper,
+            &cfg.dir,
+        ));
+    }
+
     fn emit(
         &mut self,
         event: &str,
@@ -527,6 +564,7 @@ impl Supervisor {
             state_dir,
             mut events,
             reaper,
+            outlets,
             ..
         } = self;
         // Every app has stopped: what they left outside their process groups goes too.
@@ -540,6 +578,9 @@ impl Supervisor {
         ));
         // The last exits were queued after the loop's final flush.
         events.flush();
+        if let Some(o) = outlets {
+            o.finish(Instant::now() + Duration::from_secs(3));
+        }
         let _ = persist::save_state(
             &state_dir,
             &SavedState {

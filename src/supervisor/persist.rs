@@ -147,18 +147,21 @@ impl EventRecord {
 /// Appends events to `state_dir/events.jsonl`.
 pub struct EventLog {
     file: Option<File>,
+    /// Notifiers, StatsD and the HTTP API's event streams (see [`crate::bus`]).
+    bus: crate::bus::EventBus,
     /// Appended since the last [`EventLog::flush`].
     queued: Vec<EventRecord>,
 }
 
 impl EventLog {
-    pub fn open(state_dir: &Path) -> EventLog {
+    pub fn open(state_dir: &Path, bus: crate::bus::EventBus) -> EventLog {
         let path = state_dir.join("events.jsonl");
         let file = private_file(&path, true)
             .map_err(|e| log::error!("cannot open `{}`: {e}", path.display()))
             .ok();
         EventLog {
             file,
+            bus,
             queued: Vec::new(),
         }
     }
@@ -176,7 +179,7 @@ impl EventLog {
             return;
         }
         let mut lines = Vec::new();
-        for e in self.queued.drain(..) {
+        for e in &self.queued {
             log::info!(
                 "{} {}{} {}",
                 e.event,
@@ -184,7 +187,7 @@ impl EventLog {
                 e.instance.map(|i| format!(".{i}")).unwrap_or_default(),
                 e.detail
             );
-            if let Ok(line) = serde_json::to_vec(&e) {
+            if let Ok(line) = serde_json::to_vec(e) {
                 lines.extend_from_slice(&line);
                 lines.push(b'\n');
             }
@@ -194,6 +197,8 @@ impl EventLog {
         {
             log::error!("cannot append to events.jsonl: {err}");
         }
+        self.bus.publish(&self.queued);
+        self.queued.clear();
     }
 }
 

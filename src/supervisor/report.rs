@@ -10,7 +10,9 @@ use super::Supervisor;
 /// How long one sample of CPU and memory serves status requests.
 const USAGE_TTL: std::time::Duration = std::time::Duration::from_millis(500);
 use super::state::{Instance, State, signal_name};
-use crate::control::protocol::{ConfigErrorInfo, InspectReport, LastExit, Row, StatusReport};
+use crate::control::protocol::{
+    ConfigErrorInfo, InspectReport, LastExit, MetricsReport, MetricsRow, Row, StatusReport,
+};
 use crate::logs::format_rfc3339_millis;
 use crate::resolve::masked;
 
@@ -120,6 +122,41 @@ impl Supervisor {
         }
     }
 
+    pub(super) fn metrics(&mut self) -> MetricsReport {
+        let rows = self.rows(None, true);
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let instances = rows
+            .into_iter()
+            .map(|r| {
+                let i = self.obs.instances.get(&(r.app.clone(), r.instance));
+                let usage = r.pid.and_then(|p| {
+                    self.usage_cache
+                        .as_ref()
+                        .and_then(|(_, u)| u.get(&(p as i32)))
+                });
+                let start_time_seconds = i
+                    .filter(|i| i.pid.is_some())
+                    .and_then(|i| i.started_at)
+                    .and_then(|s| wall.checked_sub(now.saturating_duration_since(s)))
+                    .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs_f64());
+                MetricsRow {
+                    cpu_seconds: usage.map(|(u, _)| u.cpu_seconds),
+                    start_time_seconds,
+                    app: r.app,
+                    instance: r.instance,
+                    state: r.state,
+                    restarts: r.restarts,
+                    memory_bytes: r.memory_bytes,
+                }
+            })
+            .collect();
+        MetricsReport {
+            config_error: self.config_error.is_some(),
+            instances,
+        }
+    }
+
     pub(super) fn inspect(&mut self, app: &str) -> InspectReport {
         let instances = self.rows(Some(app), true);
         let Some(spec) = self.desired.apps.get(app) else {
@@ -174,6 +211,7 @@ impl Supervisor {
             "ready": probe(&a.ready),
             "health": probe(&a.health),
             "log_dir": self.desired.config.pypm.log_dir,
+            "log_timestamps": a.log_timestamps,
         });
         let root = nix::unistd::geteuid().is_root();
         let fmt = crate::config::units::format_size;

@@ -40,6 +40,7 @@ impl Supervisor {
                 Response::Done { message }
             }
             Request::Reload => self.reload(),
+            Request::Metrics => Response::Metrics(self.metrics()),
             Request::Plan => self.plan_report(),
             Request::Shutdown => {
                 self.obs.shutting_down = true;
@@ -145,6 +146,7 @@ impl Supervisor {
                 self.desired = new;
                 self.wants = wants_of(&self.desired);
                 self.rewatch();
+                self.restart_outlets();
                 self.retarget_logs();
                 self.release_pending = true;
                 self.prune_sockets();
