@@ -50,7 +50,7 @@ pub enum Command {
         /// The file to convert
         file: PathBuf,
     },
-    /// Print the dashboard URL with its token (planned)
+    /// Print the dashboard URL with its token (needs `http` in [pypm] and a running supervisor)
     Dashboard,
     /// Install an OS service unit that runs `pypm up` at boot (planned)
     Service {

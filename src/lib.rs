@@ -14,6 +14,7 @@
 //! - `control`: the versioned request/response protocol, the socket server and the client.
 //! - `bus`: every recorded event, fanned out to `notifiers` (webhook, email, exec, StatsD) and
 //!   the HTTP API's event streams without ever blocking the supervisor.
+//! - `http`: the dashboard, JSON API and `/metrics`, speaking the control protocol.
 //! - `cli` (clap definitions) and `commands` (one module per verb).
 
 pub mod bus;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod control;
 pub mod diagnostic;
 pub mod graph;
+pub mod http;
 pub mod init;
 pub mod logs;
 pub mod notifiers;

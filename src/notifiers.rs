@@ -231,7 +231,9 @@ fn email(smtp: &str, to: &str, e: &EventRecord) -> Result<(), String> {
     let stream = TcpStream::connect_timeout(&addr, DELIVERY_TIMEOUT)
         .map_err(|err| format!("cannot connect to {smtp}: {err}"))?;
     let io = |err: io::Error| format!("{smtp}: {err}");
-    stream.set_read_timeout(Some(DELIVERY_TIMEOUT)).map_err(io)?;
+    stream
+        .set_read_timeout(Some(DELIVERY_TIMEOUT))
+        .map_err(io)?;
     stream
         .set_write_timeout(Some(DELIVERY_TIMEOUT))
         .map_err(io)?;
@@ -417,13 +419,17 @@ mod tests {
         let p = statsd_gauges(&[row("api", 0, "running"), row("worker", 1, "backoff")]);
         assert_eq!(
             p,
-            ["pypm.api.0.up:1|g\npypm.api.0.cpu_percent:12.50|g\npypm.api.0.memory_bytes:2048|g\npypm.worker.1.up:0|g\npypm.worker.1.cpu_percent:12.50|g\npypm.worker.1.memory_bytes:2048|g"]
+            [
+                "pypm.api.0.up:1|g\npypm.api.0.cpu_percent:12.50|g\npypm.api.0.memory_bytes:2048|g\npypm.worker.1.up:0|g\npypm.worker.1.cpu_percent:12.50|g\npypm.worker.1.memory_bytes:2048|g"
+            ]
         );
     }
 
     #[test]
     fn gauges_split_into_datagrams_of_one_frame() {
-        let rows: Vec<Row> = (0..100).map(|i| row("some-long-app-name", i, "running")).collect();
+        let rows: Vec<Row> = (0..100)
+            .map(|i| row("some-long-app-name", i, "running"))
+            .collect();
         let p = statsd_gauges(&rows);
         assert!(p.len() > 1);
         assert!(p.iter().all(|d| d.len() <= 1400));

@@ -58,7 +58,7 @@ pub(super) fn unexpected(verb: &str, response: &Response) -> Failure {
     ))
 }
 
-fn client_failure(e: ClientError) -> Failure {
+pub(super) fn client_failure(e: ClientError) -> Failure {
     Failure::Error(format!("error: {e}"))
 }
 

@@ -3,6 +3,7 @@
 
 mod check;
 mod client_cmds;
+mod dashboard;
 mod init;
 mod inspect;
 mod logs;
@@ -145,7 +146,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Plan(args) => client_cmds::plan(config, args.json),
         Command::Down => client_cmds::down(config),
         Command::Import { .. } => Err(planned("import")),
-        Command::Dashboard => Err(planned("dashboard")),
+        Command::Dashboard => dashboard::dashboard(config),
         Command::Service { .. } => Err(planned("service")),
     }
 }

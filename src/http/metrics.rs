@@ -7,7 +7,14 @@ use crate::control::protocol::MetricsReport;
 /// Every state an instance can be in (SPEC §2); `pypm_instance_state` has one series per state,
 /// 1 for the current one, so a query never meets a series that vanished.
 pub const STATES: &[&str] = &[
-    "waiting", "starting", "running", "stopping", "stopped", "completed", "backoff", "failed",
+    "waiting",
+    "starting",
+    "running",
+    "stopping",
+    "stopped",
+    "completed",
+    "backoff",
+    "failed",
 ];
 
 /// A label value, escaped as the format requires (`\`, `"`, newline).
@@ -19,15 +26,16 @@ fn label(v: &str) -> String {
 
 pub fn render(m: &MetricsReport) -> String {
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, lines: &mut dyn Iterator<Item = String>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for l in lines {
-            out.push_str(name);
-            out.push_str(&l);
-            out.push('\n');
-        }
-    };
+    let mut family =
+        |name: &str, kind: &str, help: &str, lines: &mut dyn Iterator<Item = String>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for l in lines {
+                out.push_str(name);
+                out.push_str(&l);
+                out.push('\n');
+            }
+        };
     let ids: Vec<String> = m
         .instances
         .iter()
@@ -45,9 +53,9 @@ pub fn render(m: &MetricsReport) -> String {
         "gauge",
         "1 for the instance's current state, 0 for the others.",
         &mut rows().flat_map(|(r, id)| {
-            STATES.iter().map(move |s| {
-                format!("{{{id},state=\"{s}\"}} {}", u8::from(r.state == *s))
-            })
+            STATES
+                .iter()
+                .map(move |s| format!("{{{id},state=\"{s}\"}} {}", u8::from(r.state == *s)))
         }),
     );
     family(
@@ -72,9 +80,7 @@ pub fn render(m: &MetricsReport) -> String {
         "pypm_instance_start_time_seconds",
         "gauge",
         "Unix time the instance's running process started.",
-        &mut rows().filter_map(|(r, id)| {
-            r.start_time_seconds.map(|t| format!("{{{id}}} {t:.3}"))
-        }),
+        &mut rows().filter_map(|(r, id)| r.start_time_seconds.map(|t| format!("{{{id}}} {t:.3}"))),
     );
     family(
         "pypm_config_error",
@@ -130,7 +136,10 @@ mod tests {
             "pypm_instance_start_time_seconds{app=\"api\",instance=\"0\"} 1800000000.250",
             "pypm_config_error 0",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            );
         }
         // No sample for what a stopped instance does not have.
         assert!(!text.contains("pypm_instance_memory_bytes{app=\"worker\""));

@@ -127,6 +127,10 @@ struct Supervisor {
     handler: crate::control::server::Handler,
     /// The notifier and StatsD threads of the file's `[[notify]]` and `statsd`.
     outlets: Option<crate::notifiers::Outlets>,
+    /// The HTTP server of `[pypm] http`, with the address and `http_public` it was started for.
+    http: Option<(String, bool, crate::http::HttpServer)>,
+    /// `state_dir/token`.
+    token: String,
 }
 
 fn wants_of(d: &Desired) -> IndexMap<String, Want> {
@@ -215,6 +219,12 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         .map_err(|e| StartError::Io(format!("cannot serve the control socket: {e}")))?;
 
     let bus = crate::bus::EventBus::new();
+    let token = crate::http::token::ensure(&state_dir).map_err(|e| {
+        StartError::Io(format!(
+            "cannot write `{}`: {e}",
+            crate::http::token::path(&state_dir).display()
+        ))
+    })?;
     let mut sup = Supervisor {
         wants: wants_of(&desired),
         desired,
@@ -246,9 +256,15 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         bus,
         handler,
         outlets: None,
+        http: None,
+        token,
     };
     sup.rewatch();
     sup.restart_outlets();
+    if let Err(e) = sup.restart_http() {
+        stopper.stop();
+        return Err(StartError::Io(e));
+    }
     let n = sup.desired.apps.len();
     log::info!(
         "supervising `{}` ({n} app{}), pid {}",
@@ -484,6 +500,44 @@ impl Supervisor {
         })
     }
 
+    /// (Re)starts the HTTP server when `[pypm] http` or `http_public` changed. An address that
+    /// cannot be bound is an error at start-up; on a reload it is logged and the server is off.
+    fn restart_http(&mut self) -> Result<(), String> {
+        let p = &self.desired.config.pypm;
+        let want = p.http.clone().map(|a| (a, p.http_public));
+        let have = self
+            .http
+            .as_ref()
+            .map(|(a, public, _)| (a.clone(), *public));
+        if want == have {
+            return Ok(());
+        }
+        self.http = None; // stops the old server
+        let Some((addr, public)) = want else {
+            return Ok(());
+        };
+        match crate::http::HttpServer::start(
+            &addr,
+            public,
+            self.token.clone(),
+            self.handler.clone(),
+            self.bus.clone(),
+        ) {
+            Ok(server) => {
+                log::info!(
+                    "dashboard, HTTP API and /metrics on http://{}/",
+                    server.addr
+                );
+                self.http = Some((addr, public, server));
+                Ok(())
+            }
+            Err(e) => {
+                log::error!("http: {e}");
+                Err(format!("cannot serve `http = \"{addr}\"`: {e}"))
+            }
+        }
+    }
+
     /// (Re)starts the notifier and StatsD threads when the file's `[[notify]]` or `statsd`
     /// differ from what they run with.
     fn restart_outlets(&mut self) {
@@ -565,8 +619,10 @@ impl Supervisor {
             mut events,
             reaper,
             outlets,
+            http,
             ..
         } = self;
+        drop(http); // no more requests
         // Every app has stopped: what they left outside their process groups goes too.
         reaper.kill_orphans();
         events.append(&EventRecord::new(

@@ -147,6 +147,7 @@ impl Supervisor {
                 self.wants = wants_of(&self.desired);
                 self.rewatch();
                 self.restart_outlets();
+                let _ = self.restart_http();
                 self.retarget_logs();
                 self.release_pending = true;
                 self.prune_sockets();

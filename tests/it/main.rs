@@ -5,8 +5,10 @@ mod harness;
 
 mod basics;
 mod deps;
+mod http;
 mod listen;
 mod logs;
+mod notify;
 mod probes;
 mod reconcile;
 mod reload;

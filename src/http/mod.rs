@@ -1,0 +1,507 @@
+//! The HTTP API, the dashboard and `/metrics` (SPEC §7), served when `[pypm] http` is set.
+//!
+//! It speaks the control protocol: every API call becomes the same [`Request`] the CLI sends over
+//! the Unix socket, answered by the same handler, so the JSON bodies are the CLI's `--json`
+//! shapes. This module owns only HTTP: routing, the token, the Host/Origin checks, Server-Sent
+//! Events.
+//!
+//! - Every request but `/metrics` needs the token of `state_dir/token`: `Authorization: Bearer
+//!   TOKEN`, `?token=TOKEN`, or the `pypm_token` cookie that the dashboard sets (HttpOnly,
+//!   SameSite=Strict) when opened with `?token=`. Missing or wrong: 401.
+//! - DNS rebinding: a request whose `Host` is not the bound address (for a loopback address also
+//!   `localhost:PORT`), or whose `Origin` is not `http://` + that `Host`, gets 403. With
+//!   `http_public = true` any `Host` is accepted (the machine's names are not known), and the
+//!   token still guards everything but `/metrics`.
+//! - One thread per request; Server-Sent Event streams hold theirs until the client goes.
+
+pub mod metrics;
+pub mod token;
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
+
+use serde_json::json;
+use tiny_http::{Header, Method};
+
+use crate::bus::EventBus;
+use crate::control::protocol::{Request, Response};
+use crate::control::server::Handler;
+use crate::logs::{FOLLOW_INTERVAL, Stream, sources, tail_follow};
+
+/// The dashboard: one static page that polls `/api/status` and listens to `/api/events`.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// A quiet Server-Sent Events stream sends a comment this often, so a client that went away is
+/// noticed (the write fails) and its thread ends.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// A running HTTP server; [`HttpServer::stop`] (or drop) ends its accept thread.
+pub struct HttpServer {
+    server: Arc<tiny_http::Server>,
+    pub addr: SocketAddr,
+}
+
+struct Ctx {
+    token: String,
+    /// `Host` values accepted (lowercase); empty = any (`http_public`).
+    hosts: Vec<String>,
+    handler: Handler,
+    bus: EventBus,
+}
+
+impl HttpServer {
+    /// Binds `addr` (HOST:PORT) and serves on a thread of its own.
+    pub fn start(
+        addr: &str,
+        public: bool,
+        token: String,
+        handler: Handler,
+        bus: EventBus,
+    ) -> io::Result<HttpServer> {
+        let server = tiny_http::Server::http(addr)
+            .map_err(|e| io::Error::other(format!("cannot listen on {addr}: {e}")))?;
+        let bound = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| io::Error::other("not an IP address"))?;
+        let server = Arc::new(server);
+        let hosts = if public {
+            Vec::new()
+        } else {
+            allowed_hosts(addr, bound)
+        };
+        let ctx = Arc::new(Ctx {
+            token,
+            hosts,
+            handler,
+            bus,
+        });
+        let s = server.clone();
+        std::thread::Builder::new()
+            .name("pypm-http".into())
+            .spawn(move || {
+                for req in s.incoming_requests() {
+                    let ctx = ctx.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name("pypm-http-req".into())
+                        .spawn(move || handle(req, &ctx));
+                    if let Err(e) = spawned {
+                        log::warn!("http: cannot start a request thread: {e}");
+                    }
+                }
+            })?;
+        Ok(HttpServer {
+            server,
+            addr: bound,
+        })
+    }
+
+    pub fn stop(&self) {
+        self.server.unblock();
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The `Host` values a loopback-bound server answers: the address as configured, as bound, and
+/// for a loopback IP `localhost:PORT`.
+pub fn allowed_hosts(configured: &str, bound: SocketAddr) -> Vec<String> {
+    let mut hosts = vec![configured.to_ascii_lowercase(), bound.to_string()];
+    if bound.ip().is_loopback() {
+        hosts.push(format!("localhost:{}", bound.port()));
+    }
+    hosts.dedup();
+    hosts
+}
+
+/// Whether `host` and `origin` pass the DNS-rebinding check (see the module doc).
+pub fn origin_allowed(hosts: &[String], host: Option<&str>, origin: Option<&str>) -> bool {
+    let Some(host) = host.map(str::to_ascii_lowercase) else {
+        return false; // HTTP/1.1 requires Host
+    };
+    if !hosts.is_empty() && !hosts.contains(&host) {
+        return false;
+    }
+    match origin {
+        None => true,
+        Some(o) => o.eq_ignore_ascii_case(&format!("http://{host}")),
+    }
+}
+
+fn header<'a>(req: &'a tiny_http::Request, name: &'static str) -> Option<&'a str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// `?a=1&b=2` as pairs (values are taken as they are: tokens, app names and numbers need no
+/// decoding).
+fn query(url: &str) -> Vec<(&str, &str)> {
+    url.split_once('?')
+        .map(|(_, q)| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.split_once('=').unwrap_or((p, "")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn param<'a>(url: &'a str, key: &str) -> Option<&'a str> {
+    query(url)
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// The token the request carries, and whether it came in the query (the dashboard then sets
+/// its cookie).
+fn given_token(req: &tiny_http::Request) -> Option<(String, bool)> {
+    if let Some(auth) = header(req, "Authorization")
+        && let Some(t) = auth.strip_prefix("Bearer ")
+    {
+        return Some((t.trim().to_string(), false));
+    }
+    if let Some(t) = param(req.url(), "token") {
+        return Some((t.to_string(), true));
+    }
+    header(req, "Cookie").and_then(|c| {
+        c.split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == "pypm_token")
+            .map(|(_, v)| (v.to_string(), false))
+    })
+}
+
+/// Adds a header (only ASCII values are valid HTTP; anything else is left out).
+fn with<R: io::Read>(
+    resp: tiny_http::Response<R>,
+    name: &str,
+    value: &str,
+) -> tiny_http::Response<R> {
+    match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+        Ok(h) => resp.with_header(h),
+        Err(()) => resp,
+    }
+}
+
+fn respond(req: tiny_http::Request, status: u16, content_type: &str, body: String) {
+    let resp = tiny_http::Response::from_string(body).with_status_code(status);
+    let resp = with(resp, "Content-Type", content_type);
+    let _ = req.respond(with(resp, "Cache-Control", "no-store"));
+}
+
+fn respond_json(req: tiny_http::Request, status: u16, body: &serde_json::Value) {
+    let mut text = serde_json::to_string_pretty(body).unwrap_or_else(|_| "null".into());
+    text.push('\n');
+    respond(req, status, "application/json", text);
+}
+
+fn error(req: tiny_http::Request, status: u16, message: &str) {
+    respond_json(req, status, &json!({ "error": message }));
+}
+
+/// An API answer as HTTP: the report as JSON, `Done` as `{"message"}`, an error with the status
+/// its kind calls for.
+fn answer(req: tiny_http::Request, resp: Response) {
+    let value = |v: Result<serde_json::Value, serde_json::Error>| v.unwrap_or(json!(null));
+    match resp {
+        Response::Status(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
+        Response::Inspect(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
+        Response::Plan(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
+        Response::Metrics(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
+        Response::Pong { pid, config_file } => {
+            respond_json(req, 200, &json!({"pid": pid, "config_file": config_file}))
+        }
+        Response::Done { message } => respond_json(req, 200, &json!({ "message": message })),
+        Response::Error { message, code } => {
+            let status = if message.contains("no app named") {
+                404
+            } else if code == 3 {
+                503
+            } else {
+                // An invalid file on reload/plan, or a request the supervisor refused.
+                422
+            };
+            error(req, status, &message)
+        }
+    }
+}
+
+fn handle(req: tiny_http::Request, ctx: &Ctx) {
+    let url = req.url().to_string();
+    let path = url.split('?').next().unwrap_or("/").to_string();
+    if !origin_allowed(&ctx.hosts, header(&req, "Host"), header(&req, "Origin")) {
+        return error(
+            req,
+            403,
+            "forbidden: the Host or Origin is not this server's address",
+        );
+    }
+    let method = req.method().clone();
+    if path == "/metrics" {
+        if method != Method::Get {
+            return error(req, 405, "method not allowed");
+        }
+        return match (ctx.handler)(Request::Metrics) {
+            Response::Metrics(m) => respond(
+                req,
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics::render(&m),
+            ),
+            other => answer(req, other),
+        };
+    }
+    let given = given_token(&req);
+    if !given
+        .as_ref()
+        .is_some_and(|(t, _)| token::matches(t, &ctx.token))
+    {
+        let resp = tiny_http::Response::from_string(
+            "{\"error\": \"unauthorized: pass the token of state_dir/token (`pypm dashboard` prints a URL with it)\"}\n",
+        )
+        .with_status_code(401);
+        let resp = with(resp, "Content-Type", "application/json");
+        let _ = req.respond(with(resp, "WWW-Authenticate", "Bearer"));
+        return;
+    }
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let h = &ctx.handler;
+    match (&method, segments.as_slice()) {
+        (Method::Get, []) => {
+            let mut resp = tiny_http::Response::from_string(DASHBOARD);
+            resp = with(resp, "Content-Type", "text/html; charset=utf-8");
+            resp = with(resp, "Cache-Control", "no-store");
+            resp = with(
+                resp,
+                "Content-Security-Policy",
+                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+            );
+            if given.is_some_and(|(_, from_query)| from_query) {
+                let cookie = format!(
+                    "pypm_token={}; Path=/; HttpOnly; SameSite=Strict",
+                    ctx.token
+                );
+                resp = with(resp, "Set-Cookie", &cookie);
+            }
+            let _ = req.respond(resp);
+        }
+        (Method::Get, ["api", "status"]) => {
+            let app = param(&url, "app").map(str::to_string);
+            answer(req, h(Request::Status { app, light: false }))
+        }
+        (Method::Get, ["api", "apps", app]) => answer(
+            req,
+            h(Request::Inspect {
+                app: app.to_string(),
+            }),
+        ),
+        (Method::Post, ["api", "apps", app, "restart"]) => answer(
+            req,
+            h(Request::Restart {
+                app: Some(app.to_string()),
+            }),
+        ),
+        (Method::Post, ["api", "restart"]) => answer(req, h(Request::Restart { app: None })),
+        (Method::Post, ["api", "reload"]) => answer(req, h(Request::Reload)),
+        (Method::Get, ["api", "plan"]) => answer(req, h(Request::Plan)),
+        (Method::Get, ["api", "logs", app]) => logs(req, ctx, app, &url),
+        (Method::Get, ["api", "events"]) => events(req, ctx),
+        (_, ["api", ..]) | (_, []) => {
+            let known = matches!(
+                segments.as_slice(),
+                [] | ["api", "status" | "plan" | "reload" | "restart" | "events"]
+                    | ["api", "apps", _]
+                    | ["api", "apps", _, "restart"]
+                    | ["api", "logs", _]
+            );
+            if known {
+                error(req, 405, "method not allowed")
+            } else {
+                error(req, 404, "not found")
+            }
+        }
+        _ => error(req, 404, "not found"),
+    }
+}
+
+/// Starts a Server-Sent Events response on the raw connection.
+fn sse_start(req: tiny_http::Request) -> io::Result<Box<dyn Write + Send>> {
+    let mut w = req.into_writer();
+    w.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\nX-Accel-Buffering: no\r\n\r\n",
+    )?;
+    w.flush()?;
+    Ok(w)
+}
+
+fn sse_send(w: &mut dyn Write, data: &serde_json::Value) -> io::Result<()> {
+    let text = serde_json::to_string(data).unwrap_or_default();
+    write!(w, "data: {text}\n\n")?;
+    w.flush()
+}
+
+/// `GET /api/logs/APP?n=N[&follow=1][&stream=out|err]`: `{"app", "lines": [{"instance",
+/// "stream", "line"}]}` (the order of `pypm logs APP`), or with `follow=1` the same objects as
+/// Server-Sent Events, the last N first, then each new line.
+fn logs(req: tiny_http::Request, ctx: &Ctx, app: &str, url: &str) {
+    let inspect = match (ctx.handler)(Request::Inspect { app: app.into() }) {
+        Response::Inspect(r) => r,
+        other => return answer(req, other),
+    };
+    let spec = &inspect.spec;
+    let log_dir = spec
+        .get("log_dir")
+        .and_then(|v| v.as_str())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let instances = spec.get("instances").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
+    let timestamps = spec
+        .get("log_timestamps")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let n = match param(url, "n").map(str::parse::<usize>) {
+        None => 20,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return error(req, 400, "`n` must be a whole number"),
+    };
+    let streams = match param(url, "stream") {
+        Some("out") => vec![Stream::Out],
+        Some("err") => vec![Stream::Err],
+        _ => vec![Stream::Out, Stream::Err],
+    };
+    let srcs = sources(&log_dir, &[(app.to_string(), instances, timestamps)]);
+    let line = |label: &str, st: Stream, l: &str| json!({"instance": label, "stream": st.as_str(), "line": l});
+    if !matches!(param(url, "follow"), Some("1" | "true")) {
+        let mut lines = Vec::new();
+        for s in &srcs {
+            match s.last_lines(&streams, n) {
+                Ok(got) => lines.extend(got.iter().map(|(st, l)| line(&s.label, *st, l))),
+                Err((p, e)) => {
+                    return error(req, 500, &format!("cannot read `{}`: {e}", p.display()));
+                }
+            }
+        }
+        return respond_json(req, 200, &json!({"app": app, "lines": lines}));
+    }
+    let mut followers = Vec::new();
+    let mut first = Vec::new();
+    for s in &srcs {
+        for st in &streams {
+            match tail_follow(s.path(*st), n) {
+                Ok((lines, f)) => {
+                    first.extend(lines.iter().map(|l| line(&s.label, *st, l)));
+                    followers.push((s.label.clone(), *st, f));
+                }
+                Err(e) => {
+                    let p = s.path(*st).display().to_string();
+                    return error(req, 500, &format!("cannot read `{p}`: {e}"));
+                }
+            }
+        }
+    }
+    let Ok(mut w) = sse_start(req) else { return };
+    let mut run = || -> io::Result<()> {
+        for l in &first {
+            sse_send(&mut w, l)?;
+        }
+        let mut quiet = Duration::ZERO;
+        loop {
+            let mut any = false;
+            for (label, st, f) in followers.iter_mut() {
+                for l in f.next_lines(Duration::ZERO).unwrap_or_default() {
+                    any = true;
+                    sse_send(&mut w, &line(label, *st, &l))?;
+                }
+            }
+            if any {
+                quiet = Duration::ZERO;
+                continue;
+            }
+            std::thread::sleep(FOLLOW_INTERVAL);
+            quiet += FOLLOW_INTERVAL;
+            if quiet >= KEEPALIVE {
+                quiet = Duration::ZERO;
+                w.write_all(b": keepalive\n\n")?;
+                w.flush()?;
+            }
+        }
+    };
+    let _ = run();
+}
+
+/// `GET /api/events`: every event from now on, one Server-Sent Event each (the objects of
+/// `events.jsonl`).
+fn events(req: tiny_http::Request, ctx: &Ctx) {
+    let (id, rx) = ctx.bus.subscribe("an /api/events stream");
+    let Ok(mut w) = sse_start(req) else {
+        ctx.bus.unsubscribe(id);
+        return;
+    };
+    let mut run = || -> io::Result<()> {
+        loop {
+            match rx.recv_timeout(KEEPALIVE) {
+                Ok(e) => {
+                    let v = serde_json::to_value(&*e).unwrap_or_default();
+                    sse_send(&mut w, &v)?;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    w.write_all(b": keepalive\n\n")?;
+                    w.flush()?;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    };
+    let _ = run();
+    ctx.bus.unsubscribe(id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_must_be_the_bound_address_and_origin_must_match_it() {
+        let bound: SocketAddr = "127.0.0.1:9615".parse().unwrap_or_else(|e| panic!("{e}"));
+        let hosts = allowed_hosts("127.0.0.1:9615", bound);
+        assert!(origin_allowed(&hosts, Some("127.0.0.1:9615"), None));
+        assert!(origin_allowed(&hosts, Some("localhost:9615"), None));
+        assert!(origin_allowed(
+            &hosts,
+            Some("127.0.0.1:9615"),
+            Some("http://127.0.0.1:9615")
+        ));
+        assert!(!origin_allowed(&hosts, Some("evil.example:9615"), None));
+        assert!(!origin_allowed(&hosts, Some("127.0.0.1:9616"), None));
+        assert!(!origin_allowed(&hosts, None, None));
+        assert!(!origin_allowed(
+            &hosts,
+            Some("127.0.0.1:9615"),
+            Some("http://evil.example")
+        ));
+        // http_public: any Host, but the Origin must still be the Host.
+        assert!(origin_allowed(&[], Some("box.lan:9615"), None));
+        assert!(!origin_allowed(
+            &[],
+            Some("box.lan:9615"),
+            Some("http://evil.example")
+        ));
+    }
+
+    #[test]
+    fn query_parameters() {
+        assert_eq!(param("/api/logs/x?n=5&follow=1", "n"), Some("5"));
+        assert_eq!(param("/api/logs/x?n=5&follow", "follow"), Some(""));
+        assert_eq!(param("/api/logs/x", "n"), None);
+    }
+}
