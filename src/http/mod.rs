@@ -499,6 +499,28 @@ mod tests {
     }
 
     #[test]
+    fn openapi_describes_every_route() {
+        let spec = include_str!("../../schema/openapi.yaml");
+        for path in [
+            "  /:",
+            "  /api/status:",
+            "  /api/apps/{app}:",
+            "  /api/apps/{app}/restart:",
+            "  /api/restart:",
+            "  /api/reload:",
+            "  /api/plan:",
+            "  /api/logs/{app}:",
+            "  /api/events:",
+            "  /metrics:",
+        ] {
+            assert!(
+                spec.lines().any(|l| l == path),
+                "schema/openapi.yaml lacks `{path}`"
+            );
+        }
+    }
+
+    #[test]
     fn query_parameters() {
         assert_eq!(param("/api/logs/x?n=5&follow=1", "n"), Some("5"));
         assert_eq!(param("/api/logs/x?n=5&follow", "follow"), Some(""));
