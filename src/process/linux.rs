@@ -416,45 +416,99 @@ pub(super) fn nss_builtin_sources_only() {
     }
 }
 
-/// See [`super::release_startup_memory`]: `MADV_DONTNEED` on the executable mappings (`r-xp`)
-/// of our own binary. Only those: they are never written, so dropping them loses nothing,
-/// whereas a private mapping that was written (relocated data) would lose its changes.
+/// See [`super::release_startup_memory`]: `MADV_DONTNEED` on the read-only mappings of our own
+/// binary that were never written (code, constants, the relocation table a static-pie binary
+/// reads once at start-up). Only those: a private mapping that was written (relocated data)
+/// would lose its changes.
 pub(super) fn release_code_pages() {
     let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
         return;
     };
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return;
     };
-    for line in maps.lines() {
-        // START-END PERMS OFFSET DEV INODE PATH
-        let mut f = line.split_ascii_whitespace();
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
-            continue;
-        };
-        let path = f.nth(3);
-        if perms != "r-xp" || path != exe.to_str() {
-            continue;
-        }
-        let Some((a, b)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        else {
-            continue;
-        };
-        // SAFETY: the range is a mapping of this process's executable code, read-only and
-        // file-backed: dropping its pages unmaps page-cache pages that fault back in unchanged
-        // when executed.
+    for (start, end) in clean_exe_mappings(&smaps, exe.to_str().unwrap_or_default()) {
+        // SAFETY: the range is a read-only, file-backed mapping of this process's executable
+        // that holds no private (written) page: dropping its pages loses nothing, they fault
+        // back in unchanged from the page cache when used.
         unsafe {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
     }
 }
 
+/// The read-only mappings of `exe` (code `r-xp`, data `r--p`) in `/proc/self/smaps` text that
+/// have no private dirty page: code, and the constants and relocation tables start-up read.
+/// The RELRO segment (`r--p` too, but written by the relocation at start-up) is skipped: its
+/// pages are private copies that dropping would lose.
+fn clean_exe_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(usize, usize)> = None;
+    let mut dirty = false;
+    let mut flush = |cur: &mut Option<(usize, usize)>, dirty: bool| {
+        if let Some(r) = cur.take()
+            && !dirty
+        {
+            out.push(r);
+        }
+    };
+    for line in smaps.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let Some(first) = f.next() else { continue };
+        if let Some((a, b)) = first.split_once('-')
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            // START-END PERMS OFFSET DEV INODE PATH
+            flush(&mut cur, dirty);
+            dirty = false;
+            let perms = f.next();
+            let path = f.nth(3);
+            if matches!(perms, Some("r-xp" | "r--p")) && path == Some(exe) {
+                cur = Some((start, end));
+            }
+            continue;
+        }
+        if cur.is_some()
+            && matches!(first, "Private_Dirty:" | "Anonymous:")
+            && f.next().is_some_and(|kb| kb != "0")
+        {
+            dirty = true;
+        }
+    }
+    flush(&mut cur, dirty);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_clean_read_only_mappings_of_the_executable_are_released() {
+        let smaps = "\
+1000-2000 r--p 00000000 fe:00 5 /bin/pypm
+Rss:                 960 kB
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+2000-3000 r-xp 001ad000 fe:00 5 /bin/pypm
+Private_Dirty:         0 kB
+Anonymous:             0 kB
+3000-4000 r--p 0057c000 fe:00 5 /bin/pypm
+Private_Dirty:       240 kB
+Anonymous:           240 kB
+4000-5000 rw-p 005b7000 fe:00 5 /bin/pypm
+Private_Dirty:         0 kB
+5000-6000 r-xp 00000000 fe:00 9 /lib/other.so
+Private_Dirty:         0 kB
+6000-7000 r--p 00000000 00:00 0
+Private_Dirty:         0 kB
+";
+        assert_eq!(
+            clean_exe_mappings(smaps, "/bin/pypm"),
+            [(0x1000, 0x2000), (0x2000, 0x3000)]
+        );
+    }
 
     #[test]
     fn parses_stat_with_odd_command_names() {

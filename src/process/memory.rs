@@ -4,9 +4,10 @@
 /// them otherwise, and an idle supervisor would carry them forever. Linux with glibc only;
 /// elsewhere a no-op.
 ///
-/// On Linux it also unmaps the pages of pypm's own machine code that start-up faulted in
-/// (parsing, resolving, spawning: code an idle supervisor does not run); what runs again comes
-/// back from the page cache with a minor fault per 64 KiB (the kernel's fault-around).
+/// On Linux it also unmaps the pages of pypm's own machine code and read-only data that start-up
+/// faulted in (parsing, resolving, spawning, and the static-pie relocation table: what an idle
+/// supervisor does not use); what is used again comes back from the page cache with a minor
+/// fault per 64 KiB (the kernel's fault-around).
 pub fn release_startup_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
