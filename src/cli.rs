@@ -45,11 +45,13 @@ pub enum Command {
     Schema,
     /// Write a commented starter pypm.toml for the current directory
     Init,
-    /// Convert a PM2 ecosystem file, a Procfile or a supervisord.conf (planned)
-    Import {
-        /// The file to convert
-        file: PathBuf,
-    },
+    /// Convert a PM2 ecosystem file, a Procfile or a supervisord.conf into pypm.toml (printed)
+    ///
+    /// The format is detected from the file name, else its content. The converted file is
+    /// printed on stdout (save it beside the imported file: relative paths stay relative); what
+    /// had no pypm equivalent is listed in comments at its top, and counted on stderr. An
+    /// ecosystem.config.js is read without running node: it must be a plain object literal.
+    Import(ImportArgs),
     /// Print the dashboard URL with its token (planned)
     Dashboard,
     /// Install an OS service unit that runs `pypm up` at boot (planned)
@@ -60,6 +62,12 @@ pub enum Command {
     /// Run the supervisor in this process (used by `up -d`)
     #[command(hide = true)]
     Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to convert: ecosystem.config.js, ecosystem.json, Procfile or supervisord.conf
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 
 mod check;
 mod client_cmds;
+mod import;
 mod init;
 mod inspect;
 mod logs;
@@ -144,7 +145,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reload => client_cmds::reload(config),
         Command::Plan(args) => client_cmds::plan(config, args.json),
         Command::Down => client_cmds::down(config),
-        Command::Import { .. } => Err(planned("import")),
+        Command::Import(args) => import::import(&args.file),
         Command::Dashboard => Err(planned("dashboard")),
         Command::Service { .. } => Err(planned("service")),
     }
