@@ -7,6 +7,7 @@ mod import;
 mod init;
 mod inspect;
 mod logs;
+mod service;
 mod status;
 mod up;
 
@@ -147,7 +148,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Down => client_cmds::down(config),
         Command::Import(args) => import::import(&args.file),
         Command::Dashboard => Err(planned("dashboard")),
-        Command::Service { .. } => Err(planned("service")),
+        Command::Service(args) => service::service(config, &args.action),
     }
 }
 
