@@ -45,21 +45,57 @@ pub enum Command {
     Schema,
     /// Write a commented starter pypm.toml for the current directory
     Init,
-    /// Convert a PM2 ecosystem file, a Procfile or a supervisord.conf (planned)
-    Import {
-        /// The file to convert
-        file: PathBuf,
-    },
+    /// Convert a PM2 ecosystem file, a Procfile or a supervisord.conf into pypm.toml (printed)
+    ///
+    /// The format is detected from the file name, else its content. The converted file is
+    /// printed on stdout (save it beside the imported file: relative paths stay relative); what
+    /// had no pypm equivalent is listed in comments at its top, and counted on stderr. An
+    /// ecosystem.config.js is read without running node: it must be a plain object literal.
+    Import(ImportArgs),
     /// Print the dashboard URL with its token (needs `http` in [pypm] and a running supervisor)
     Dashboard,
-    /// Install an OS service unit that runs `pypm up` at boot (planned)
-    Service {
-        /// install, uninstall or print
-        action: String,
-    },
+    /// Manage an OS service unit that runs `pypm up` for this file at boot
+    ///
+    /// A systemd unit (a system unit when run as root, else a user unit; `--user`/`--system`
+    /// choose) or, on macOS, a launchd agent. It runs `pypm --config FILE up` in the foreground
+    /// from the file's directory, with the PATH of the shell that installed it.
+    Service(ServiceArgs),
     /// Run the supervisor in this process (used by `up -d`)
     #[command(hide = true)]
     Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to convert: ecosystem.config.js, ecosystem.json, Procfile or supervisord.conf
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    #[command(subcommand)]
+    pub action: ServiceAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ServiceAction {
+    /// Write the unit, reload the service manager, enable and start it
+    Install(ServiceScope),
+    /// Stop and disable the unit, remove it and reload the service manager
+    Uninstall(ServiceScope),
+    /// Print the unit on stdout (nothing is written or run)
+    Print(ServiceScope),
+}
+
+/// Which service manager instance: systemd's system one or the user's.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct ServiceScope {
+    /// A user unit (~/.config/systemd/user) [default when not root]
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// A system unit (/etc/systemd/system) [default when root]
+    #[arg(long)]
+    pub system: bool,
 }
 
 #[derive(Debug, Args)]

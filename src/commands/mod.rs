@@ -4,9 +4,11 @@
 mod check;
 mod client_cmds;
 mod dashboard;
+mod import;
 mod init;
 mod inspect;
 mod logs;
+mod service;
 mod status;
 mod up;
 
@@ -145,14 +147,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Reload => client_cmds::reload(config),
         Command::Plan(args) => client_cmds::plan(config, args.json),
         Command::Down => client_cmds::down(config),
-        Command::Import { .. } => Err(planned("import")),
+        Command::Import(args) => import::import(&args.file),
         Command::Dashboard => dashboard::dashboard(config),
-        Command::Service { .. } => Err(planned("service")),
+        Command::Service(args) => service::service(config, &args.action),
     }
-}
-
-fn planned(what: &str) -> Failure {
-    Failure::Error(format!(
-        "error: `{what}` is not available in this version of pypm yet"
-    ))
 }

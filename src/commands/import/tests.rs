@@ -1,0 +1,316 @@
+use std::path::Path;
+
+use super::*;
+
+/// Converts `text` named `name` and returns the printed file parsed back, and the notes.
+fn run(name: &str, text: &str) -> (toml::Table, Vec<String>) {
+    let imported = convert(name, text, Path::new("/srv/proj")).unwrap_or_else(|e| panic!("{e:?}"));
+    let out = render(&imported, name);
+    let doc: toml::Table = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let apps = doc["apps"].as_table().cloned().unwrap_or_default();
+    (apps, imported.notes)
+}
+
+fn has_note(notes: &[String], part: &str) -> bool {
+    notes.iter().any(|n| n.contains(part))
+}
+
+#[test]
+fn formats_are_detected_by_name_then_content() {
+    let cases = [
+        (
+            "ecosystem.config.js",
+            "module.exports = {}",
+            Some(Format::Pm2),
+        ),
+        ("pm2.json", "{}", Some(Format::Pm2)),
+        ("apps", "{\"apps\": []}", Some(Format::Pm2)),
+        ("Procfile", "web: x", Some(Format::Procfile)),
+        ("Procfile.dev", "web: x", Some(Format::Procfile)),
+        ("procs", "# c\nweb: x\nworker: y\n", Some(Format::Procfile)),
+        ("supervisord.conf", "", Some(Format::Supervisord)),
+        (
+            "x",
+            "; c\n[program:a]\ncommand=a\n",
+            Some(Format::Supervisord),
+        ),
+        ("x", "[supervisord]\n", Some(Format::Supervisord)),
+        ("notes.txt", "hello world\n", None),
+        ("empty", "", None),
+    ];
+    for (name, text, want) in cases {
+        assert_eq!(detect(name, text), want, "{name}: {text:?}");
+    }
+}
+
+#[test]
+fn pm2_interpreters_map_to_script_or_command() {
+    let eco = r#"{"apps": [
+        {"name": "a", "script": "app.py"},
+        {"name": "b", "script": "app.py", "interpreter": "python3"},
+        {"name": "c", "script": "run", "interpreter": "/opt/venv/bin/python", "args": ["x"]},
+        {"name": "d", "script": "srv.js", "interpreter": "none"},
+        {"name": "e", "script": "job.rb"},
+        {"name": "f", "script": "app.py", "interpreter": "python", "interpreter_args": "-u -X dev", "args": "--a 1"},
+        {"name": "g", "script": "gunicorn", "args": "app:app -w 2"},
+        {"name": "h", "script": "./bin/server"},
+        {"name": "i", "script": "tool.sh", "interpreter": "sh"}
+    ]}"#;
+    let (apps, _) = run("eco.json", eco);
+    let keys = |n: &str| -> Vec<(String, String)> {
+        apps[n]
+            .as_table()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect()
+    };
+    let kv = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(keys("a"), kv(&[("script", "\"app.py\"")]));
+    assert_eq!(keys("b"), kv(&[("script", "\"app.py\"")]));
+    assert_eq!(
+        keys("c"),
+        kv(&[
+            ("script", "\"run\""),
+            ("interpreter", "\"/opt/venv/bin/python\""),
+            ("args", "[\"x\"]")
+        ])
+    );
+    assert_eq!(
+        keys("d"),
+        kv(&[("script", "\"srv.js\""), ("interpreter", "\"none\"")])
+    );
+    assert_eq!(keys("e"), kv(&[("command", "[\"ruby\", \"job.rb\"]")]));
+    assert_eq!(
+        keys("f"),
+        kv(&[(
+            "command",
+            "[\"python\", \"-u\", \"-X\", \"dev\", \"app.py\", \"--a\", \"1\"]"
+        )])
+    );
+    assert_eq!(
+        keys("g"),
+        kv(&[("command", "[\"gunicorn\", \"app:app\", \"-w\", \"2\"]")])
+    );
+    assert_eq!(keys("h"), kv(&[("script", "\"./bin/server\"")]));
+    assert_eq!(
+        keys("i"),
+        kv(&[("script", "\"tool.sh\""), ("interpreter", "\"sh\"")])
+    );
+}
+
+#[test]
+fn pm2_settings_map_and_the_rest_is_noted() {
+    let eco = r#"{"apps": [{
+        "name": "web app", "script": "app.py", "cwd": "srv",
+        "env": {"A": "x$y", "N": 3, "B": true}, "env_production": {"A": "p"},
+        "instances": 4, "exec_mode": "cluster_mode", "autorestart": false, "autostart": false,
+        "max_restarts": 7, "min_uptime": 2000, "restart_delay": 250, "kill_timeout": "5s",
+        "max_memory_restart": "300m", "watch": ["src", "*.cfg"], "stop_exit_codes": [0, 3],
+        "time": true, "user": "www", "cron_restart": "0 0 * * *", "wait_ready": true, "foo": 1
+    }]}"#;
+    let (apps, notes) = run("eco.json", eco);
+    let a = apps["web-app"].as_table().unwrap();
+    assert_eq!(a["cwd"].as_str(), Some("srv"));
+    assert_eq!(a["env"]["A"].as_str(), Some("x$$y"));
+    assert_eq!(a["env"]["N"].as_str(), Some("3"));
+    assert_eq!(a["env"]["B"].as_str(), Some("true"));
+    assert_eq!(a["instances"].as_integer(), Some(4));
+    assert_eq!(a["restart"].as_str(), Some("never"));
+    assert_eq!(a["enabled"].as_bool(), Some(false));
+    assert_eq!(a["max_restarts"].as_integer(), Some(7));
+    assert_eq!(a["min_uptime"].as_str(), Some("2s"));
+    assert_eq!(a["restart_delay"].as_str(), Some("250ms"));
+    assert_eq!(a["stop_timeout"].as_str(), Some("5s"));
+    assert_eq!(a["memory_max"].as_str(), Some("300M"));
+    assert_eq!(
+        a["watch"].as_array().unwrap(),
+        &vec![toml::Value::from("src/**"), toml::Value::from("*.cfg")]
+    );
+    assert_eq!(
+        a["success_exit_codes"].as_array().unwrap(),
+        &vec![toml::Value::from(0), toml::Value::from(3)]
+    );
+    assert_eq!(a["log_timestamps"].as_bool(), Some(true));
+    assert_eq!(a["user"].as_str(), Some("www"));
+    for part in [
+        "renamed from `web app`",
+        "`env_production` not imported",
+        "cluster",
+        "`cron_restart",
+        "`wait_ready = true`",
+        "`foo = 1` has no pypm equivalent",
+    ] {
+        assert!(has_note(&notes, part), "no note {part:?} in {notes:#?}");
+    }
+}
+
+#[test]
+fn pm2_instances_max_uses_the_cpu_count() {
+    let (apps, notes) = run(
+        "e.json",
+        r#"{"apps": [{"name": "a", "script": "a.py", "instances": "max"}, {"name": "b", "script": "b.py", "instances": -1}]}"#,
+    );
+    let cpus = i64::from(cpu_count());
+    let got = |n: &str| {
+        apps[n]
+            .get("instances")
+            .and_then(|v| v.as_integer())
+            .unwrap_or(1)
+    };
+    assert_eq!(got("a"), cpus);
+    assert_eq!(got("b"), (cpus - 1).max(1));
+    assert!(
+        has_note(&notes, "`instances = \"max\"` (one per CPU)"),
+        "{notes:#?}"
+    );
+    assert!(
+        has_note(&notes, "`instances = -1` (the CPU count minus 1)"),
+        "{notes:#?}"
+    );
+}
+
+#[test]
+fn pm2_errors_say_what_is_wrong() {
+    let dir = Path::new("/srv");
+    let err = |name: &str, text: &str| convert(name, text, dir).unwrap_err().0;
+    assert!(err("e.json", "{ nope").starts_with("error: `e.json` is not valid JSON"));
+    assert!(err("e.json", "{\"x\": 1}").starts_with("error: no `apps` in `e.json`"));
+    assert!(err("e.json", "{\"apps\": [{\"name\": \"a\"}]}").contains("no `script`; skipped"));
+    let js = err(
+        "conf/ecosystem.config.js",
+        "module.exports = { apps: [{ script: process.env.APP }] }",
+    );
+    let first = js.lines().next().unwrap_or_default();
+    assert!(first.contains("is not a plain object literal"), "{js}");
+    assert!(
+        js.contains("node -e 'console.log(JSON.stringify(require(\"./conf/ecosystem.config.js\")))' > eco.json"),
+        "{js}"
+    );
+}
+
+#[test]
+fn procfile_lines_become_apps() {
+    let (apps, notes) = run(
+        "Procfile",
+        "web: gunicorn app:app -b :$PORT\nworker: celery worker && echo done\nrelease: ./migrate\n",
+    );
+    assert_eq!(
+        apps["web"]["command"].as_str(),
+        Some("gunicorn app:app -b :${PORT}")
+    );
+    assert_eq!(apps["web"]["env"]["PORT"].as_str(), Some("5000"));
+    assert_eq!(
+        apps["web"]["depends_on"]["release"].as_str(),
+        Some("completed")
+    );
+    assert_eq!(
+        apps["worker"]["command"].as_array().map(Vec::len),
+        Some(3),
+        "{apps:#?}"
+    );
+    assert_eq!(apps["release"]["kind"].as_str(), Some("task"));
+    assert!(has_note(&notes, "`$PORT` is set to 5000"), "{notes:#?}");
+}
+
+#[test]
+fn supervisord_environment_values_are_read_like_supervisord() {
+    assert_eq!(
+        supervisord_env("A=\"1,2\",B='x y', C=plain ,\n D=\"\""),
+        Some(vec![
+            ("A".into(), "1,2".into()),
+            ("B".into(), "x y".into()),
+            ("C".into(), "plain".into()),
+            ("D".into(), String::new()),
+        ])
+    );
+    assert_eq!(supervisord_env("A=\"unterminated"), None);
+}
+
+fn supervisord_env(s: &str) -> Option<Vec<(String, String)>> {
+    supervisord::parse_environment_for_tests(s)
+}
+
+#[test]
+fn supervisord_programs_map() {
+    let conf = "\
+[supervisord]
+logfile=/tmp/x.log
+
+[program:web]
+command=gunicorn app:app -b 127.0.0.1:80%(process_num)02d ; a comment
+numprocs=3
+directory=%(here)s/web
+autorestart=false
+startsecs=3
+stopsignal=QUIT
+environment=NAME=\"%(program_name)s\",H=\"%(ENV_HOME)s\",P=\"100%%\"
+priority=5
+
+[program:job]
+command=python3 job.py
+autorestart=true
+";
+    let (apps, notes) = run("supervisord.conf", conf);
+    let web = apps["web"].as_table().unwrap();
+    assert_eq!(
+        web["command"].as_array().unwrap(),
+        &vec![
+            toml::Value::from("sh"),
+            toml::Value::from("-c"),
+            toml::Value::from("exec gunicorn app:app -b 127.0.0.1:80$$PYPM_INSTANCE")
+        ]
+    );
+    assert_eq!(web["instances"].as_integer(), Some(3));
+    assert_eq!(web["cwd"].as_str(), Some("/srv/proj/web"));
+    assert_eq!(web["restart"].as_str(), Some("never"));
+    assert_eq!(web["min_uptime"].as_str(), Some("3s"));
+    assert_eq!(web["stop_signal"].as_str(), Some("SIGQUIT"));
+    assert_eq!(web["env"]["NAME"].as_str(), Some("web"));
+    assert_eq!(web["env"]["H"].as_str(), Some("${HOME}"));
+    assert_eq!(web["env"]["P"].as_str(), Some("100%"));
+    // supervisord's default autorestart is `unexpected`; `true` is pypm's default.
+    let job = apps["job"].as_table().unwrap();
+    assert_eq!(job.get("restart"), None);
+    assert_eq!(job["command"].as_str(), Some("python3 job.py"));
+    assert!(has_note(&notes, "`priority = 5`"), "{notes:#?}");
+    assert!(has_note(&notes, "[supervisord]"), "{notes:#?}");
+}
+
+#[test]
+fn names_are_sanitized_and_unique() {
+    let (apps, notes) = run("Procfile", "a.b: x\na-b: y\n");
+    let names: Vec<&String> = apps.keys().collect();
+    assert_eq!(names, ["a-b", "a-b-2"]);
+    assert!(has_note(&notes, "a-b: renamed from `a.b`"), "{notes:#?}");
+    assert!(has_note(&notes, "a-b-2: renamed from `a-b`"), "{notes:#?}");
+}
+
+#[test]
+fn rendered_values_survive_quoting() {
+    let mut app = AppOut {
+        name: "a".into(),
+        keys: Vec::new(),
+    };
+    app.set("command", "say \"hi\" \\ \u{7}\n");
+    let mut env = toml::Table::new();
+    env.insert("weird key.x".into(), "v".into());
+    app.set("env", env);
+    let imported = Imported {
+        format: Format::Procfile,
+        apps: vec![app],
+        notes: vec!["multi\nline".into()],
+    };
+    let out = render(&imported, "Proc\nfile");
+    let doc: toml::Table = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(
+        doc["apps"]["a"]["command"].as_str(),
+        Some("say \"hi\" \\ \u{7}\n")
+    );
+    assert_eq!(doc["apps"]["a"]["env"]["weird key.x"].as_str(), Some("v"));
+}
