@@ -35,6 +35,7 @@ mod os;
 #[path = "unix.rs"]
 mod os;
 
+pub mod cgroup;
 mod memory;
 mod reaper;
 mod signal;

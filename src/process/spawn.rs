@@ -49,6 +49,9 @@ pub struct SpawnSpec {
     pub notify_socket: Option<PathBuf>,
     /// stdin of the child, borrowed for the call; `None` is `/dev/null`.
     pub stdin: Option<RawFd>,
+    /// `cgroup.procs` files (opened for writing, borrowed for the call) the child joins before
+    /// `execve`, so everything it runs is limited from the start ([`super::cgroup`]).
+    pub cgroup_procs: Vec<RawFd>,
 }
 
 impl SpawnSpec {
@@ -116,6 +119,7 @@ struct Prepared {
     parent: libc::pid_t,
     /// The child's [`reaper::RUN_ID_VAR`] (0: none).
     run_id: u64,
+    cgroup_procs: Vec<RawFd>,
 }
 
 /// Starts a child as [`SpawnSpec`] says and returns once it has called `execve` successfully
@@ -430,6 +434,7 @@ fn prepare(spec: &SpawnSpec) -> Result<Prepared, SpawnError> {
         listen,
         parent: std::process::id() as libc::pid_t,
         run_id: run_id.unwrap_or(0),
+        cgroup_procs: spec.cgroup_procs.clone(),
     })
 }
 
@@ -547,6 +552,12 @@ unsafe fn child(p: &mut Prepared, fds: [c_int; 4]) -> ! {
         let high = 3 + n + 1;
         if libc::setsid() < 0 {
             fail(report, Stage::Setsid);
+        }
+        for &fd in p.cgroup_procs.iter() {
+            // Writing 0 moves the writer: this process joins the cgroup.
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(report, Stage::Cgroup);
+            }
         }
         let moved = libc::fcntl(report, libc::F_DUPFD_CLOEXEC, high);
         if moved < 0 {

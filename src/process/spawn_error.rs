@@ -75,9 +75,10 @@ pub(super) enum Stage {
     DeathSignal,
     Chdir,
     Exec,
+    Cgroup,
 }
 
-pub(super) const STAGES: [Stage; 10] = [
+pub(super) const STAGES: [Stage; 11] = [
     Stage::Setsid,
     Stage::Fds,
     Stage::Nofile,
@@ -88,6 +89,7 @@ pub(super) const STAGES: [Stage; 10] = [
     Stage::DeathSignal,
     Stage::Chdir,
     Stage::Exec,
+    Stage::Cgroup,
 ];
 
 pub(super) fn child_error(spec: &SpawnSpec, stage: u32, errno: i32) -> SpawnError {
@@ -139,6 +141,7 @@ pub(super) fn child_error(spec: &SpawnSpec, stage: u32, errno: i32) -> SpawnErro
         Some(Stage::Setsid) => setup("setsid"),
         Some(Stage::Fds) => setup("setting up file descriptors"),
         Some(Stage::DeathSignal) => setup("setting the parent death signal"),
+        Some(Stage::Cgroup) => setup("joining its cgroup (memory_max / cpu_max)"),
         None => setup("child setup"),
     }
 }

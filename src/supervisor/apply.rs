@@ -302,6 +302,23 @@ impl Supervisor {
                 return None;
             }
         }
+        let mut cgroup = None;
+        let (memory_max, cpu_max) = (spec.app.memory_max, spec.app.cpu_max);
+        if memory_max.is_some() || cpu_max.is_some() {
+            self.cgroup_seq += 1;
+            let name = format!("{app}.{idx}.{}", self.cgroup_seq);
+            if let Some(c) = self.cgroups() {
+                match c.create(&name, memory_max, cpu_max) {
+                    Ok(cg) => {
+                        sp.cgroup_procs = cg.procs_fds();
+                        cgroup = Some(cg);
+                    }
+                    Err(e) => log::warn!(
+                        "cannot create the cgroup of {app}.{idx} ({e}); its memory_max is enforced by sampling"
+                    ),
+                }
+            }
+        }
         let wants_notify = [&spec.app.ready, &spec.app.health].iter().any(|p| {
             p.as_ref()
                 .is_some_and(|p| p.check == crate::config::ProbeCheck::Notify)
@@ -328,6 +345,7 @@ impl Supervisor {
             sp,
             notify,
             roll,
+            cgroup,
         })
     }
 
@@ -344,7 +362,12 @@ impl Supervisor {
             sp,
             notify,
             roll,
+            cgroup,
         } = p;
+        let cgroup = cgroup.map(|mut cg| {
+            cg.close_procs();
+            cg
+        });
         let app = app.as_str();
         let log_dir = self.desired.config.pypm.log_dir.clone();
         let multi = spec.app.instances > 1;
@@ -357,6 +380,10 @@ impl Supervisor {
         let was_started = inst.ever_started;
         match result {
             Ok(child) => {
+                if let Some(cg) = cgroup {
+                    self.proc_cgroups.insert(child.pid, (cg, 0));
+                }
+                let inst = self.instance_mut(app, idx);
                 inst.pid = Some(child.pid);
                 inst.start_ticks = Some(child.start_time);
                 inst.started_at = Some(now);
@@ -458,6 +485,10 @@ impl Supervisor {
                 }
             }
             Err(e) => {
+                if let Some(cg) = cgroup {
+                    cg.remove();
+                }
+                let inst = self.instance_mut(app, idx);
                 inst.state = State::Failed;
                 inst.reason = Some(format!("cannot start: {e}"));
                 inst.pid = None;

@@ -14,6 +14,36 @@ impl Supervisor {
         };
         let (app, idx) = (key.0.clone(), key.1);
         self.dirty = true;
+        if let Some((cg, seen)) = self.proc_cgroups.remove(&e.pid) {
+            // Killed by the kernel for its cgroup's memory.max: say so before the exit.
+            if cg.oom_kills() > seen && e.signal == Some(libc::SIGKILL) {
+                let max = self
+                    .desired
+                    .apps
+                    .get(&app)
+                    .and_then(|s| s.app.memory_max)
+                    .map(crate::config::units::format_size)
+                    .unwrap_or_default();
+                let why = format!(
+                    "memory limit: killed by the kernel's OOM killer in its cgroup (memory_max {max})"
+                );
+                self.emit(
+                    "memory_limit",
+                    Some(&app),
+                    Some(idx),
+                    Some(e.pid),
+                    format!("{why}; restarting"),
+                );
+                if let Some(i) = self.obs.instances.get_mut(&key)
+                    && i.pid == Some(e.pid)
+                {
+                    i.fail_reason = Some(why);
+                }
+            }
+            if !cg.remove() {
+                self.cgroup_leftovers.push(cg);
+            }
+        }
         self.emit("exited", Some(&app), Some(idx), Some(e.pid), e.describe());
         let Some(spec) = self.desired.apps.get(&app).cloned() else {
             // The app was removed from the file while it ran: any exit just stops it.

@@ -145,10 +145,37 @@ impl Supervisor {
             return;
         }
         self.memory_check_at = Some(now + MEMORY_SAMPLE_INTERVAL);
-        let roots: Vec<i32> = limited.iter().map(|(_, pid, _)| *pid).collect();
-        let usage = crate::process::sample(&roots);
         let fmt = crate::config::units::format_size;
+        // Kernel-enforced: the OOM killer ended a process of the instance's tree without ending
+        // the instance itself (a worker, a subprocess). The whole instance is restarted.
+        let mut sampled = Vec::new();
         for ((app, idx), pid, max) in limited {
+            let Some((cg, seen)) = self.proc_cgroups.get_mut(&pid) else {
+                sampled.push(((app, idx), pid, max));
+                continue;
+            };
+            let kills = cg.oom_kills();
+            if kills <= *seen {
+                continue;
+            }
+            *seen = kills;
+            let why = format!(
+                "memory limit: the kernel's OOM killer ended a process of the instance (cgroup memory_max {})",
+                fmt(max)
+            );
+            self.emit(
+                "memory_limit",
+                Some(&app),
+                Some(idx),
+                Some(pid),
+                format!("{why}; restarting"),
+            );
+            self.probes.remove(&(app.clone(), idx));
+            self.fail_running(&app, idx, why, now);
+        }
+        let roots: Vec<i32> = sampled.iter().map(|(_, pid, _)| *pid).collect();
+        let usage = crate::process::sample(&roots);
+        for ((app, idx), pid, max) in sampled {
             let Some(rss) = usage.get(&pid).map(|u| u.rss_bytes) else {
                 continue;
             };

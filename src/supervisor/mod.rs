@@ -58,6 +58,9 @@ struct PreparedStart {
     sp: SpawnSpec,
     notify: Option<std::os::unix::net::UnixDatagram>,
     roll: bool,
+    /// The process's own cgroup when its app has `memory_max` or `cpu_max` and cgroups can be
+    /// used.
+    cgroup: Option<process::cgroup::ProcessCgroup>,
 }
 
 /// How the supervisor was started.
@@ -131,6 +134,15 @@ struct Supervisor {
     http: Option<(String, bool, crate::http::HttpServer)>,
     /// `state_dir/token`.
     token: String,
+    /// The supervisor's cgroups for `memory_max`/`cpu_max`: set up when an app first needs them
+    /// (outer `None`: not tried yet; inner `None`: not available, limits fall back to sampling).
+    cgroups: Option<Option<process::cgroup::Cgroups>>,
+    /// Each limited live process's cgroup, and the OOM kills already reported in it.
+    proc_cgroups: HashMap<i32, (process::cgroup::ProcessCgroup, u64)>,
+    /// Cgroups of exited processes that could not be removed yet (a straggler still inside).
+    cgroup_leftovers: Vec<process::cgroup::ProcessCgroup>,
+    /// Names each process cgroup uniquely (`APP.IDX.SEQ`).
+    cgroup_seq: u64,
 }
 
 fn wants_of(d: &Desired) -> IndexMap<String, Want> {
@@ -258,6 +270,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         outlets: None,
         http: None,
         token,
+        cgroups: None,
+        proc_cgroups: HashMap::new(),
+        cgroup_leftovers: Vec::new(),
+        cgroup_seq: 0,
     };
     sup.rewatch();
     sup.restart_outlets();
@@ -335,6 +351,7 @@ impl Supervisor {
             self.events.flush();
             if std::mem::take(&mut self.sweep_due) {
                 self.reaper.sweep_orphans();
+                self.cgroup_leftovers.retain(|cg| !cg.remove());
             }
             if self.dirty {
                 self.save();
@@ -500,6 +517,28 @@ impl Supervisor {
         })
     }
 
+    /// The supervisor's cgroups, set up on first use.
+    fn cgroups(&mut self) -> Option<&process::cgroup::Cgroups> {
+        if self.cgroups.is_none() {
+            let c = process::cgroup::Cgroups::setup();
+            match &c {
+                Some(c) => log::info!(
+                    "memory_max/cpu_max: enforced by cgroup {}",
+                    if c.version == process::cgroup::Version::V2 {
+                        "v2"
+                    } else {
+                        "v1"
+                    }
+                ),
+                None => log::info!(
+                    "memory_max: enforced by sampling (no cgroup can be created); cpu_max: not enforced"
+                ),
+            }
+            self.cgroups = Some(c);
+        }
+        self.cgroups.as_ref().and_then(Option::as_ref)
+    }
+
     /// (Re)starts the HTTP server when `[pypm] http` or `http_public` changed. An address that
     /// cannot be bound is an error at start-up; on a reload it is logged and the server is off.
     fn restart_http(&mut self) -> Result<(), String> {
@@ -620,11 +659,24 @@ impl Supervisor {
             reaper,
             outlets,
             http,
+            cgroups,
+            proc_cgroups,
+            cgroup_leftovers,
             ..
         } = self;
         drop(http); // no more requests
         // Every app has stopped: what they left outside their process groups goes too.
         reaper.kill_orphans();
+        for cg in proc_cgroups
+            .into_values()
+            .map(|(cg, _)| cg)
+            .chain(cgroup_leftovers)
+        {
+            cg.remove();
+        }
+        if let Some(Some(c)) = cgroups {
+            c.remove();
+        }
         events.append(&EventRecord::new(
             "stopped",
             None,

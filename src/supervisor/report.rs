@@ -215,13 +215,40 @@ impl Supervisor {
         });
         let root = nix::unistd::geteuid().is_root();
         let fmt = crate::config::units::format_size;
+        let (memory_max, cpu_max) = (a.memory_max, a.cpu_max);
+        let cg = if memory_max.is_some() || cpu_max.is_some() {
+            self.cgroups()
+                .map(|c| (c.version, c.limits_memory(), c.limits_cpu()))
+        } else {
+            None
+        };
+        let v = |v: crate::process::cgroup::Version| match v {
+            crate::process::cgroup::Version::V1 => "cgroup v1",
+            crate::process::cgroup::Version::V2 => "cgroup v2",
+        };
+        let a = &self.desired.apps[app].app;
         let limits = json!({
-            "memory_max": a.memory_max.map(|m| format!(
-                "{}: enforced by sampling the RSS of the instance's process tree every {}s and restarting it when over (event memory_limit); no cgroup in this version",
-                fmt(m),
-                super::inputs::MEMORY_SAMPLE_INTERVAL.as_secs()
-            )),
-            "cpu_max": a.cpu_max.map(|c| format!("{c} cores: not enforced (needs a cgroup; not in this version)")),
+            "memory_max": memory_max.map(|m| match cg {
+                Some((ver, true, _)) => format!(
+                    "{}: kernel-enforced by {} (each process's own cgroup, swap included); an OOM kill restarts the instance (event memory_limit)",
+                    fmt(m),
+                    v(ver)
+                ),
+                _ => format!(
+                    "{}: enforced by sampling the RSS of the instance's process tree every {}s and restarting it when over (event memory_limit); no cgroup can be created here",
+                    fmt(m),
+                    super::inputs::MEMORY_SAMPLE_INTERVAL.as_secs()
+                ),
+            }),
+            "cpu_max": cpu_max.map(|c| match cg {
+                Some((ver, _, true)) => format!(
+                    "{c} cores: kernel-enforced by {} (CFS quota {} µs per {} µs)",
+                    v(ver),
+                    (c * crate::process::cgroup::CPU_PERIOD_US as f64).round(),
+                    crate::process::cgroup::CPU_PERIOD_US
+                ),
+                _ => format!("{c} cores: not enforced (no cgroup can be created here)"),
+            }),
             "nofile": a.nofile.map(|n| format!("{n}: setrlimit(RLIMIT_NOFILE) before exec")),
             "nice": format!("{}: setpriority before exec", a.nice),
             "user": a.user.as_ref().map(|u| if root {

@@ -6,6 +6,7 @@ mod harness;
 mod basics;
 mod deps;
 mod http;
+mod limits;
 mod listen;
 mod logs;
 mod notify;

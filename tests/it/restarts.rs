@@ -229,7 +229,18 @@ fn memory_max_without_a_cgroup_restarts_an_instance_over_it_with_a_memory_limit_
         "[apps.hog]\ncommand = [\"python3\", {}]\nmemory_max = \"40M\"\nmax_restarts = 0\n",
         serde_json::to_string(&hog).unwrap()
     ));
-    p.up_d();
+    // Where cgroups can be created the kernel enforces the limit (tests/it/limits.rs); here
+    // they are turned off, as on a machine without them.
+    let status = p
+        .command(&["up", "-d", "--wait", "20s"])
+        .env("PYPM_CGROUPS", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("pypm up -d");
+    assert!(status.success());
+    let inspect = p.pypm_ok(&["inspect", "hog"], 0);
+    assert!(inspect.contains("enforced by sampling"), "{inspect}");
     let row = p.wait_state("hog", "failed", Duration::from_secs(20));
     let reason = row["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("memory limit"), "{row:#}");
