@@ -286,7 +286,7 @@ fn parse_procfile(text: &str) -> Vec<ProcEntry> {
 
 /// Maps a name onto `[A-Za-z0-9][A-Za-z0-9_-]{0,63}`: other characters become `-`, leading
 /// characters that are not alphanumeric are dropped, the rest is cut at 64; empty gives `app`.
-fn sanitize_name(raw: &str) -> String {
+pub(crate) fn sanitize_name(raw: &str) -> String {
     let mapped: String = raw
         .chars()
         .map(|c| {
@@ -308,7 +308,7 @@ fn sanitize_name(raw: &str) -> String {
 
 /// Procfile commands use `$VAR`; pypm expands `${VAR}` and reads a lone `$` as `$$`. Returns the
 /// rewritten command and the variable names it refers to.
-fn brace_vars(command: &str) -> (String, Vec<String>) {
+pub(crate) fn brace_vars(command: &str) -> (String, Vec<String>) {
     let is_start = |c: char| c.is_ascii_alphabetic() || c == '_';
     let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut out = String::with_capacity(command.len());
@@ -346,12 +346,12 @@ fn brace_vars(command: &str) -> (String, Vec<String>) {
 }
 
 /// Whether a command needs a shell: pypm runs commands without one.
-fn needs_shell(command: &str) -> bool {
+pub(crate) fn needs_shell(command: &str) -> bool {
     command.contains(['|', '&', ';', '<', '>', '`']) || command.contains("$(")
 }
 
 /// A TOML basic string.
-fn toml_str(s: &str) -> String {
+pub(crate) fn toml_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -163,15 +163,7 @@ impl Supervisor {
                 "memory limit: the kernel's OOM killer ended a process of the instance (cgroup memory_max {})",
                 fmt(max)
             );
-            self.emit(
-                "memory_limit",
-                Some(&app),
-                Some(idx),
-                Some(pid),
-                format!("{why}; restarting"),
-            );
-            self.probes.remove(&(app.clone(), idx));
-            self.fail_running(&app, idx, why, now);
+            self.restart_over_memory(&app, idx, pid, why, now);
         }
         let roots: Vec<i32> = sampled.iter().map(|(_, pid, _)| *pid).collect();
         let usage = crate::process::sample(&roots);
@@ -183,16 +175,22 @@ impl Supervisor {
                 continue;
             }
             let why = format!("memory limit: RSS {} > memory_max {}", fmt(rss), fmt(max));
-            self.emit(
-                "memory_limit",
-                Some(&app),
-                Some(idx),
-                Some(pid),
-                format!("{why}; restarting"),
-            );
-            self.probes.remove(&(app.clone(), idx));
-            self.fail_running(&app, idx, why, now);
+            self.restart_over_memory(&app, idx, pid, why, now);
         }
+    }
+
+    /// `memory_max` was hit (either way it is enforced): the event, then the whole instance is
+    /// stopped and restarted as after a failure.
+    fn restart_over_memory(&mut self, app: &str, idx: u32, pid: i32, why: String, now: Instant) {
+        self.emit(
+            "memory_limit",
+            Some(app),
+            Some(idx),
+            Some(pid),
+            format!("{why}; restarting"),
+        );
+        self.probes.remove(&(app.to_string(), idx));
+        self.fail_running(app, idx, why, now);
     }
 
     pub(super) fn on_probe(&mut self, r: crate::probes::ProbeResult) {

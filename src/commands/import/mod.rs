@@ -169,7 +169,7 @@ struct Builder {
 impl Builder {
     /// A new app named after `raw` (sanitized and made unique, with a note when it changed).
     fn app(&mut self, raw: &str) -> AppOut {
-        let base = sanitize_name(raw);
+        let base = crate::init::sanitize_name(raw);
         let mut name = base.clone();
         let mut n = 2;
         while self.apps.iter().any(|a| a.name == name) {
@@ -191,28 +191,6 @@ impl Builder {
 
     fn note(&mut self, app: &str, text: impl AsRef<str>) {
         self.notes.push(format!("{app}: {}", text.as_ref()));
-    }
-}
-
-/// Maps a name onto `[A-Za-z0-9][A-Za-z0-9_-]{0,63}`: other characters become `-`, leading
-/// characters that are not alphanumeric are dropped, the rest is cut at 64; empty gives `app`.
-pub fn sanitize_name(raw: &str) -> String {
-    let mapped: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = mapped.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
-    let name: String = trimmed.chars().take(64).collect();
-    if name.is_empty() {
-        "app".to_string()
-    } else {
-        name
     }
 }
 
@@ -268,30 +246,9 @@ fn toml_value(v: &toml::Value) -> String {
             let items: Vec<String> = a.iter().map(toml_value).collect();
             format!("[{}]", items.join(", "))
         }
-        toml::Value::String(s) => basic_string(s),
+        toml::Value::String(s) => crate::init::toml_str(s),
         other => other.to_string(),
     }
-}
-
-/// A TOML basic (double-quoted, single-line) string.
-fn basic_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The printed `pypm.toml`: a header, what had no equivalent, then one table per app.

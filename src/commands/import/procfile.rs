@@ -53,8 +53,8 @@ pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
     for (raw, command) in entries {
         let mut app = b.app(raw);
         let name = app.name.clone();
-        let (command, vars) = brace_vars(command);
-        if needs_shell(&command) {
+        let (command, vars) = crate::init::brace_vars(command);
+        if crate::init::needs_shell(&command) {
             // Heroku runs Procfile lines through a shell; pypm runs commands without one.
             app.set("command", vec!["sh".to_string(), "-c".into(), command]);
         } else {
@@ -96,48 +96,4 @@ pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
         }
         b.apps.push(app);
     }
-}
-
-/// Procfile commands use `$VAR`; pypm expands `${VAR}` and reads a lone `$` as `$$`. Returns the
-/// rewritten command and the variable names it refers to.
-pub fn brace_vars(command: &str) -> (String, Vec<String>) {
-    let is_start = |c: char| c.is_ascii_alphabetic() || c == '_';
-    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let mut out = String::with_capacity(command.len());
-    let mut vars: Vec<String> = Vec::new();
-    let mut rest = command;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        let (name, consumed) = if let Some(inner) = after.strip_prefix('{') {
-            match inner.find('}') {
-                Some(end) if !inner[..end].is_empty() && inner[..end].chars().all(is_name) => {
-                    (Some(&inner[..end]), end + 2)
-                }
-                _ => (None, 0),
-            }
-        } else if after.starts_with(is_start) {
-            let end = after.find(|c| !is_name(c)).unwrap_or(after.len());
-            (Some(&after[..end]), end)
-        } else {
-            (None, 0)
-        };
-        match name {
-            Some(name) => {
-                let _ = write!(out, "${{{name}}}");
-                if !vars.iter().any(|v| v == name) {
-                    vars.push(name.to_string());
-                }
-            }
-            None => out.push_str("$$"),
-        }
-        rest = &after[consumed..];
-    }
-    out.push_str(rest);
-    (out, vars)
-}
-
-/// Whether a command needs a shell: pypm runs commands without one.
-fn needs_shell(command: &str) -> bool {
-    command.contains(['|', '&', ';', '<', '>', '`']) || command.contains("$(")
 }
