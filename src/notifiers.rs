@@ -117,10 +117,25 @@ impl Drop for Outlets {
 impl NotifierKind {
     fn describe(&self) -> String {
         match self {
-            NotifierKind::Webhook(url) => format!("webhook {url}"),
+            // The path of a webhook URL is often its secret (Slack, Discord): logs show the host.
+            NotifierKind::Webhook(url) => format!("webhook {}", url_origin(url)),
             NotifierKind::Email { to, .. } => format!("email {to}"),
             NotifierKind::Exec(argv) => format!("exec {}", argv.join(" ")),
         }
+    }
+}
+
+/// `https://hooks.example.com/T0/B1/secret` → `https://hooks.example.com/…`.
+pub fn url_origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let more = if rest.len() > authority.len() { "/…" } else { "" };
+    // No user:password either.
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if scheme.is_empty() {
+        format!("{host}{more}")
+    } else {
+        format!("{scheme}://{host}{more}")
     }
 }
 
@@ -163,12 +178,12 @@ fn webhook(url: &str, e: &EventRecord) -> Result<(), String> {
         .header("Content-Type", "application/json")
         .header("User-Agent", concat!("pypm/", env!("CARGO_PKG_VERSION")))
         .send(&body[..])
-        .map_err(|err| format!("POST {url}: {err}"))?;
+        .map_err(|err| format!("POST {}: {err}", url_origin(url)))?;
     let code = resp.status().as_u16();
     if (200..300).contains(&code) {
         Ok(())
     } else {
-        Err(format!("POST {url}: HTTP {code}"))
+        Err(format!("POST {}: HTTP {code}", url_origin(url)))
     }
 }
 
@@ -181,7 +196,15 @@ fn exec(
     let Some(program) = argv.first() else {
         return Err("empty command".into());
     };
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    // `vars_os`: a variable that is not UTF-8 must not panic the notifier's thread.
+    let mut env: Vec<(String, String)> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
     env.push(("PYPM_EVENT".into(), e.event.clone()));
     env.push(("PYPM_APP".into(), e.app.clone().unwrap_or_default()));
     env.push((
@@ -304,7 +327,9 @@ fn smtp_reply(r: &mut BufReader<TcpStream>, want: u16) -> Result<(), String> {
 }
 
 /// StatsD (SPEC §8): every [`STATSD_INTERVAL`], gauges `pypm.APP.INSTANCE.cpu_percent`,
-/// `.memory_bytes`, `.up` per instance; on each `restarting` event, counter `pypm.APP.restarts`.
+/// `.memory_bytes`, `.up` per instance; on each restart, counter `pypm.APP.restarts`: every
+/// `started` of an instance after its first, whatever caused it (a crash, `pypm restart`, a
+/// roll, a watched file), as `restarts` counts in `status` and `/metrics`.
 fn statsd_loop(addr: &str, rx: &Receiver<Arc<EventRecord>>, status: &Handler) {
     let socket = match UdpSocket::bind(if addr.starts_with('[') {
         "[::]:0"
@@ -327,11 +352,13 @@ fn statsd_loop(addr: &str, rx: &Receiver<Arc<EventRecord>>, status: &Handler) {
     };
     // The first gauges once the apps have had a moment to start.
     let mut next = Instant::now() + Duration::from_secs(1);
+    let mut started: std::collections::HashSet<(String, Option<u32>)> = Default::default();
     loop {
         match rx.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(e) => {
-                if e.event == "restarting"
+                if e.event == "started"
                     && let Some(app) = &e.app
+                    && !started.insert((app.clone(), e.instance))
                 {
                     send(&format!("pypm.{app}.restarts:1|c"));
                 }
@@ -405,6 +432,22 @@ mod tests {
             reason: None,
             last_exit: None,
         }
+    }
+
+    #[test]
+    fn webhook_urls_are_logged_without_their_secret_path() {
+        assert_eq!(
+            url_origin("https://hooks.slack.com/services/T0/B1/XYZ"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            url_origin("http://u:pw@127.0.0.1:9000"),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            url_origin("http://127.0.0.1:9000/"),
+            "http://127.0.0.1:9000/…"
+        );
     }
 
     #[test]

@@ -299,6 +299,7 @@ mod tests {
             Request::Ping => Response::Pong {
                 pid,
                 config_file: "pypm.toml".into(),
+                http: None,
             },
             Request::Shutdown => {
                 if let Some(s) = stopper.lock().ok().and_then(|mut s| s.take()) {

@@ -61,6 +61,9 @@ pub enum Response {
     Pong {
         pid: u32,
         config_file: String,
+        /// The address the HTTP server listens on, when it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http: Option<String>,
     },
     /// A request that changed something: a short human summary.
     Done {

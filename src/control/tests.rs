@@ -18,6 +18,7 @@ fn fake_handler(req: Request) -> Response {
         Request::Ping => Response::Pong {
             pid: 42,
             config_file: "pypm.toml".into(),
+            http: None,
         },
         Request::Status { app, .. } => Response::Status(StatusReport {
             config_file: format!("for {}", app.unwrap_or_default()),
@@ -107,7 +108,8 @@ fn socket_is_private_and_answers() {
         pong,
         Response::Pong {
             pid: 42,
-            config_file: "pypm.toml".into()
+            config_file: "pypm.toml".into(),
+            http: None,
         }
     );
     let status = client::request(

@@ -44,7 +44,12 @@ pub struct HttpServer {
     pub addr: SocketAddr,
 }
 
+/// Server-Sent Event streams open at once; more are refused with 503 (each holds a thread).
+const MAX_STREAMS: usize = 64;
+
 struct Ctx {
+    /// Open Server-Sent Event streams.
+    streams: std::sync::atomic::AtomicUsize,
     token: String,
     /// `Host` values accepted (lowercase); empty = any (`http_public`).
     hosts: Vec<String>,
@@ -61,8 +66,19 @@ impl HttpServer {
         handler: Handler,
         bus: EventBus,
     ) -> io::Result<HttpServer> {
-        let server = tiny_http::Server::http(addr)
-            .map_err(|e| io::Error::other(format!("cannot listen on {addr}: {e}")))?;
+        // A server being replaced on the same address (a reload) closes its listener from its
+        // own thread: give that a moment.
+        let mut tries = 0;
+        let server = loop {
+            match tiny_http::Server::http(addr) {
+                Ok(s) => break s,
+                Err(e) if tries < 20 && e.to_string().contains("in use") => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(io::Error::other(format!("cannot listen on {addr}: {e}"))),
+            }
+        };
         let bound = server
             .server_addr()
             .to_ip()
@@ -74,6 +90,7 @@ impl HttpServer {
             allowed_hosts(addr, bound)
         };
         let ctx = Arc::new(Ctx {
+            streams: std::sync::atomic::AtomicUsize::new(0),
             token,
             hosts,
             handler,
@@ -116,6 +133,14 @@ pub fn allowed_hosts(configured: &str, bound: SocketAddr) -> Vec<String> {
     let mut hosts = vec![configured.to_ascii_lowercase(), bound.to_string()];
     if bound.ip().is_loopback() {
         hosts.push(format!("localhost:{}", bound.port()));
+    }
+    // Port 80 is left out of the Host header.
+    if bound.port() == 80 {
+        let bare: Vec<String> = hosts
+            .iter()
+            .filter_map(|h| h.strip_suffix(":80").map(str::to_string))
+            .collect();
+        hosts.extend(bare);
     }
     hosts.dedup();
     hosts
@@ -218,14 +243,17 @@ fn answer(req: tiny_http::Request, resp: Response) {
         Response::Inspect(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
         Response::Plan(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
         Response::Metrics(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
-        Response::Pong { pid, config_file } => {
-            respond_json(req, 200, &json!({"pid": pid, "config_file": config_file}))
-        }
+        Response::Pong {
+            pid, config_file, ..
+        } => respond_json(req, 200, &json!({"pid": pid, "config_file": config_file})),
         Response::Done { message } => respond_json(req, 200, &json!({ "message": message })),
         Response::Error { message, code } => {
             let status = if message.contains("no app named") {
                 404
-            } else if code == 3 {
+            } else if code == 3
+                || message.contains("did not answer in time")
+                || message.contains("shutting down")
+            {
                 503
             } else {
                 // An invalid file on reload/plan, or a request the supervisor refused.
@@ -334,6 +362,27 @@ fn handle(req: tiny_http::Request, ctx: &Ctx) {
     }
 }
 
+/// Counts an open stream while it lives.
+struct StreamSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> StreamSlot<'a> {
+    fn take(ctx: &'a Ctx) -> Option<StreamSlot<'a>> {
+        use std::sync::atomic::Ordering;
+        let n = ctx.streams.fetch_add(1, Ordering::SeqCst);
+        if n >= MAX_STREAMS {
+            ctx.streams.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(StreamSlot(&ctx.streams))
+    }
+}
+
+impl Drop for StreamSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Starts a Server-Sent Events response on the raw connection.
 fn sse_start(req: tiny_http::Request) -> io::Result<Box<dyn Write + Send>> {
     let mut w = req.into_writer();
@@ -393,6 +442,9 @@ fn logs(req: tiny_http::Request, ctx: &Ctx, app: &str, url: &str) {
         }
         return respond_json(req, 200, &json!({"app": app, "lines": lines}));
     }
+    let Some(_slot) = StreamSlot::take(ctx) else {
+        return error(req, 503, "too many open streams");
+    };
     let mut followers = Vec::new();
     let mut first = Vec::new();
     for s in &srcs {
@@ -442,6 +494,9 @@ fn logs(req: tiny_http::Request, ctx: &Ctx, app: &str, url: &str) {
 /// `GET /api/events`: every event from now on, one Server-Sent Event each (the objects of
 /// `events.jsonl`).
 fn events(req: tiny_http::Request, ctx: &Ctx) {
+    let Some(_slot) = StreamSlot::take(ctx) else {
+        return error(req, 503, "too many open streams");
+    };
     let (id, rx) = ctx.bus.subscribe("an /api/events stream");
     let Ok(mut w) = sse_start(req) else {
         ctx.bus.unsubscribe(id);

@@ -40,6 +40,8 @@ pub struct Cgroups {
     cpu: Option<PathBuf>,
     /// v2: the cgroup the supervisor was in, to go back to at the end.
     home: Option<PathBuf>,
+    /// v2: the controllers pypm enabled in each `cgroup.subtree_control`, to disable again.
+    enabled: Vec<(PathBuf, Vec<String>)>,
 }
 
 /// One started process's cgroup(s).
@@ -168,44 +170,55 @@ impl Cgroups {
             memory,
             cpu,
             home: None,
+            enabled: Vec::new(),
         })
     }
 
     fn setup_v2(dir: &Path, name: &str, controllers: &str) -> io::Result<Cgroups> {
         remove_stale(dir);
         let base = dir.join(name);
-        let me = dir.join(name).join("supervisor");
         std::fs::create_dir(&base)?;
-        let undo = |e: io::Error| {
-            let _ = write(&dir.join("cgroup.procs"), "0");
-            let _ = std::fs::remove_dir(&me);
-            let _ = std::fs::remove_dir(&base);
-            e
+        let mut c = Cgroups {
+            version: Version::V2,
+            memory: None,
+            cpu: None,
+            home: Some(dir.to_path_buf()),
+            enabled: Vec::new(),
         };
-        std::fs::create_dir(&me).map_err(undo)?;
-        write(&me.join("cgroup.procs"), "0").map_err(undo)?;
-        let wanted: Vec<&str> = ["memory", "cpu"]
-            .into_iter()
-            .filter(|c| controllers.split_whitespace().any(|x| x == *c))
-            .collect();
-        let enable: String = wanted.iter().map(|c| format!("+{c} ")).collect();
-        for d in [dir, base.as_path()] {
-            let ctl = d.join("cgroup.subtree_control");
-            let have = std::fs::read_to_string(&ctl).unwrap_or_default();
-            if !wanted
-                .iter()
-                .all(|c| have.split_whitespace().any(|x| x == *c))
-            {
-                write(&ctl, enable.trim_end()).map_err(undo)?;
+        let me = base.join("supervisor");
+        let result = (|| {
+            std::fs::create_dir(&me)?;
+            write(&me.join("cgroup.procs"), "0")?;
+            let wanted: Vec<&str> = ["memory", "cpu"]
+                .into_iter()
+                .filter(|w| controllers.split_whitespace().any(|x| x == *w))
+                .collect();
+            for d in [dir, base.as_path()] {
+                let ctl = d.join("cgroup.subtree_control");
+                let have = std::fs::read_to_string(&ctl).unwrap_or_default();
+                let missing: Vec<String> = wanted
+                    .iter()
+                    .filter(|w| !have.split_whitespace().any(|x| x == **w))
+                    .map(|w| w.to_string())
+                    .collect();
+                if !missing.is_empty() {
+                    let add: Vec<String> = missing.iter().map(|m| format!("+{m}")).collect();
+                    write(&ctl, &add.join(" "))?;
+                    c.enabled.push((d.to_path_buf(), missing));
+                }
+            }
+            c.cpu = wanted.contains(&"cpu").then(|| base.clone());
+            c.memory = Some(base.clone());
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok(c),
+            Err(e) => {
+                c.memory = Some(base); // for `remove`: it rmdirs `supervisor` and the base
+                c.remove();
+                Err(e)
             }
         }
-        let cpu = wanted.contains(&"cpu").then(|| base.clone());
-        Ok(Cgroups {
-            version: Version::V2,
-            memory: Some(base),
-            cpu,
-            home: Some(dir.to_path_buf()),
-        })
     }
 
     pub fn limits_memory(&self) -> bool {
@@ -286,9 +299,15 @@ impl Cgroups {
         }
     }
 
-    /// At the end: removes the supervisor's directories (they must be empty by then), and on v2
-    /// goes back to the cgroup it started in.
+    /// At the end, once every process cgroup is gone: on v2 disables the controllers pypm
+    /// enabled (innermost first) and goes back to the cgroup it started in (a cgroup with
+    /// controllers enabled for its children may hold no process); then removes its directories.
+    /// What cannot be removed now is removed by the next supervisor's `remove_stale`.
     pub fn remove(&self) {
+        for (dir, ctrls) in self.enabled.iter().rev() {
+            let off: Vec<String> = ctrls.iter().map(|c| format!("-{c}")).collect();
+            let _ = write(&dir.join("cgroup.subtree_control"), &off.join(" "));
+        }
         if let Some(home) = &self.home {
             let _ = write(&home.join("cgroup.procs"), "0");
         }
@@ -330,6 +349,11 @@ fn remove_stale(parent: &Path) {
 }
 
 impl ProcessCgroup {
+    /// Its memory is limited by the kernel (else `memory_max` is sampled).
+    pub fn limits_memory(&self) -> bool {
+        self.memory_dir.is_some()
+    }
+
     /// The opened `cgroup.procs` files the child writes `0` to before `execve`.
     pub fn procs_fds(&self) -> Vec<RawFd> {
         self.procs.iter().map(AsRawFd::as_raw_fd).collect()

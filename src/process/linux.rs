@@ -438,7 +438,9 @@ pub(super) fn release_code_pages() {
 }
 
 /// The read-only mappings of `exe` (code `r-xp`, data `r--p`) in `/proc/self/smaps` text that
-/// have no private dirty page: code, and the constants and relocation tables start-up read.
+/// have no anonymous page (a page written since it was mapped becomes a private anonymous copy):
+/// code, and the constants and relocation tables start-up read. (`Private_Dirty` is no guide: a
+/// binary on tmpfs has every file page "dirty".)
 /// The RELRO segment (`r--p` too, but written by the relocation at start-up) is skipped: its
 /// pages are private copies that dropping would lose.
 fn clean_exe_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
@@ -469,10 +471,7 @@ fn clean_exe_mappings(smaps: &str, exe: &str) -> Vec<(usize, usize)> {
             }
             continue;
         }
-        if cur.is_some()
-            && matches!(first, "Private_Dirty:" | "Anonymous:")
-            && f.next().is_some_and(|kb| kb != "0")
-        {
+        if cur.is_some() && first == "Anonymous:" && f.next().is_some_and(|kb| kb != "0") {
             dirty = true;
         }
     }
@@ -492,7 +491,7 @@ Rss:                 960 kB
 Private_Dirty:         0 kB
 Anonymous:             0 kB
 2000-3000 r-xp 001ad000 fe:00 5 /bin/pypm
-Private_Dirty:         0 kB
+Private_Dirty:      3864 kB
 Anonymous:             0 kB
 3000-4000 r--p 0057c000 fe:00 5 /bin/pypm
 Private_Dirty:       240 kB

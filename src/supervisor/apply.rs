@@ -314,7 +314,7 @@ impl Supervisor {
                         cgroup = Some(cg);
                     }
                     Err(e) => log::warn!(
-                        "cannot create the cgroup of {app}.{idx} ({e}); its memory_max is enforced by sampling"
+                        "cannot create the cgroup of {app}.{idx} ({e}): memory_max is enforced by sampling, cpu_max not at all"
                     ),
                 }
             }
@@ -485,8 +485,10 @@ impl Supervisor {
                 }
             }
             Err(e) => {
-                if let Some(cg) = cgroup {
-                    cg.remove();
+                if let Some(cg) = cgroup
+                    && !cg.remove()
+                {
+                    self.cgroup_leftovers.push(cg);
                 }
                 let inst = self.instance_mut(app, idx);
                 inst.state = State::Failed;

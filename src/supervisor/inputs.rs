@@ -150,7 +150,11 @@ impl Supervisor {
         // the instance itself (a worker, a subprocess). The whole instance is restarted.
         let mut sampled = Vec::new();
         for ((app, idx), pid, max) in limited {
-            let Some((cg, seen)) = self.proc_cgroups.get_mut(&pid) else {
+            let Some((cg, seen)) = self
+                .proc_cgroups
+                .get_mut(&pid)
+                .filter(|(cg, _)| cg.limits_memory())
+            else {
                 sampled.push(((app, idx), pid, max));
                 continue;
             };

@@ -276,6 +276,16 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         cgroup_seq: 0,
     };
     sup.rewatch();
+    // Before anything is spawned: on cgroup v2 the supervisor moves into a cgroup of its own,
+    // which only works while no other process shares its cgroup.
+    if sup
+        .desired
+        .apps
+        .values()
+        .any(|a| a.app.memory_max.is_some() || a.app.cpu_max.is_some())
+    {
+        sup.cgroups();
+    }
     sup.restart_outlets();
     if let Err(e) = sup.restart_http() {
         stopper.stop();

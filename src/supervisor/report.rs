@@ -216,12 +216,11 @@ impl Supervisor {
         let root = nix::unistd::geteuid().is_root();
         let fmt = crate::config::units::format_size;
         let (memory_max, cpu_max) = (a.memory_max, a.cpu_max);
-        let cg = if memory_max.is_some() || cpu_max.is_some() {
-            self.cgroups()
-                .map(|c| (c.version, c.limits_memory(), c.limits_cpu()))
-        } else {
-            None
-        };
+        let cg = self
+            .cgroups
+            .as_ref()
+            .and_then(Option::as_ref)
+            .map(|c| (c.version, c.limits_memory(), c.limits_cpu()));
         let v = |v: crate::process::cgroup::Version| match v {
             crate::process::cgroup::Version::V1 => "cgroup v1",
             crate::process::cgroup::Version::V2 => "cgroup v2",

@@ -9,6 +9,18 @@ impl Supervisor {
             Request::Ping => Response::Pong {
                 pid: std::process::id(),
                 config_file: self.opts.config_path.display().to_string(),
+                http: self.http.as_ref().map(|(_, _, s)| {
+                    // A wildcard address is reachable here as loopback.
+                    let mut a = s.addr;
+                    if a.ip().is_unspecified() {
+                        a.set_ip(if a.is_ipv4() {
+                            std::net::Ipv4Addr::LOCALHOST.into()
+                        } else {
+                            std::net::Ipv6Addr::LOCALHOST.into()
+                        });
+                    }
+                    a.to_string()
+                }),
             },
             Request::Status { app, light } => match self.check_app(app.as_deref()) {
                 Some(err) => err,

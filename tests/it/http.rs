@@ -339,9 +339,17 @@ fn events_and_logs_stream_as_server_sent_events() {
 }
 
 #[test]
-fn dashboard_command_says_when_it_cannot_give_a_url() {
+fn dashboard_command_prints_the_running_servers_url_or_says_why_not() {
     let p = Project::new();
     p.write_config("[apps.a]\ncommand = \"sleep 300\"\n");
+    let out = p.pypm(&["dashboard"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "no supervisor: {}",
+        describe(&out)
+    );
+    p.up_d();
     let out = p.pypm(&["dashboard"]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("http ="));
@@ -349,8 +357,13 @@ fn dashboard_command_says_when_it_cannot_give_a_url() {
     p.write_config(&format!(
         "[pypm]\nhttp = \"127.0.0.1:{port}\"\n[apps.a]\ncommand = \"sleep 300\"\n"
     ));
-    let out = p.pypm(&["dashboard"]);
-    assert_eq!(out.status.code(), Some(3), "{}", describe(&out));
+    p.pypm_ok(&["reload"], 0);
+    let url = format!("http://127.0.0.1:{port}/?token={}", token_of(&p));
+    assert_eq!(p.pypm_ok(&["dashboard"], 0).trim(), url);
+    // The URL is the running server's, whatever the file says now.
+    p.write_config("[pypm]\nhttp = \"127.0.0.1:1\"\n[apps.a\n");
+    assert_eq!(p.pypm_ok(&["dashboard"], 0).trim(), url);
+    p.pypm_ok(&["down"], 0);
 }
 
 #[test]

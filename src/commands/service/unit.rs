@@ -81,7 +81,15 @@ fn sanitize(raw: &str, empty: &str) -> String {
 /// Quotes one word of a systemd command line: `%` → `%%` (specifiers), `$` → `$$` (variable
 /// substitution), and double quotes around words with spaces, quotes or backslashes.
 fn systemd_word(s: &str) -> String {
-    let escaped = s.replace('%', "%%").replace('$', "$$");
+    quote_systemd(s.replace('%', "%%").replace('$', "$$"))
+}
+
+/// One `Environment=` assignment: `%` → `%%`; `$` stays (systemd expands no variables there).
+fn systemd_env(assignment: &str) -> String {
+    quote_systemd(assignment.replace('%', "%%"))
+}
+
+fn quote_systemd(escaped: String) -> String {
     if escaped.is_empty() || escaped.contains([' ', '\t', '"', '\'', '\\', ';']) {
         format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
@@ -129,12 +137,14 @@ pub fn systemd(spec: &UnitSpec, scope: Scope, name: &str) -> String {
     let _ = writeln!(out, "ExecStart={}", exec.join(" "));
     let _ = writeln!(out, "WorkingDirectory={}", systemd_path(&spec.dir));
     for (k, v) in &spec.env {
-        let _ = writeln!(out, "Environment={}", systemd_word(&format!("{k}={v}")));
+        let _ = writeln!(out, "Environment={}", systemd_env(&format!("{k}={v}")));
     }
     out.push_str("Restart=on-failure\nRestartSec=2s\n");
     // SIGTERM goes to pypm alone, which stops its apps in reverse dependency order; whatever is
     // left when the timeout ends is killed by systemd.
     out.push_str("KillMode=mixed\n");
+    // The unit's cgroup is pypm's to divide: a cgroup per app process for memory_max / cpu_max.
+    out.push_str("Delegate=yes\n");
     let _ = writeln!(out, "TimeoutStopSec={}", spec.stop_timeout.as_secs().max(1));
     let _ = writeln!(out, "\n[Install]");
     let target = match scope {
@@ -271,7 +281,8 @@ mod tests {
             has("Environment=\"PATH=/srv/my app/.venv/bin:/usr/bin\""),
             "{text}"
         );
-        assert!(has("Environment=VIRTUAL_ENV=/a%%b$$c"), "{text}");
+        assert!(has("Environment=VIRTUAL_ENV=/a%%b$c"), "{text}");
+        assert!(has("Delegate=yes"), "{text}");
         assert!(has("TimeoutStopSec=25"), "{text}");
         assert!(has("WantedBy=default.target"), "{text}");
         assert!(!text.contains("User="), "{text}");
