@@ -129,7 +129,11 @@ impl NotifierKind {
 pub fn url_origin(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let more = if rest.len() > authority.len() { "/…" } else { "" };
+    let more = if rest.len() > authority.len() {
+        "/…"
+    } else {
+        ""
+    };
     // No user:password either.
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     if scheme.is_empty() {
