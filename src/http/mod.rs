@@ -294,11 +294,20 @@ fn handle(req: tiny_http::Request, ctx: &Ctx) {
         .as_ref()
         .is_some_and(|(t, _)| token::matches(t, &ctx.token))
     {
-        let resp = tiny_http::Response::from_string(
-            "{\"error\": \"unauthorized: pass the token of state_dir/token (`pypm dashboard` prints a URL with it)\"}\n",
-        )
-        .with_status_code(401);
-        let resp = with(resp, "Content-Type", "application/json");
+        // A browser opening the dashboard without its token gets a page that says how to get it.
+        let (body, content_type) = if path == "/" {
+            (
+                "<!doctype html><meta charset=\"utf-8\"><title>pypm</title><p>This dashboard needs its token. Run <code>pypm dashboard</code> next to your <code>pypm.toml</code> and open the URL it prints.</p>\n",
+                "text/html; charset=utf-8",
+            )
+        } else {
+            (
+                "{\"error\": \"unauthorized: pass the token of state_dir/token (`pypm dashboard` prints a URL with it)\"}\n",
+                "application/json",
+            )
+        };
+        let resp = tiny_http::Response::from_string(body).with_status_code(401);
+        let resp = with(resp, "Content-Type", content_type);
         let _ = req.respond(with(resp, "WWW-Authenticate", "Bearer"));
         return;
     }

@@ -103,7 +103,12 @@ fn the_api_needs_the_token_and_answers_like_the_cli() {
         .0,
         401
     );
-    assert_eq!(http(port, "GET", "/", &[]).0, 401);
+    let (code, _, page) = http(port, "GET", "/", &[]);
+    assert_eq!(code, 401);
+    assert!(
+        page.contains("pypm dashboard"),
+        "says how to get the URL: {page}"
+    );
 
     // The status is `status --json`'s shape.
     let (code, _, body) = http(port, "GET", "/api/status", &auth);
