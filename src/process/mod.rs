@@ -87,6 +87,33 @@ pub fn random_bytes(n: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Tells the service manager that started pypm (systemd `Type=notify`, `NOTIFY_SOCKET` in the
+/// environment) about the supervisor's own state, e.g. `READY=1` or `STOPPING=1`. No socket: does
+/// nothing. An address starting with `@` is Linux's abstract namespace.
+pub fn sd_notify(state: &str) -> io::Result<bool> {
+    let Some(addr) = std::env::var_os("NOTIFY_SOCKET").filter(|a| !a.is_empty()) else {
+        return Ok(false);
+    };
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    let bytes = addr.as_encoded_bytes();
+    if let Some(name) = bytes.strip_prefix(b"@") {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::linux::net::SocketAddrExt;
+            let a = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            sock.send_to_addr(state.as_bytes(), &a)?;
+            return Ok(true);
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = name;
+            return Err(io::Error::other("abstract sockets are Linux-only"));
+        }
+    }
+    sock.send_to(state.as_bytes(), std::path::Path::new(&addr))?;
+    Ok(true)
+}
+
 /// Makes a write to a closed pipe end the process (SIGPIPE's default) instead of an `EPIPE`
 /// error, which Rust's `println!` turns into a panic. For short-lived CLI commands only.
 pub fn restore_default_sigpipe() {

@@ -143,6 +143,8 @@ struct Supervisor {
     cgroup_leftovers: Vec<process::cgroup::ProcessCgroup>,
     /// Names each process cgroup uniquely (`APP.IDX.SEQ`).
     cgroup_seq: u64,
+    /// `READY=1` was sent to the service manager (`process::sd_notify`).
+    told_ready: bool,
 }
 
 fn wants_of(d: &Desired) -> IndexMap<String, Want> {
@@ -274,6 +276,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         proc_cgroups: HashMap::new(),
         cgroup_leftovers: Vec::new(),
         cgroup_seq: 0,
+        told_ready: false,
     };
     sup.rewatch();
     // Before anything is spawned: on cgroup v2 the supervisor moves into a cgroup of its own,
@@ -374,6 +377,12 @@ impl Supervisor {
                     .any(|i| i.state == State::Starting)
             {
                 self.release_pending = false;
+                if !std::mem::replace(&mut self.told_ready, true) {
+                    // systemd `Type=notify`: up once nothing is starting (as `up -d` returns).
+                    if let Err(e) = process::sd_notify("READY=1") {
+                        log::warn!("cannot notify the service manager: {e}");
+                    }
+                }
                 process::release_startup_memory();
             }
             let event = match wake {

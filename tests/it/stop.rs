@@ -391,3 +391,41 @@ fn a_second_sigint_kills_every_app_at_once_and_still_cleans_up() {
     let last = events.last().map(|e| e["event"].clone());
     assert_eq!(last, Some(serde_json::json!("stopped")), "{events:#?}");
 }
+
+#[test]
+fn a_service_manager_hears_ready_once_nothing_is_starting_and_apps_never_see_its_socket() {
+    let p = Project::new();
+    let sock_path = p.path("systemd-notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind notify socket");
+    sock.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let slow = p.sh("slow", "sleep 0.5\necho up\nexec sleep 300\n");
+    p.write_config(&format!(
+        "[apps.slow]\ncommand = {slow}\n[apps.slow.ready]\nlog = \"up\"\ninterval = \"50ms\"\n"
+    ));
+    let mut child = p
+        .command(&["up"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn pypm up");
+    let sup = child.id() as i32;
+    let mut buf = [0u8; 256];
+    let got = sock.recv(&mut buf);
+    let ready_state = p.state_of("slow");
+    let app_env = p
+        .pid_of("slow")
+        .and_then(|pid| environ_of(pid, "NOTIFY_SOCKET"));
+    kill(sup, libc::SIGTERM);
+    let _ = wait_child(&mut child, Duration::from_secs(15));
+    let n = got.expect("READY=1 within 20 s");
+    assert_eq!(&buf[..n], b"READY=1");
+    assert_eq!(
+        ready_state, "running",
+        "READY=1 came before the app was ready"
+    );
+    assert_eq!(
+        app_env, None,
+        "the app inherited the supervisor's NOTIFY_SOCKET"
+    );
+}
