@@ -65,7 +65,7 @@ pub(super) fn client_failure(e: ClientError) -> Failure {
 /// Sends `req`; no supervisor → exit 3, an `Error` answer → its exit code.
 pub(super) fn ask(t: &Target, req: Request, timeout: Duration) -> Result<Response, Failure> {
     match client::request_for(&t.state_dir, Some(&t.located.path), req, timeout) {
-        Ok(Response::Error { message, code }) => Err(from_error(message, code)),
+        Ok(Response::Error { message, code, .. }) => Err(from_error(message, code)),
         Ok(r) => Ok(r),
         Err(ClientError::NotRunning) => Err(no_supervisor(&t.located.display)),
         Err(e) => Err(client_failure(e)),
@@ -124,12 +124,14 @@ fn shut_down(
     // The pid from the live supervisor itself: a stale pid file could name a recycled pid.
     let pid = match client::request_for(state_dir, Some(config), Request::Ping, QUICK) {
         Err(ClientError::NotRunning) => return Ok(false),
-        Ok(Response::Error { message, code: 3 }) => return Err(from_error(message, 3)),
+        Ok(Response::Error {
+            message, code: 3, ..
+        }) => return Err(from_error(message, 3)),
         Ok(Response::Pong { pid, .. }) => Some(pid),
         _ => read_pid_file(state_dir),
     };
     match client::request_for(state_dir, Some(config), Request::Shutdown, within) {
-        Ok(Response::Error { message, code }) => return Err(from_error(message, code)),
+        Ok(Response::Error { message, code, .. }) => return Err(from_error(message, code)),
         // Gone already, or it closed the connection as it went: either way, wait below.
         Ok(_) | Err(ClientError::NotRunning | ClientError::Protocol(_) | ClientError::Io(..)) => {}
         Err(e @ ClientError::Timeout(_)) => return Err(client_failure(e)),
@@ -164,7 +166,7 @@ pub fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
     let report =
         match client::request_for(&t.state_dir, Some(&t.located.path), Request::Plan, QUICK) {
             Ok(Response::Plan(report)) => report,
-            Ok(Response::Error { message, code }) => return Err(from_error(message, code)),
+            Ok(Response::Error { message, code, .. }) => return Err(from_error(message, code)),
             Ok(other) => return Err(unexpected("plan", &other)),
             Err(ClientError::NotRunning) => local_plan(&t.located)?,
             Err(e) => return Err(client_failure(e)),
@@ -312,10 +314,7 @@ mod tests {
                     message: "stopping".into(),
                 }
             }
-            _ => Response::Error {
-                message: "unexpected".into(),
-                code: 1,
-            },
+            _ => Response::error(crate::control::protocol::ErrorKind::Failed, "unexpected"),
         };
         let _accept = server
             .serve(PathBuf::from("pypm.toml"), Arc::new(handler))

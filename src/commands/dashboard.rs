@@ -14,7 +14,7 @@ pub fn dashboard(config: Option<&Path>) -> Result<(), Failure> {
     let http = match client::request_for(&t.state_dir, Some(&t.located.path), Request::Ping, QUICK)
     {
         Ok(Response::Pong { http, .. }) => http,
-        Ok(Response::Error { message, code }) => return Err(from_error(message, code)),
+        Ok(Response::Error { message, code, .. }) => return Err(from_error(message, code)),
         Ok(_) => None,
         Err(ClientError::NotRunning) => return Err(no_supervisor(&t.located.display)),
         Err(e) => return Err(client_failure(e)),

@@ -46,8 +46,10 @@ pub fn up(config: Option<&Path>, args: &UpArgs) -> Result<(), Failure> {
         match client::request_for(&state_dir, Some(&located.path), Request::Reload, timeout) {
             Ok(Response::Done { message }) => println!("applied `{}`: {message}", located.display),
             // The supervisor of this state_dir runs another file: this one cannot start here.
-            Ok(Response::Error { message, code: 3 }) => return Err(Failure::Error(message)),
-            Ok(Response::Error { message, code }) => {
+            Ok(Response::Error {
+                message, code: 3, ..
+            }) => return Err(Failure::Error(message)),
+            Ok(Response::Error { message, code, .. }) => {
                 return Err(if code == 1 {
                     Failure::Error(message)
                 } else {

@@ -71,11 +71,46 @@ pub enum Response {
     },
     Plan(PlanReport),
     Metrics(MetricsReport),
-    /// The request failed; `code` is the exit code the CLI should use.
+    /// The request failed; `code` is the exit code the CLI should use, `cause` what failed (the
+    /// HTTP API's status code).
     Error {
         message: String,
         code: i32,
+        #[serde(default, skip_serializing_if = "ErrorKind::is_failed")]
+        cause: ErrorKind,
     },
+}
+
+/// What kind of failure a [`Response::Error`] is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Anything else.
+    #[default]
+    Failed,
+    /// No app of that name in the file.
+    NotFound,
+    /// The file is invalid; nothing was changed.
+    Invalid,
+    /// The supervisor is shutting down or did not answer in time.
+    Unavailable,
+}
+
+impl ErrorKind {
+    fn is_failed(&self) -> bool {
+        *self == ErrorKind::Failed
+    }
+}
+
+impl Response {
+    /// An error of `kind`, exit code 1.
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
+        Response::Error {
+            message: message.into(),
+            code: 1,
+            cause: kind,
+        }
+    }
 }
 
 /// `status --json` (SPEC §8).

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::protocol::{MAX_FRAME, Request, RequestFrame, Response, ResponseFrame, VERSION};
+use super::protocol::{
+    ErrorKind, MAX_FRAME, Request, RequestFrame, Response, ResponseFrame, VERSION,
+};
 
 /// The request handler: called once per request, from a connection thread.
 pub type Handler = Arc<dyn Fn(Request) -> Response + Send + Sync>;
@@ -186,10 +188,7 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
 }
 
 fn error(message: impl Into<String>) -> Response {
-    Response::Error {
-        message: message.into(),
-        code: 1,
-    }
+    Response::error(ErrorKind::Failed, message)
 }
 
 /// The file a supervisor runs, as given and as the file system resolves it.
@@ -224,6 +223,7 @@ fn handle_connection(mut stream: UnixStream, owner: &Owner, handler: &Handler) {
                         owner.given.display()
                     ),
                     code: 3,
+                    cause: ErrorKind::Failed,
                 },
                 _ => handler(frame.request),
             },

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::client::{self, ClientError};
-use super::protocol::{MAX_FRAME, Request, Response, ResponseFrame, StatusReport, VERSION};
+use super::protocol::{
+    ErrorKind, MAX_FRAME, Request, Response, ResponseFrame, StatusReport, VERSION,
+};
 use super::server::{Server, Stopper, peer_allowed, socket_path};
 
 const T: Duration = Duration::from_secs(5);
@@ -25,10 +27,7 @@ fn fake_handler(req: Request) -> Response {
             config_error: None,
             instances: vec![],
         }),
-        _ => Response::Error {
-            message: "error: not in this test".into(),
-            code: 1,
-        },
+        _ => Response::error(ErrorKind::Failed, "error: not in this test"),
     }
 }
 
@@ -84,7 +83,7 @@ fn raw_exchange(state_dir: &Path, bytes: Vec<u8>) -> ResponseFrame {
 
 fn error_message(f: ResponseFrame) -> String {
     match f.response {
-        Response::Error { message, code } => {
+        Response::Error { message, code, .. } => {
             assert_eq!(code, 1);
             message
         }

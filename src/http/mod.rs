@@ -27,7 +27,7 @@ use serde_json::json;
 use tiny_http::{Header, Method};
 
 use crate::bus::EventBus;
-use crate::control::protocol::{Request, Response};
+use crate::control::protocol::{ErrorKind, Request, Response};
 use crate::control::server::Handler;
 use crate::logs::{FOLLOW_INTERVAL, Stream, sources, tail_follow};
 
@@ -247,17 +247,12 @@ fn answer(req: tiny_http::Request, resp: Response) {
             pid, config_file, ..
         } => respond_json(req, 200, &json!({"pid": pid, "config_file": config_file})),
         Response::Done { message } => respond_json(req, 200, &json!({ "message": message })),
-        Response::Error { message, code } => {
-            let status = if message.contains("no app named") {
-                404
-            } else if code == 3
-                || message.contains("did not answer in time")
-                || message.contains("shutting down")
-            {
-                503
-            } else {
+        Response::Error { message, cause, .. } => {
+            let status = match cause {
+                ErrorKind::NotFound => 404,
+                ErrorKind::Unavailable => 503,
                 // An invalid file on reload/plan, or a request the supervisor refused.
-                422
+                ErrorKind::Invalid | ErrorKind::Failed => 422,
             };
             error(req, status, &message)
         }

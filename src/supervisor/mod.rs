@@ -216,16 +216,18 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             .map(|t| t.send(Event::Control(req, reply_tx)).is_ok())
             .unwrap_or(false);
         if !sent {
-            return Response::Error {
-                message: "the supervisor is shutting down".into(),
-                code: 1,
-            };
+            return Response::error(
+                crate::control::protocol::ErrorKind::Unavailable,
+                "the supervisor is shutting down",
+            );
         }
         reply_rx
             .recv_timeout(Duration::from_secs(30))
-            .unwrap_or(Response::Error {
-                message: "the supervisor did not answer in time".into(),
-                code: 1,
+            .unwrap_or_else(|_| {
+                Response::error(
+                    crate::control::protocol::ErrorKind::Unavailable,
+                    "the supervisor did not answer in time",
+                )
             })
     });
     server

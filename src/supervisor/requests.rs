@@ -2,6 +2,7 @@
 use std::time::Instant;
 
 use super::*;
+use crate::control::protocol::ErrorKind;
 
 impl Supervisor {
     pub(super) fn on_request(&mut self, req: Request) -> Response {
@@ -71,10 +72,10 @@ impl Supervisor {
         let hint = crate::diagnostic::did_you_mean(a, self.desired.apps.keys().map(String::as_str))
             .map(|h| format!("\n\n{h}"))
             .unwrap_or_default();
-        Some(Response::Error {
-            message: format!("error: no app named `{a}` in `{}`{hint}", self.opts.display),
-            code: 1,
-        })
+        Some(Response::error(
+            ErrorKind::NotFound,
+            format!("error: no app named `{a}` in `{}`{hint}", self.opts.display),
+        ))
     }
 
     pub(super) fn load_file(&self) -> Result<Desired, crate::config::ConfigError> {
@@ -91,14 +92,14 @@ impl Supervisor {
                     .map(|(a, c)| c.to_plan(a))
                     .collect(),
             }),
-            Err(e) => Response::Error {
-                message: format!(
+            Err(e) => Response::error(
+                ErrorKind::Invalid,
+                format!(
                     "error: `{}` is invalid; nothing would change\n\n{}",
                     e.file,
                     e.render().trim_end()
                 ),
-                code: 1,
-            },
+            ),
         }
     }
 
@@ -129,7 +130,7 @@ impl Supervisor {
                     e.render().trim_end()
                 );
                 self.config_error = Some(e);
-                Response::Error { message, code: 1 }
+                Response::error(ErrorKind::Invalid, message)
             }
             Ok(new) => {
                 let changes = diff::diff(&self.desired.apps, &new.apps);
