@@ -29,6 +29,16 @@ pub enum Version {
     V2,
 }
 
+impl Version {
+    /// `cgroup v1` or `cgroup v2`, as messages show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::V1 => "cgroup v1",
+            Version::V2 => "cgroup v2",
+        }
+    }
+}
+
 /// The supervisor's cgroup directories, created by [`Cgroups::setup`].
 #[derive(Debug)]
 pub struct Cgroups {

@@ -543,14 +543,7 @@ impl Supervisor {
         if self.cgroups.is_none() {
             let c = process::cgroup::Cgroups::setup();
             match &c {
-                Some(c) => log::info!(
-                    "memory_max/cpu_max: enforced by cgroup {}",
-                    if c.version == process::cgroup::Version::V2 {
-                        "v2"
-                    } else {
-                        "v1"
-                    }
-                ),
+                Some(c) => log::info!("memory_max/cpu_max: enforced by {}", c.version.name()),
                 None => log::info!(
                     "memory_max: enforced by sampling (no cgroup can be created); cpu_max: not enforced"
                 ),

@@ -221,17 +221,12 @@ impl Supervisor {
             .as_ref()
             .and_then(Option::as_ref)
             .map(|c| (c.version, c.limits_memory(), c.limits_cpu()));
-        let v = |v: crate::process::cgroup::Version| match v {
-            crate::process::cgroup::Version::V1 => "cgroup v1",
-            crate::process::cgroup::Version::V2 => "cgroup v2",
-        };
-        let a = &self.desired.apps[app].app;
         let limits = json!({
             "memory_max": memory_max.map(|m| match cg {
                 Some((ver, true, _)) => format!(
                     "{}: kernel-enforced by {} (each process's own cgroup, swap included); an OOM kill restarts the instance (event memory_limit)",
                     fmt(m),
-                    v(ver)
+                    ver.name()
                 ),
                 _ => format!(
                     "{}: enforced by sampling the RSS of the instance's process tree every {}s and restarting it when over (event memory_limit); no cgroup can be created here",
@@ -242,7 +237,7 @@ impl Supervisor {
             "cpu_max": cpu_max.map(|c| match cg {
                 Some((ver, _, true)) => format!(
                     "{c} cores: kernel-enforced by {} (CFS quota {} µs per {} µs)",
-                    v(ver),
+                    ver.name(),
                     (c * crate::process::cgroup::CPU_PERIOD_US as f64).round(),
                     crate::process::cgroup::CPU_PERIOD_US
                 ),
