@@ -2,7 +2,17 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
+
+/// `pypm --version`: the version, the git commit when built from a checkout, and the target
+/// (`0.2.0 (abc1234, x86_64-unknown-linux-musl)`; see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("PYPM_BUILD_INFO"),
+    ")"
+);
 
 /// pypm: a declarative process supervisor for Python services.
 ///
@@ -10,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 /// keeps it matching. Exit codes: 0 success, 1 error, 2 usage error (and `plan` with changes),
 /// 3 no supervisor is running for this file.
 #[derive(Debug, Parser)]
-#[command(name = "pypm", version, propagate_version = true)]
+#[command(name = "pypm", version = VERSION, propagate_version = true)]
 pub struct Cli {
     /// The configuration file [default: $PYPM_CONFIG, else pypm.toml here or in the nearest parent]
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
@@ -60,9 +70,47 @@ pub enum Command {
     /// choose) or, on macOS, a launchd agent. It runs `pypm --config FILE up` in the foreground
     /// from the file's directory, with the PATH of the shell that installed it.
     Service(ServiceArgs),
+    /// Print a shell's completion script (app names complete from the nearest pypm.toml)
+    ///
+    /// Load it for the current shell, or install it once:
+    ///
+    ///   bash: `source <(pypm completions bash)` (or save it as
+    ///         ~/.local/share/bash-completion/completions/pypm)
+    ///   zsh:  `pypm completions zsh > "${fpath[1]}/_pypm"`
+    ///   fish: `pypm completions fish > ~/.config/fish/completions/pypm.fish`
+    ///
+    /// The script asks `pypm` itself what to complete at each TAB, so app names for `logs`,
+    /// `restart`, `inspect` and `status` come from the pypm.toml that `$PYPM_CONFIG` names, else the
+    /// nearest one in the current directory or a parent.
+    Completions(CompletionsArgs),
+    /// Write the man pages (pypm.1 and one page per subcommand) into a directory
+    #[command(hide = true)]
+    Manpages(ManpagesArgs),
     /// Run the supervisor in this process (used by `up -d`)
     #[command(hide = true)]
     Daemon,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: Shell,
+}
+
+/// The shells `pypm completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManpagesArgs {
+    /// The directory to write `pypm.1`, `pypm-up.1`, ... into (created if missing)
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +174,7 @@ pub struct JsonArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this app
+    #[arg(add = ArgValueCandidates::new(crate::commands::app_candidates))]
     pub app: Option<String>,
     /// Machine-readable output (format: SPEC §8)
     #[arg(long)]
@@ -135,6 +184,7 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct LogsArgs {
     /// Only this app (default: every app, each line prefixed with its instance name)
+    #[arg(add = ArgValueCandidates::new(crate::commands::app_candidates))]
     pub app: Option<String>,
     /// Keep printing new lines as they are written
     #[arg(short, long)]
@@ -154,6 +204,7 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The app
+    #[arg(add = ArgValueCandidates::new(crate::commands::app_candidates))]
     pub app: String,
     /// Machine-readable output
     #[arg(long)]
@@ -163,7 +214,11 @@ pub struct InspectArgs {
 #[derive(Debug, Args)]
 pub struct RestartArgs {
     /// The app to roll
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        required_unless_present = "all",
+        conflicts_with = "all",
+        add = ArgValueCandidates::new(crate::commands::app_candidates)
+    )]
     pub app: Option<String>,
     /// Roll every app
     #[arg(long)]

@@ -3,6 +3,7 @@
 
 mod check;
 mod client_cmds;
+mod completions;
 mod dashboard;
 mod import;
 mod init;
@@ -13,6 +14,8 @@ mod status;
 mod up;
 
 use std::path::{Path, PathBuf};
+
+pub use completions::{app_candidates, complete_if_asked};
 
 use crate::cli::{Cli, Command};
 use crate::config::ConfigError;
@@ -150,5 +153,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Import(args) => import::import(&args.file),
         Command::Dashboard => dashboard::dashboard(config),
         Command::Service(args) => service::service(config, &args.action),
+        Command::Completions(args) => completions::completions(args.shell),
+        Command::Manpages(args) => completions::manpages(&args.dir),
     }
 }
