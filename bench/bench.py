@@ -682,6 +682,13 @@ class Pypm(Manager):
             return None
 
 
+class PypmAlt(Pypm):
+    """A second pypm build (`--pypm-alt PATH`), e.g. the musl binary of the wheel against the
+    glibc one, run alternately with the first like any peer."""
+    name = "pypm-alt"
+    binary = ""
+
+
 class Supervisord(Manager):
     name = "supervisord"
     venv = os.path.join(SCRATCH, "venv")
@@ -875,8 +882,8 @@ class Floor(Foreground):
         return [self.binary, SLEEP]  # SIGTERM: it kills its child, then exits
 
 
-MANAGERS = {"pypm": Pypm, "supervisord": Supervisord, "pm2": Pm2, "horust": Horust,
-            "floor": Floor}
+MANAGERS = {"pypm": Pypm, "pypm-alt": PypmAlt, "supervisord": Supervisord, "pm2": Pm2,
+            "horust": Horust, "floor": Floor}
 # Scenarios a manager takes part in (default: all).
 ONLY = {"floor": {"crash"}}
 FLEET = ["start", "stop", "idle", "status", "reload"]
@@ -891,6 +898,10 @@ def install(name: str) -> tuple[bool, str]:
     """Installs a peer into the scratch prefix; returns (ok, version or reason)."""
     os.makedirs(SCRATCH, exist_ok=True)
     try:
+        if name == "pypm-alt":
+            if not PypmAlt.binary:
+                return False, "needs --pypm-alt PATH"
+            return True, sh_out([PypmAlt.binary, "--version"])
         if name == "supervisord":
             v = Supervisord.venv
             if not os.path.exists(os.path.join(v, "bin", "supervisord")):
@@ -1437,6 +1448,8 @@ def main() -> int:
     ap.add_argument("--peers", default="pypm,supervisord,pm2,horust",
                     help="managers to compare (also: floor, see the docstring)")
     ap.add_argument("--pypm", help="use this pypm binary instead of building one")
+    ap.add_argument("--pypm-alt", help="a second pypm binary, run alternately with the first as "
+                    "the manager `pypm-alt` (e.g. the wheel's musl build against glibc)")
     ap.add_argument("--out", help="write the report (Markdown) to this file; its "
                     "`<!-- roll:begin -->` / `<!-- reload:begin -->` sections are kept")
     ap.add_argument("--idle", type=float, default=None, help="idle seconds (default 30, quick 3)")
@@ -1465,6 +1478,8 @@ def main() -> int:
         managers = [m.strip() for m in args.peers.split(",") if m.strip()]
         if "pypm" not in managers:
             managers.insert(0, "pypm")
+        if args.pypm_alt and "pypm-alt" not in managers:
+            managers.insert(1, "pypm-alt")
         sizes, kills, log_mib = [50, 200], 40, 200
         args.idle = args.idle or 30.0
     for m in managers:
@@ -1472,6 +1487,7 @@ def main() -> int:
             ap.error(f"unknown manager `{m}` (expected {', '.join(MANAGERS)})")
 
     Pypm.binary = build_pypm(args.pypm)
+    PypmAlt.binary = os.path.abspath(args.pypm_alt) if args.pypm_alt else ""
     versions = {"pypm": sh_out([Pypm.binary, "--version"]) + " (git "
                 + sh_out(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]) + ")"}
     notes: dict[str, str] = {}
@@ -1533,8 +1549,8 @@ def main() -> int:
                     steps.append(("crash", lambda: sc_crash(cls, res, kills)))
                 if "logs" in sel:
                     steps.append(("logs", lambda: sc_logs(cls, res, log_mib)))
-                if m == "pypm" and "watch" in sel:
-                    steps.append(("watch", lambda: sc_watch(Pypm.binary, res)))
+                if m in ("pypm", "pypm-alt") and "watch" in sel:
+                    steps.append(("watch", lambda: sc_watch(cls.binary, res)))
                 if not steps:
                     continue
                 for name, fn in steps:

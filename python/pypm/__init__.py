@@ -1,0 +1,4 @@
+"""pypm: a declarative process supervisor for Python services.
+
+The wheel installs the ``pypm`` command; this package is its Python side.
+"""
