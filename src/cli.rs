@@ -84,7 +84,6 @@ pub enum Command {
     /// nearest one in the current directory or a parent.
     Completions(CompletionsArgs),
     /// Write the man pages (pypm.1 and one page per subcommand) into a directory
-    #[command(hide = true)]
     Manpages(ManpagesArgs),
     /// Run the supervisor in this process (used by `up -d`)
     #[command(hide = true)]

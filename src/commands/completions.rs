@@ -6,7 +6,8 @@
 //! the file that is there when TAB is pressed.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use clap::CommandFactory;
 use clap_complete::CompletionCandidate;
@@ -28,8 +29,16 @@ fn completer(shell: Shell) -> &'static dyn EnvCompleter {
     }
 }
 
+/// The `--config FILE` of the line being completed: candidates see no other argument.
+static LINE_CONFIG: OnceLock<Option<PathBuf>> = OnceLock::new();
+
 /// Answers a completion request if this process is one (`PYPM_COMPLETE` set); returns otherwise.
 pub fn complete_if_asked() {
+    if std::env::var_os(COMPLETE_VAR).is_none() {
+        return;
+    }
+    let words: Vec<String> = std::env::args().skip_while(|a| a != "--").skip(1).collect();
+    let _ = LINE_CONFIG.set(config_on_line(&words));
     clap_complete::CompleteEnv::with_factory(Cli::command)
         .var(COMPLETE_VAR)
         // The installed scripts call `pypm` on PATH, wherever the binary that wrote them was.
@@ -58,14 +67,41 @@ pub fn manpages(dir: &Path) -> Result<(), Failure> {
     clap_mangen::generate_to(Cli::command(), dir).map_err(fail)
 }
 
-/// App names of the nearest `pypm.toml` (`$PYPM_CONFIG`, else here or a parent), for TAB.
-/// Read leniently: a file with errors elsewhere still offers its app names; none if unreadable.
+/// `--config FILE`, `--config=FILE`, `-c FILE` or `-cFILE` among the words typed so far (the last
+/// one wins, as clap's parse does).
+fn config_on_line(words: &[String]) -> Option<PathBuf> {
+    let mut found = None;
+    let mut it = words.iter().skip(1);
+    while let Some(w) = it.next() {
+        if w == "--" {
+            break;
+        }
+        if w == "--config" || w == "-c" {
+            if let Some(v) = it.next() {
+                found = Some(PathBuf::from(v));
+            }
+        } else if let Some(v) = w.strip_prefix("--config=") {
+            found = Some(PathBuf::from(v));
+        } else if let Some(v) = w
+            .strip_prefix("-c")
+            .filter(|v| !v.is_empty() && !w.starts_with("--"))
+        {
+            found = Some(PathBuf::from(v));
+        }
+    }
+    found
+}
+
+/// App names of the file the command being completed would use (`--config` on the line, else
+/// `$PYPM_CONFIG`, else the nearest `pypm.toml`), for TAB. Read leniently: a file with errors
+/// elsewhere still offers its app names; none if unreadable.
 pub fn app_candidates() -> Vec<CompletionCandidate> {
     let Ok(cwd) = std::env::current_dir() else {
         return Vec::new();
     };
     let env_config = std::env::var("PYPM_CONFIG").ok();
-    let Some(path) = crate::config::discover(None, env_config.as_deref(), &cwd) else {
+    let line = LINE_CONFIG.get().cloned().flatten();
+    let Some(path) = crate::config::discover(line.as_deref(), env_config.as_deref(), &cwd) else {
         return Vec::new();
     };
     let Ok(text) = std::fs::read_to_string(&path) else {
@@ -89,7 +125,26 @@ fn app_names(text: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::app_names;
+    use super::{app_names, config_on_line};
+    use std::path::PathBuf;
+
+    #[test]
+    fn config_given_on_the_line() {
+        let w = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(config_on_line(&w("pypm logs ")), None);
+        assert_eq!(
+            config_on_line(&w("pypm --config a.toml logs ")),
+            Some(PathBuf::from("a.toml"))
+        );
+        assert_eq!(
+            config_on_line(&w("pypm logs -c b.toml ")),
+            Some(PathBuf::from("b.toml"))
+        );
+        assert_eq!(
+            config_on_line(&w("pypm --config=c.toml -cd.toml status ")),
+            Some(PathBuf::from("d.toml"))
+        );
+    }
 
     #[test]
     fn app_names_in_file_order() {
