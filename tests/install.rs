@@ -148,7 +148,10 @@ fn tab_completes_app_names_from_the_nearest_file() {
     let apps = |got: Vec<String>| -> Vec<String> {
         got.into_iter().filter(|c| !c.starts_with('-')).collect()
     };
-    assert_eq!(apps(bash_complete(&line, elsewhere.path(), &[])), ["billing"]);
+    assert_eq!(
+        apps(bash_complete(&line, elsewhere.path(), &[])),
+        ["billing"]
+    );
     let env = other.display().to_string();
     let got = bash_complete("pypm inspect ", elsewhere.path(), &[("PYPM_CONFIG", &env)]);
     assert_eq!(apps(got), ["billing"]);
