@@ -96,10 +96,21 @@ pub fn changed_keys(old: &AppSpec, new: &AppSpec) -> Vec<String> {
     if out.is_empty() && old.argv != new.argv {
         out.push("command changed".into());
     }
-    if out.is_empty() && old.environ != new.environ {
+    // The environment as a set: SPEC §5, reordering the keys of `env` (or of an env_file)
+    // changes nothing about a process, so it must not roll the app.
+    if out.is_empty() && !same_environ(&old.environ, &new.environ) {
         out.push("environment changed".into());
     }
     out
+}
+
+fn same_environ(a: &[(String, String)], b: &[(String, String)]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let set =
+        |e: &[(String, String)]| -> BTreeSet<(String, String)> { e.iter().cloned().collect() };
+    a == b || set(a) == set(b)
 }
 
 /// Every change, in the new file's order, then removed apps.
@@ -199,6 +210,19 @@ mod tests {
     }
 
     const BASE: &str = "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\n";
+
+    #[test]
+    fn reordering_env_keys_changes_nothing() {
+        let old = "[apps.w]\ncommand = \"sleep 1\"\nenv = { ALPHA = \"1\", BETA = \"2\" }\n";
+        let new = "[apps.w]\ncommand = \"sleep 1\"\nenv = { BETA = \"2\", ALPHA = \"1\" }\n";
+        assert!(
+            plan_lines(old, new).is_empty(),
+            "{:?}",
+            plan_lines(old, new)
+        );
+        let changed = "[apps.w]\ncommand = \"sleep 1\"\nenv = { BETA = \"3\", ALPHA = \"1\" }\n";
+        assert_eq!(plan_lines(old, changed).len(), 1);
+    }
 
     #[test]
     fn each_kind_of_change() {
