@@ -10,6 +10,7 @@ pub const VERSION: u32 = 1;
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct RequestFrame {
     pub v: u32,
     /// The configuration file the client acts for. A supervisor started for another file (two
@@ -21,6 +22,7 @@ pub struct RequestFrame {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     /// Status of every instance (or one app's). `light` skips CPU and memory sampling (for
@@ -47,6 +49,7 @@ pub enum Request {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ResponseFrame {
     pub v: u32,
     #[serde(flatten)]
@@ -54,6 +57,7 @@ pub struct ResponseFrame {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Response {
     Status(StatusReport),
@@ -83,6 +87,7 @@ pub enum Response {
 
 /// What kind of failure a [`Response::Error`] is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// Anything else.
@@ -115,6 +120,7 @@ impl Response {
 
 /// `status --json` (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct StatusReport {
     pub config_file: String,
     pub config_error: Option<ConfigErrorInfo>,
@@ -122,6 +128,7 @@ pub struct StatusReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct ConfigErrorInfo {
     pub message: String,
     pub line: Option<usize>,
@@ -130,6 +137,7 @@ pub struct ConfigErrorInfo {
 
 /// One instance (SPEC §8 ROW).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Row {
     /// `api`, or `api.0` when the app has several instances.
     pub name: String,
@@ -147,6 +155,7 @@ pub struct Row {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct LastExit {
     pub code: Option<i32>,
     pub signal: Option<String>,
@@ -156,6 +165,7 @@ pub struct LastExit {
 
 /// `inspect --json`: the resolved spec plus the app's instances as ROWs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct InspectReport {
     pub app: String,
     /// The resolved spec (argv, interpreter, rule, cwd, env with secrets masked, limits, probes).
@@ -169,12 +179,14 @@ pub struct InspectReport {
 
 /// What `/metrics` shows (SPEC §8).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct MetricsReport {
     pub config_error: bool,
     pub instances: Vec<MetricsRow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct MetricsRow {
     pub app: String,
     pub instance: u32,
@@ -189,6 +201,7 @@ pub struct MetricsRow {
 
 /// `plan --json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PlanReport {
     pub config_file: String,
     /// False when no supervisor runs (every app shown as `start`).
@@ -197,6 +210,7 @@ pub struct PlanReport {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PlanChange {
     pub app: String,
     /// `start`, `stop`, `restart` or `scale N → M`.
@@ -213,6 +227,36 @@ impl std::fmt::Display for PlanChange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The protocol's shapes as JSON Schema: what `python/pypm` mirrors (python/tests check its
+    /// dataclasses against this file, so a field added here fails them until mirrored there).
+    fn protocol_schema() -> String {
+        #[derive(schemars::JsonSchema)]
+        #[allow(dead_code)]
+        struct Protocol {
+            request: RequestFrame,
+            response: ResponseFrame,
+        }
+        let schema = schemars::schema_for!(Protocol);
+        let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    #[test]
+    fn checked_in_protocol_schema_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/protocol.schema.json");
+        let want = protocol_schema();
+        if std::env::var_os("PYPM_BLESS").is_some() {
+            std::fs::write(path, &want).unwrap_or_else(|e| panic!("{path}: {e}"));
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "schema/protocol.schema.json is stale: run `PYPM_BLESS=1 cargo test --lib protocol_schema`, \
+             then mirror the change in python/pypm/_types.py"
+        );
+    }
 
     #[test]
     fn frames_round_trip_with_version() {
