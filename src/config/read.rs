@@ -104,9 +104,15 @@ pub(super) fn read_settings(cx: &mut Cx, v: Option<&Val>, dir: &Path, vars: &Var
         .and_then(|v| as_table(cx, v, "`[pypm]`"))
         .unwrap_or(&empty);
     let t = Table::new(cx, t, "`[pypm]`".into(), keys::PYPM_KEYS);
+    let from_file = t.estr(cx, "state_dir", vars).map(|(s, _)| s);
+    // `$PYPM_STATE_DIR` overrides the file's (the Python client's test fixture runs a file's
+    // apps in a private directory that way); relative to the file's directory like the key.
     let state_dir = dir.join(
-        t.estr(cx, "state_dir", vars)
-            .map_or(".pypm".into(), |(s, _)| s),
+        vars.get("PYPM_STATE_DIR")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .or(from_file)
+            .unwrap_or_else(|| ".pypm".into()),
     );
     let log_dir = t
         .estr(cx, "log_dir", vars)

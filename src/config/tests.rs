@@ -403,6 +403,23 @@ fn state_dir_alone_is_read_while_an_app_is_invalid() {
     assert_eq!(super::state_dir(&path, &host), None);
 }
 
+#[test]
+fn pypm_state_dir_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("pypm.toml");
+    std::fs::write(&path, "[pypm]\nstate_dir = \"st\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let mut host = host();
+    assert_eq!(super::state_dir(&path, &host), Some(dir.path().join("st")));
+    host.insert("PYPM_STATE_DIR".into(), "/tmp/private".into());
+    assert_eq!(
+        super::state_dir(&path, &host),
+        Some(PathBuf::from("/tmp/private"))
+    );
+    let c = super::load(&path, "pypm.toml", &host).unwrap_or_else(|e| panic!("{}", e.render()));
+    assert_eq!(c.pypm.state_dir, PathBuf::from("/tmp/private"));
+    assert_eq!(c.pypm.log_dir, PathBuf::from("/tmp/private/logs"));
+}
+
 fn error_count(out: &str) -> usize {
     out.matches("error: ").count()
 }
