@@ -35,8 +35,10 @@ class Client:
         config: Optional[PathLike] = None,
         state_dir: Optional[PathLike] = None,
         timeout: float = DEFAULT_TIMEOUT,
+        env: Optional[Dict[str, str]] = None,
     ) -> None:
-        self._sync = _SyncClient(config, state_dir=state_dir, timeout=timeout)
+        self._sync = _SyncClient(config, state_dir=state_dir, timeout=timeout, env=env)
+        self.env = self._sync.env
         self.config: Path = self._sync.config
         self.state_dir: Path = self._sync.state_dir
         self.timeout = timeout

@@ -42,7 +42,8 @@ class Client:
 
     ``config`` is found as the CLI finds it (the argument, else ``$PYPM_CONFIG``, else the nearest
     ``pypm.toml``); ``state_dir`` overrides the file's ``[pypm] state_dir`` (and is passed to the
-    binary as ``$PYPM_STATE_DIR``). Every call waits at most ``timeout`` seconds.
+    binary as ``$PYPM_STATE_DIR``); ``env`` is added to the environment of the binary it runs
+    (``up``, ``down``, ``logs``). Every call waits at most ``timeout`` seconds.
 
     >>> import pypm
     >>> client = pypm.Client("examples/quickstart/pypm.toml")   # doctest: +SKIP
@@ -55,8 +56,12 @@ class Client:
         config: Optional[PathLike] = None,
         state_dir: Optional[PathLike] = None,
         timeout: float = DEFAULT_TIMEOUT,
+        env: Optional[Dict[str, str]] = None,
     ) -> None:
         self.config: Path = find_config(config)
+        #: Extra environment for the binary this client runs (``up`` passes it to the supervisor,
+        #: hence to the apps and to ``${VAR}`` in the file).
+        self.env: Dict[str, str] = dict(env or {})
         self._state_dir_override = None if state_dir is None else str(Path(state_dir).absolute())
         self.state_dir, self.log_dir = dirs(self.config, self._state_dir_override)
         self.timeout = timeout
@@ -159,6 +164,7 @@ class Client:
 
     def _env(self) -> Dict[str, str]:
         env = dict(os.environ)
+        env.update(self.env)
         if self._state_dir_override is not None:
             env["PYPM_STATE_DIR"] = self._state_dir_override
         return env
@@ -302,6 +308,7 @@ def up(
     detach: bool = True,
     wait: Union[float, str] = 60.0,
     state_dir: Optional[PathLike] = None,
+    env: Optional[Dict[str, str]] = None,
 ) -> Union[Client, "subprocess.Popen[bytes]"]:
     """Starts a supervisor for ``config`` with the bundled binary.
 
@@ -309,7 +316,7 @@ def up(
     returns a :class:`Client` for it. ``detach=False``: runs ``pypm up`` in the foreground as a
     child process and returns its :class:`subprocess.Popen` (stop it with ``terminate()``).
     """
-    client = Client(config, state_dir=state_dir)
+    client = Client(config, state_dir=state_dir, env=env)
     if detach:
         client.up(wait)
         return client
