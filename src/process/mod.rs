@@ -36,6 +36,7 @@ mod os;
 mod os;
 
 pub mod cgroup;
+mod lock;
 mod memory;
 mod reaper;
 mod signal;
@@ -48,6 +49,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
+pub use lock::{FileLock, lock_exclusive};
 pub use memory::release_startup_memory;
 pub use reaper::{Exit, Reaper, RunOutput};
 pub use signal::{
