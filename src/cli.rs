@@ -93,7 +93,7 @@ pub enum Command {
     /// an existing one kept), then the running supervisor applies it; with none running, one is
     /// started detached, as `up -d`. Prints the diff and the app's status rows; exit 1 if the app
     /// ends `failed`. `pypm start NAME` of an app in the file sets `enabled = true`.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Stop an app and keep it stopped: writes `enabled = false` into pypm.toml
     Stop(StopArgs),
     /// Remove an app's table from pypm.toml; the supervisor stops it

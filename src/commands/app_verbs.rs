@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use toml_edit::{DocumentMut, Item, TableLike, Value};
+use toml_edit::{DocumentMut, Item, Value};
 
 use super::Failure;
 use super::edit::{self, apply, doc, value};
@@ -25,7 +25,7 @@ fn app_table<'d>(
     d: &'d mut DocumentMut,
     app: &str,
     display: &str,
-) -> Result<&'d mut dyn TableLike, Failure> {
+) -> Result<&'d mut Item, Failure> {
     if doc::app(d, app).is_none() {
         return Err(edit::unknown_app(d, app, display));
     }
@@ -38,7 +38,7 @@ fn edit_app(
     config: Option<&Path>,
     app: &str,
     e: &EditArgs,
-    change: impl FnOnce(&mut dyn TableLike) -> Result<(), Failure>,
+    change: impl FnOnce(&mut Item) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     let opts = opts(e)?;
     let target = edit::target(config, false)?;
@@ -48,7 +48,7 @@ fn edit_app(
 }
 
 pub fn stop(config: Option<&Path>, args: &StopArgs) -> Result<(), Failure> {
-    let disable = |t: &mut dyn TableLike| {
+    let disable = |t: &mut Item| {
         if t.get("enabled").and_then(Item::as_bool) != Some(false) {
             doc::set_path(t, &["enabled".into()], Value::from(false));
         }
@@ -98,7 +98,7 @@ pub fn delete(config: Option<&Path>, args: &DeleteArgs) -> Result<(), Failure> {
 
 pub fn scale(config: Option<&Path>, args: &ScaleArgs) -> Result<(), Failure> {
     let n = i64::from(args.instances);
-    edit_app(config, &args.app, &args.edit, |t| {
+    edit_app(config, &args.app, &args.edit, |t: &mut Item| {
         doc::set_path(t, &["instances".into()], Value::from(n));
         Ok(())
     })
@@ -107,11 +107,12 @@ pub fn scale(config: Option<&Path>, args: &ScaleArgs) -> Result<(), Failure> {
 pub fn set(config: Option<&Path>, args: &SetArgs) -> Result<(), Failure> {
     let mut assignments = Vec::new();
     for a in &args.assignments {
-        let (path, raw) = value::split_assignment(a).map_err(|e| Failure::Usage(format!("error: {e}")))?;
+        let (path, raw) =
+            value::split_assignment(a).map_err(|e| Failure::Usage(format!("error: {e}")))?;
         let v = value::typed(&path, &raw);
         assignments.push((path, v));
     }
-    edit_app(config, &args.app, &args.edit, |t| {
+    edit_app(config, &args.app, &args.edit, |t: &mut Item| {
         for (path, v) in assignments {
             doc::set_path(t, &path, v);
         }
@@ -125,7 +126,7 @@ pub fn unset(config: Option<&Path>, args: &UnsetArgs) -> Result<(), Failure> {
         paths.push(value::split_key(k).map_err(|e| Failure::Usage(format!("error: {e}")))?);
     }
     let app = args.app.clone();
-    edit_app(config, &args.app, &args.edit, |t| {
+    edit_app(config, &args.app, &args.edit, |t: &mut Item| {
         for p in &paths {
             if !doc::remove_path(t, p) {
                 eprintln!("note: `{}` is not set for `{app}`", p.join("."));

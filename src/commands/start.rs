@@ -149,7 +149,7 @@ fn strings(items: impl IntoIterator<Item = String>) -> Value {
     Value::Array(items.into_iter().collect::<Array>())
 }
 
-fn set(t: &mut dyn TableLike, key: &str, v: Value) {
+fn set(t: &mut Item, key: &str, v: Value) {
     doc::set_path(t, &[key.to_string()], v);
 }
 
@@ -163,9 +163,7 @@ pub fn start(config: Option<&Path>, args: &StartArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(format!("error: invalid --wait: {e}")))?;
     for kv in &args.env {
         if !kv.contains('=') {
-            return Err(Failure::Usage(format!(
-                "error: `--env {kv}` is not K=V"
-            )));
+            return Err(Failure::Usage(format!("error: `--env {kv}` is not K=V")));
         }
     }
     let target = edit::target(config, true)?;
@@ -209,7 +207,7 @@ pub fn start(config: Option<&Path>, args: &StartArgs) -> Result<(), Failure> {
 }
 
 /// Adds or updates the app in `d`; returns its name.
-fn write_app(
+pub(super) fn write_app(
     d: &mut DocumentMut,
     args: &StartArgs,
     cwd: &Path,
@@ -250,7 +248,12 @@ fn write_app(
     }
     // An environment first: it is a table of its own.
     let environment = if let Some(v) = &args.venv {
-        Some(doc::ensure_environment(d, "venv", &rel_path(v, cwd, file_dir), &name))
+        Some(doc::ensure_environment(
+            d,
+            "venv",
+            &rel_path(v, cwd, file_dir),
+            &name,
+        ))
     } else if let Some(c) = &args.conda {
         Some(doc::ensure_environment(d, "conda", c, &name))
     } else {
@@ -266,7 +269,7 @@ fn write_app(
     .ok_or_else(|| Failure::Error(format!("error: cannot edit app `{name}` in `{display}`")))?;
     let has_command = program
         .as_ref()
-        .map_or_else(|| table.contains_key("command"), |p| p.key == "command");
+        .map_or_else(|| table.get("command").is_some(), |p| p.key == "command");
     if let Some(p) = &program {
         let mut value = p.value.clone();
         if p.key == "command" && !args.args.is_empty() {
@@ -364,13 +367,19 @@ mod tests {
     #[test]
     fn targets_are_scripts_modules_commands_or_apps() {
         assert_eq!(new("app.py"), ("app".into(), "script", "app.py".into()));
-        assert_eq!(new("src/server.js"), ("server".into(), "script", "src/server.js".into()));
+        assert_eq!(
+            new("src/server.js"),
+            ("server".into(), "script", "src/server.js".into())
+        );
         assert_eq!(new("run.sh"), ("run".into(), "script", "run.sh".into()));
         assert_eq!(
             new("gunicorn app:app"),
             ("gunicorn".into(), "command", "gunicorn app:app".into())
         );
-        assert_eq!(new("redis-server"), ("redis-server".into(), "command", "redis-server".into()));
+        assert_eq!(
+            new("redis-server"),
+            ("redis-server".into(), "command", "redis-server".into())
+        );
         let m = classify("api.worker", true, false, &[], |_| false);
         assert_eq!(
             m,
@@ -404,7 +413,11 @@ mod tests {
 
     #[test]
     fn names_follow_pm2_and_the_name_rule() {
-        assert_eq!(new("my app.v2.py").0, "my-app-v2");
+        assert_eq!(new("my_app.v2.py").0, "my_app-v2");
+        assert_eq!(
+            new("my app.py"),
+            ("my".into(), "command", "my app.py".into())
+        );
         assert_eq!(new(".hidden.py").0, "hidden");
         assert_eq!(new("__init__.py").0, "init__");
         assert_eq!(command_name("python3 -u app.py --port 1"), "app");

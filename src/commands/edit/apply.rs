@@ -74,7 +74,8 @@ pub fn settled(app: &str, expect: &Expect, rows: &[Row]) -> bool {
                         _ => false,
                     };
                     let old = r.pid.is_some_and(|p| replace.contains(&p));
-                    !on_its_way && !(old && r.state != "failed")
+                    let stale = old && r.state != "failed";
+                    !on_its_way && !stale
                 })
         }
     }
@@ -126,7 +127,12 @@ pub fn apply(e: &Edited, apps: &[String], opts: ApplyOpts) -> Result<(), Failure
     }
     let mut expects: Vec<(String, Expect)> = apps
         .iter()
-        .map(|a| (a.clone(), expect(a, e.before.as_ref(), &e.after, &e.pre_rows)))
+        .map(|a| {
+            (
+                a.clone(),
+                expect(a, e.before.as_ref(), &e.after, &e.pre_rows),
+            )
+        })
         .collect();
     if opts.restart && running {
         for (app, ex) in &mut expects {
@@ -275,7 +281,10 @@ mod tests {
             row("a", 1, "running", Some(11), None),
         ];
         assert!(settled("a", &up(2, vec![]), &two));
-        assert!(!settled("a", &up(3, vec![]), &two), "scaled up, third missing");
+        assert!(
+            !settled("a", &up(3, vec![]), &two),
+            "scaled up, third missing"
+        );
         assert!(!settled("a", &up(2, vec![10, 11]), &two), "not rolled yet");
         let half = [
             row("a", 0, "running", Some(20), None),

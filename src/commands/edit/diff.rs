@@ -51,12 +51,7 @@ pub fn unified(name: &str, old: &str, new: &str) -> String {
         let (oi, nj) = pos[start];
         let old_len = ops[start..end].iter().filter(|o| **o != Op::Add).count();
         let new_len = ops[start..end].iter().filter(|o| **o != Op::Del).count();
-        let _ = writeln!(
-            out,
-            "@@ -{} +{} @@",
-            range(oi, old_len),
-            range(nj, new_len)
-        );
+        let _ = writeln!(out, "@@ -{} +{} @@", range(oi, old_len), range(nj, new_len));
         for (idx, op) in ops.iter().enumerate().take(end).skip(start) {
             let (oi, nj) = pos[idx];
             let (mark, line) = match op {
@@ -157,21 +152,32 @@ mod tests {
             unified("f", "a\n", "a\nb\n"),
             "--- a/f\n+++ b/f\n@@ -1 +1,2 @@\n a\n+b\n"
         );
-        assert_eq!(unified("f", "", "x\n"), "--- a/f\n+++ b/f\n@@ -0,0 +1 @@\n+x\n");
+        assert_eq!(
+            unified("f", "", "x\n"),
+            "--- a/f\n+++ b/f\n@@ -0,0 +1 @@\n+x\n"
+        );
     }
 
     #[test]
     fn distant_changes_make_two_hunks() {
         let old: String = (1..=20).map(|i| format!("{i}\n")).collect();
-        let new = old.replace("\n3\n", "\nthree\n").replace("17\n", "seventeen\n");
+        let new = old
+            .replace("\n3\n", "\nthree\n")
+            .replace("17\n", "seventeen\n");
         let d = unified("f", &old, &new);
         assert_eq!(d.matches("@@ -").count(), 2, "{d}");
-        assert!(d.contains("-3\n+three\n") && d.contains("-17\n+seventeen\n"), "{d}");
+        assert!(
+            d.contains("-3\n+three\n") && d.contains("-17\n+seventeen\n"),
+            "{d}"
+        );
     }
 
     #[test]
     fn missing_final_newline_is_marked() {
         let d = unified("f", "a", "b");
-        assert!(d.ends_with("-a\n\\ No newline at end of file\n+b\n\\ No newline at end of file\n"), "{d}");
+        assert!(
+            d.ends_with("-a\n\\ No newline at end of file\n+b\n\\ No newline at end of file\n"),
+            "{d}"
+        );
     }
 }

@@ -138,16 +138,22 @@ pub fn edit(
         Ok(d) => d,
         Err(_) => {
             // The reader words TOML syntax errors the way `check` does, with the position.
-            return Err(match crate::resolve::from_source(source, &abs, &display, &host) {
-                Err(e) => Failure::Config(e),
-                Ok(_) => Failure::Error(format!("error: `{display}` is not valid TOML")),
-            });
+            return Err(
+                match crate::resolve::from_source(source, &abs, &display, &host) {
+                    Err(e) => Failure::Config(e),
+                    Ok(_) => Failure::Error(format!("error: `{display}` is not valid TOML")),
+                },
+            );
         }
     };
     mutate(&mut doc)?;
     let mut new_text = doc.to_string();
     if old_text.is_none() {
-        new_text = format!("{}\n{}", new_file_header(), new_text.trim_start_matches('\n'));
+        new_text = format!(
+            "{}\n{}",
+            new_file_header(),
+            new_text.trim_start_matches('\n')
+        );
     }
     let before = old_text
         .as_deref()
@@ -206,3 +212,6 @@ pub fn unknown_app(doc: &DocumentMut, app: &str, display: &str) -> Failure {
     }
     Failure::Error(msg)
 }
+
+#[cfg(test)]
+mod tests;

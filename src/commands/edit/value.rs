@@ -47,10 +47,10 @@ fn lookup(path: &[String]) -> Option<(Key, bool)> {
 pub fn typed(path: &[String], raw: &str) -> Value {
     let literal = || raw.trim().parse::<Value>().ok();
     let t = raw.trim();
-    if t.starts_with(['[', '{', '"', '\'']) {
-        if let Some(v) = literal() {
-            return v;
-        }
+    if t.starts_with(['[', '{', '"', '\''])
+        && let Some(v) = literal()
+    {
+        return v;
     }
     let Some((key, inside)) = lookup(path) else {
         return Value::from(raw);
@@ -65,9 +65,12 @@ pub fn typed(path: &[String], raw: &str) -> Value {
             "false" | "no" | "off" | "0" => Value::from(false),
             _ => Value::from(raw),
         },
-        Ty::Int { .. } => t.parse::<i64>().map_or_else(|_| Value::from(raw), Value::from),
-        Ty::PositiveNumber | Ty::Duration | Ty::ProbeDuration | Ty::Size => number(t)
-            .unwrap_or_else(|| Value::from(raw)),
+        Ty::Int { .. } => t
+            .parse::<i64>()
+            .map_or_else(|_| Value::from(raw), Value::from),
+        Ty::PositiveNumber | Ty::Duration | Ty::ProbeDuration | Ty::Size => {
+            number(t).unwrap_or_else(|| Value::from(raw))
+        }
         Ty::StrList => list(std::iter::once(raw.to_string())),
         Ty::IntList { .. } => {
             let ints: Result<Vec<i64>, _> = t.split(',').map(|x| x.trim().parse::<i64>()).collect();
@@ -125,7 +128,10 @@ mod tests {
 
     #[test]
     fn toml_literals_are_taken_as_written() {
-        assert_eq!(ty("listen=[\"tcp://a:1\", \"tcp://b:2\"]"), "[\"tcp://a:1\", \"tcp://b:2\"]");
+        assert_eq!(
+            ty("listen=[\"tcp://a:1\", \"tcp://b:2\"]"),
+            "[\"tcp://a:1\", \"tcp://b:2\"]"
+        );
         assert_eq!(ty("env={ A = \"1\" }"), "{ A = \"1\" }");
         assert_eq!(ty("revision=\"7\""), "\"7\"");
     }
@@ -143,7 +149,9 @@ mod tests {
         assert!(split_assignment("env..X=1").is_err());
         assert!(split_assignment("=1").is_err());
         assert_eq!(
-            split_assignment("env.A=b=c").map(|x| x.1).unwrap_or_default(),
+            split_assignment("env.A=b=c")
+                .map(|x| x.1)
+                .unwrap_or_default(),
             "b=c"
         );
     }

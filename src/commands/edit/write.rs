@@ -79,7 +79,8 @@ mod tests {
         let d = tmp();
         let p = d.path().join("pypm.toml");
         fs::write(&p, "old\n").unwrap_or_else(|e| panic!("{e}"));
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap_or_else(|e| panic!("{e}"));
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640))
+            .unwrap_or_else(|e| panic!("{e}"));
         write_atomic(&p, "new\n").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(fs::read_to_string(&p).unwrap_or_default(), "new\n");
         let m = fs::metadata(&p).unwrap_or_else(|e| panic!("{e}"));
