@@ -14,15 +14,21 @@ use crate::resolve::Desired;
 use crate::supervisor::diff::{Change, diff};
 
 /// What an app's rows look like once the edit has taken effect.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Expect {
     /// Removed from the file: no rows left.
     Gone,
     /// `enabled = false`: nothing runs.
     Stopped,
     /// Enabled: `instances` rows, none on its way, none under a pid in `replace` (the instances
-    /// that were running when a change rolls them).
-    Up { instances: u32, replace: Vec<u32> },
+    /// that were running when a change rolls them). Without a ready probe, `running` only counts
+    /// once an instance has been up `min_uptime` seconds: an exit sooner is a failed start
+    /// (SPEC §8), and `start app.py` of a script that crashes at once must say so.
+    Up {
+        instances: u32,
+        replace: Vec<u32>,
+        min_uptime: Option<f64>,
+    },
 }
 
 /// The expectation for `app` after an edit from `before` to `after`, given the rows before it.
@@ -49,6 +55,11 @@ pub fn expect(app: &str, before: Option<&Desired>, after: &Desired, pre: &[Row])
     Expect::Up {
         instances: spec.app.instances,
         replace,
+        min_uptime: spec
+            .app
+            .ready
+            .is_none()
+            .then(|| spec.app.min_uptime.as_secs_f64()),
     }
 }
 
@@ -60,11 +71,18 @@ pub fn settled(app: &str, expect: &Expect, rows: &[Row]) -> bool {
         Expect::Stopped => mine
             .iter()
             .all(|r| matches!(r.state.as_str(), "stopped" | "failed" | "completed")),
-        Expect::Up { instances, replace } => {
+        Expect::Up {
+            instances,
+            replace,
+            min_uptime,
+        } => {
             mine.len() == *instances as usize
                 && mine.iter().all(|r| {
                     let on_its_way = match r.state.as_str() {
                         "starting" | "stopping" => true,
+                        "running" => {
+                            min_uptime.is_some_and(|m| r.uptime_secs.is_some_and(|u| u < m))
+                        }
                         // Not started yet, or waiting on a dependency that may still come up.
                         "stopped" => !r.reason.as_deref().is_some_and(|x| x.starts_with("exited")),
                         "waiting" => !r
@@ -275,6 +293,7 @@ mod tests {
         let up = |n, replace: Vec<u32>| Expect::Up {
             instances: n,
             replace,
+            min_uptime: None,
         };
         let two = [
             row("a", 0, "running", Some(10), None),
@@ -303,6 +322,20 @@ mod tests {
         assert!(settled("a", &up(1, vec![]), &dep));
         let other_app = [row("b", 0, "starting", Some(1), None)];
         assert!(!settled("a", &up(1, vec![]), &other_app));
+    }
+
+    #[test]
+    fn without_a_ready_probe_running_counts_after_min_uptime() {
+        let x = Expect::Up {
+            instances: 1,
+            replace: vec![],
+            min_uptime: Some(1.0),
+        };
+        let mut r = row("a", 0, "running", Some(10), None);
+        r.uptime_secs = Some(0.2);
+        assert!(!settled("a", &x, std::slice::from_ref(&r)));
+        r.uptime_secs = Some(1.0);
+        assert!(settled("a", &x, &[r]));
     }
 
     #[test]
