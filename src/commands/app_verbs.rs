@@ -114,10 +114,33 @@ pub fn set(config: Option<&Path>, args: &SetArgs) -> Result<(), Failure> {
     }
     edit_app(config, &args.app, &args.edit, |t: &mut Item| {
         for (path, v) in assignments {
+            if path.len() == 2 && path[0] == "depends_on" {
+                dependency_list_to_table(t);
+            }
             doc::set_path(t, &path, v);
         }
         Ok(())
     })
+}
+
+/// `depends_on = ["db"]` as `depends_on = { db = "started" }`, so `depends_on.cache=ready` adds
+/// to it instead of replacing it (a list means condition `started` for each).
+pub(super) fn dependency_list_to_table(t: &mut Item) {
+    let Some(list) = t.get("depends_on").and_then(Item::as_array) else {
+        return;
+    };
+    let names: Vec<String> = list
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    if names.len() != list.len() {
+        return;
+    }
+    let table: toml_edit::InlineTable = names
+        .into_iter()
+        .map(|n| (n, Value::from("started")))
+        .collect();
+    doc::set_path(t, &["depends_on".into()], Value::InlineTable(table));
 }
 
 pub fn unset(config: Option<&Path>, args: &UnsetArgs) -> Result<(), Failure> {

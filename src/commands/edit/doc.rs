@@ -72,15 +72,11 @@ fn last_position(t: &Table) -> Option<isize> {
 /// Inserts into an inline table in the table's own spacing: the space before `}` stays before
 /// `}` (`{ a = 1, b = 2 }`, `{a=1, b = 2}`).
 fn insert_inline(t: &mut InlineTable, key: &str, value: Value) {
-    let closing = t.iter_mut().last().map(|(_, v)| {
-        let s = v
-            .decor()
-            .suffix()
-            .and_then(|s| s.as_str())
-            .unwrap_or("")
-            .to_string();
+    // Only an explicit suffix (from the parsed file) moves; a default one renders as " ".
+    let closing = t.iter_mut().last().and_then(|(_, v)| {
+        let s = v.decor().suffix()?.as_str()?.to_string();
         v.decor_mut().set_suffix("");
-        s
+        Some(s)
     });
     t.insert(key, value);
     if let (Some(s), Some(v)) = (closing, t.get_mut(key)) {

@@ -259,3 +259,17 @@ fn a_new_environment_goes_above_the_apps_below_the_file_header() {
         "an equal environment is reused: {d}"
     );
 }
+
+#[test]
+fn set_a_dependency_condition_keeps_the_listed_ones() {
+    let src = "[apps.db]\ncommand = \"x\"\n[apps.c]\ncommand = \"y\"\n[apps.api]\ncommand = \"z\"\ndepends_on = [\"db\"]\n";
+    let mut d = parse(src);
+    let t = doc::app_mut(&mut d, "api").unwrap_or_else(|| panic!("no api"));
+    crate::commands::app_verbs::dependency_list_to_table(t);
+    set(&mut d, "api", "depends_on.c=ready");
+    assert!(
+        d.to_string()
+            .contains("depends_on = { db = \"started\", c = \"ready\" }\n"),
+        "{d}"
+    );
+}
