@@ -59,7 +59,7 @@ pub fn expect(app: &str, before: Option<&Desired>, after: &Desired, pre: &[Row])
             .app
             .ready
             .is_none()
-            .then(|| spec.app.min_uptime.as_secs_f64()),
+            .then_some(spec.app.min_uptime.as_secs_f64()),
     }
 }
 
