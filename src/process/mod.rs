@@ -21,6 +21,7 @@
 //!   compare the pid's start time ([`proc_start_time`]) with the one recorded at spawn.
 //! - Monitoring: [`sample`] sums CPU and RSS over each root's process tree in one pass over
 //!   `/proc`; [`own_usage`] measures the supervisor itself.
+//! - [`lock_exclusive`]: the `flock` that CLI edits of `pypm.toml` take turns on.
 //!
 //! Threading: spawn from a long-lived thread (see [`spawn`] about `PR_SET_PDEATHSIG`).
 //!
