@@ -44,6 +44,7 @@ pub enum Command {
     /// Apply the file now (the same as saving it, or SIGHUP to the supervisor)
     Reload,
     /// One row per instance: state, pid, uptime, restarts, CPU, memory, readiness
+    #[command(visible_aliases = ["ls", "list"])]
     Status(StatusArgs),
     /// Show the last lines of app logs; `-f` follows, across rotation
     Logs(LogsArgs),
@@ -85,6 +86,24 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Write the man pages (pypm.1 and one page per subcommand) into a directory
     Manpages(ManpagesArgs),
+    /// Add an app to pypm.toml (or enable or update one) and start it
+    ///
+    /// Writes the app into the file (created here when none is found, comments and formatting of
+    /// an existing one kept), then the running supervisor applies it; with none running, one is
+    /// started detached, as `up -d`. Prints the diff and the app's status rows; exit 1 if the app
+    /// ends `failed`. `pypm start NAME` of an app in the file sets `enabled = true`.
+    Start(Box<StartArgs>),
+    /// Stop an app and keep it stopped: writes `enabled = false` into pypm.toml
+    Stop(StopArgs),
+    /// Remove an app's table from pypm.toml; the supervisor stops it
+    #[command(visible_alias = "rm")]
+    Delete(DeleteArgs),
+    /// Set an app's number of instances in pypm.toml; the supervisor scales it
+    Scale(ScaleArgs),
+    /// Set keys of an app in pypm.toml (`pypm set api memory_max=512M env.DEBUG=1`)
+    Set(SetArgs),
+    /// Remove keys of an app from pypm.toml (back to their defaults)
+    Unset(UnsetArgs),
     /// Run the supervisor in this process (used by `up -d`)
     #[command(hide = true)]
     Daemon,
@@ -222,4 +241,141 @@ pub struct RestartArgs {
     /// Roll every app
     #[arg(long)]
     pub all: bool,
+}
+
+/// What every verb that edits pypm.toml accepts.
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// Do not print the diff of the file
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The longest to wait for the running supervisor to apply the change
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub wait: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// A script (`app.py`, `server.js`, `run.sh`), a module with `-m`, a command line in quotes
+    /// (`"gunicorn app:app"`), or the name of an app in the file
+    #[arg(add = ArgValueCandidates::new(crate::commands::app_candidates))]
+    pub target: String,
+    /// TARGET is a Python module, run as `python -m TARGET`
+    #[arg(short = 'm', long)]
+    pub module: bool,
+    /// The app's name [default: the script's stem, as PM2 names it]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many copies to run (`instances`)
+    #[arg(short = 'i', long, value_name = "N")]
+    pub instances: Option<u32>,
+    /// An environment variable (`env`); repeatable
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// A KEY=VALUE file (`env_file`); repeatable
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// Run in this virtualenv (an `[environments]` entry is added or reused)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["conda", "python"])]
+    pub venv: Option<PathBuf>,
+    /// Run in this conda/mamba env (a name or a prefix)
+    #[arg(long, value_name = "NAME", conflicts_with = "python")]
+    pub conda: Option<String>,
+    /// Run with this interpreter (on PATH, or a path)
+    #[arg(long, value_name = "PY")]
+    pub python: Option<String>,
+    /// The working directory (`cwd`)
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// A socket pypm binds and passes to every instance (`tcp://HOST:PORT`, `unix:PATH`);
+    /// repeatable
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+    /// Ready once this URL answers 2xx
+    #[arg(long, value_name = "URL", conflicts_with_all = ["ready_tcp", "ready_log"])]
+    pub ready_http: Option<String>,
+    /// Ready once a TCP connection to HOST:PORT succeeds
+    #[arg(long, value_name = "ADDR", conflicts_with = "ready_log")]
+    pub ready_tcp: Option<String>,
+    /// Ready once a stdout/stderr line matches this regex
+    #[arg(long, value_name = "REGEX")]
+    pub ready_log: Option<String>,
+    /// The restart policy
+    #[arg(long, value_name = "POLICY", value_parser = ["always", "on-failure", "never"])]
+    pub restart: Option<String>,
+    /// The memory limit (`512M`, `1G`)
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// A task (runs to completion) rather than a service
+    #[arg(long)]
+    pub task: bool,
+    /// Restart the app when files matching this glob change; repeatable
+    #[arg(long, value_name = "GLOB")]
+    pub watch: Vec<String>,
+    /// Arguments for the script or module (`args`)
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The app to stop
+    #[arg(
+        required_unless_present = "all",
+        conflicts_with = "all",
+        add = ArgValueCandidates::new(crate::commands::app_candidates)
+    )]
+    pub app: Option<String>,
+    /// Stop every app
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The app to remove
+    #[arg(add = ArgValueCandidates::new(crate::commands::app_candidates))]
+    pub app: String,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// The app
+    #[arg(add = ArgValueCandidates::new(crate::commands::app_candidates))]
+    pub app: String,
+    /// The number of instances
+    pub instances: u32,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The app
+    #[arg(add = ArgValueCandidates::new(crate::commands::app_candidates))]
+    pub app: String,
+    /// Keys of the app's table (`memory_max=512M`, `env.DEBUG=1`, `ready.http=URL`), typed as
+    /// the file's reference says
+    #[arg(required = true, value_name = "KEY=VALUE")]
+    pub assignments: Vec<String>,
+    #[command(flatten)]
+    pub edit: EditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnsetArgs {
+    /// The app
+    #[arg(add = ArgValueCandidates::new(crate::commands::app_candidates))]
+    pub app: String,
+    /// Keys to remove (`memory_max`, `env.DEBUG`)
+    #[arg(required = true, value_name = "KEY")]
+    pub keys: Vec<String>,
+    #[command(flatten)]
+    pub edit: EditArgs,
 }

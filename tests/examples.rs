@@ -203,7 +203,7 @@ fn config_discovery_uses_env_then_nearest_parent() {
 fn help_is_there_for_every_command() {
     for cmd in [
         "up", "down", "check", "plan", "reload", "status", "logs", "inspect", "restart", "schema",
-        "init",
+        "init", "start", "stop", "delete", "rm", "scale", "set", "unset", "ls", "list",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_pypm"))
             .args([cmd, "--help"])

@@ -1,15 +1,18 @@
 //! One module per CLI verb. Each returns `Result<(), Failure>`; `main` maps the failure to the
 //! exit code of SPEC §2.
 
+mod app_verbs;
 mod check;
 mod client_cmds;
 mod completions;
 mod dashboard;
+mod edit;
 mod import;
 mod init;
 mod inspect;
 mod logs;
 mod service;
+mod start;
 mod status;
 mod up;
 
@@ -155,5 +158,11 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Service(args) => service::service(config, &args.action),
         Command::Completions(args) => completions::completions(args.shell),
         Command::Manpages(args) => completions::manpages(&args.dir),
+        Command::Start(args) => start::start(config, &args),
+        Command::Stop(args) => app_verbs::stop(config, &args),
+        Command::Delete(args) => app_verbs::delete(config, &args),
+        Command::Scale(args) => app_verbs::scale(config, &args),
+        Command::Set(args) => app_verbs::set(config, &args),
+        Command::Unset(args) => app_verbs::unset(config, &args),
     }
 }

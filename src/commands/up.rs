@@ -88,7 +88,7 @@ pub fn daemon(config: Option<&Path>) -> Result<(), Failure> {
     .map_err(start_failure)
 }
 
-fn spawn_daemon(located: &Located, state_dir: &Path) -> Result<(), Failure> {
+pub(super) fn spawn_daemon(located: &Located, state_dir: &Path) -> Result<(), Failure> {
     let io = |what: &str, e: std::io::Error| Failure::Error(format!("error: {what}: {e}"));
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -21,6 +21,7 @@
 //!   compare the pid's start time ([`proc_start_time`]) with the one recorded at spawn.
 //! - Monitoring: [`sample`] sums CPU and RSS over each root's process tree in one pass over
 //!   `/proc`; [`own_usage`] measures the supervisor itself.
+//! - [`lock_exclusive`]: the `flock` that CLI edits of `pypm.toml` take turns on.
 //!
 //! Threading: spawn from a long-lived thread (see [`spawn`] about `PR_SET_PDEATHSIG`).
 //!
@@ -36,6 +37,7 @@ mod os;
 mod os;
 
 pub mod cgroup;
+mod lock;
 mod memory;
 mod reaper;
 mod signal;
@@ -48,6 +50,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
+pub use lock::{FileLock, lock_exclusive};
 pub use memory::release_startup_memory;
 pub use reaper::{Exit, Reaper, RunOutput};
 pub use signal::{

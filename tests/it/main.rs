@@ -16,3 +16,4 @@ mod reload;
 mod restarts;
 mod servers;
 mod stop;
+mod verbs;
