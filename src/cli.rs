@@ -80,9 +80,9 @@ pub enum Command {
     ///   zsh:  `pypm completions zsh > "${fpath[1]}/_pypm"`
     ///   fish: `pypm completions fish > ~/.config/fish/completions/pypm.fish`
     ///
-    /// The script asks `pypm` itself what to complete at each TAB, so app names for `logs`,
-    /// `restart`, `inspect` and `status` come from the pypm.toml that `$PYPM_CONFIG` names, else the
-    /// nearest one in the current directory or a parent.
+    /// The script asks `pypm` itself what to complete at each TAB, so app names (for `logs`,
+    /// `restart`, `inspect`, `status`, `stop`, `delete`, `scale`, `set`, `unset`, ...) come from the
+    /// pypm.toml of `--config` on the line, else `$PYPM_CONFIG`, else the nearest one.
     Completions(CompletionsArgs),
     /// Write the man pages (pypm.1 and one page per subcommand) into a directory
     Manpages(ManpagesArgs),

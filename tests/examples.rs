@@ -65,6 +65,8 @@ fn every_example_passes_the_schema_and_the_parser() {
         "CONDA_ENVS_PATH".into(),
         conda.path().join("envs").display().to_string(),
     );
+    // examples/pytest takes its port from the pytest plugin's `PYPM_PORT`.
+    host.vars.insert("PYPM_PORT".into(), "8765".into());
     for path in examples() {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
         let value: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
@@ -117,6 +119,7 @@ fn pypm_check_passes_on_every_example() {
             .arg(&path)
             .args(["check", "-v"])
             .env("CONDA_ENVS_PATH", conda.path().join("envs"))
+            .env("PYPM_PORT", "8765")
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(

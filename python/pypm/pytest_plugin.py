@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Generator, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -150,15 +150,16 @@ def pypm_stack(request: Any, _pypm_stacks: Dict[Tuple[str, Tuple[str, ...]], _St
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         stack = _Stack(path, apps, state_dir, worker)
         _pypm_stacks[key] = stack
+        request.node._pypm_stack = stack
         stack.start(float(request.config.getoption("--pypm-wait")))
     request.node._pypm_stack = stack
     yield stack.client
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+def pytest_runtest_makereport(item: Any, call: Any) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     stack: Optional[_Stack] = getattr(item, "_pypm_stack", None)
-    if stack is not None and report.when == "call" and report.failed:
+    if stack is not None and report.when in ("setup", "call") and report.failed:
         report.sections.append(("pypm: app logs", stack.tails()))
