@@ -29,6 +29,7 @@ pub mod init;
 pub mod logs;
 pub mod notifiers;
 pub mod probes;
+#[allow(unsafe_code)]
 pub mod process;
 pub mod python_env;
 pub mod resolve;

@@ -136,8 +136,8 @@ fn tab_completes_app_names_from_the_nearest_file() {
     }
     let got = bash_complete("pypm logs w", &sub, &[]);
     assert_eq!(got, ["worker"], "pypm logs w<TAB>");
-    let got = bash_complete("pypm sta", &sub, &[]);
-    assert_eq!(got, ["status"], "pypm sta<TAB>");
+    let got = bash_complete("pypm insp", &sub, &[]);
+    assert_eq!(got, ["inspect"], "pypm insp<TAB>");
 
     // Another file on the line, or in $PYPM_CONFIG, is the one read.
     let other = dir.path().join("other.toml");

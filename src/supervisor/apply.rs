@@ -25,12 +25,12 @@ impl Supervisor {
                 let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) else {
                     return;
                 };
-                i.state = State::Stopping;
+                i.transition(State::Stopping);
                 i.stop_intent = Some(intent);
                 i.kill_at = Some(now + timeout);
                 if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
                     log::info!("stopping {app}.{idx} (pid {pid}) with {sig}");
-                    if !process::signal_group_checked(pid, start, sig).unwrap_or(false) {
+                    if !signal_logged(pid, start, sig) {
                         // Already gone: the reaper's exit event is on its way.
                         i.kill_at = Some(now);
                     }
@@ -41,7 +41,7 @@ impl Supervisor {
                     i.kill_at = None;
                     if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
                         log::warn!("{app}.{idx} (pid {pid}) did not stop in time: SIGKILL");
-                        let _ = process::signal_group_checked(pid, start, Signal::SIGKILL);
+                        signal_logged(pid, start, Signal::SIGKILL);
                     }
                 }
             }
@@ -97,9 +97,9 @@ impl Supervisor {
                         "rolling {app}.{idx}: replacement ready, stopping old pid {}",
                         o.pid
                     );
-                    let gone = o.start_ticks.is_none_or(|st| {
-                        !process::signal_group_checked(o.pid, st, sig).unwrap_or(false)
-                    });
+                    let gone = o
+                        .start_ticks
+                        .is_none_or(|st| !signal_logged(o.pid, st, sig));
                     if gone {
                         o.kill_at = Some(now);
                     }
@@ -118,18 +118,18 @@ impl Supervisor {
                             "{app}.{idx}: old pid {} did not stop in time: SIGKILL",
                             o.pid
                         );
-                        let _ = process::signal_group_checked(o.pid, st, Signal::SIGKILL);
+                        signal_logged(o.pid, st, Signal::SIGKILL);
                     }
                 }
             }
             Action::Wait { app, idx, reason } => {
                 let i = self.instance_mut(&app, idx);
-                i.state = State::Waiting;
+                i.transition(State::Waiting);
                 i.reason = Some(reason);
             }
             Action::Settle { app, idx, reason } => {
                 let i = self.instance_mut(&app, idx);
-                i.state = State::Stopped;
+                i.transition(State::Stopped);
                 i.reason = Some(reason);
             }
             Action::Forget { app, idx } => {
@@ -148,12 +148,12 @@ impl Supervisor {
         };
         i.ready_deadline = None;
         i.fail_reason = Some(why.clone());
-        i.state = State::Stopping;
+        i.transition(State::Stopping);
         i.stop_intent = None;
         i.kill_at = Some(now + timeout);
         if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
             log::warn!("{app}.{idx} (pid {pid}): {why}; stopping it with {sig}");
-            if !process::signal_group_checked(pid, start, sig).unwrap_or(false) {
+            if !signal_logged(pid, start, sig) {
                 i.kill_at = Some(now);
             }
         }
@@ -220,7 +220,7 @@ impl Supervisor {
         i.start_ticks = o.start_ticks;
         i.started_at = o.started_at;
         i.started_wall = o.started_wall;
-        i.state = State::Running;
+        i.transition(State::Running);
         i.ready = true;
         i.ready_deadline = None;
         i.reason = Some(format!("roll stopped: the replacement failed ({why})"));
@@ -295,7 +295,7 @@ impl Supervisor {
             Ok(fds) => sp.listen_fds = fds,
             Err(reason) => {
                 let inst = self.instance_mut(app, idx);
-                inst.state = State::Failed;
+                inst.transition(State::Failed);
                 inst.reason = Some(reason.clone());
                 inst.roll_requested = false;
                 self.emit("failed", Some(app), Some(idx), None, reason);
@@ -398,12 +398,12 @@ impl Supervisor {
                 // Without a readiness probe an instance is ready once spawned.
                 match &spec.app.ready {
                     Some(p) => {
-                        inst.state = State::Starting;
+                        inst.transition(State::Starting);
                         inst.ready = false;
                         inst.ready_deadline = Some(now + p.timeout);
                     }
                     None => {
-                        inst.state = State::Running;
+                        inst.transition(State::Running);
                         inst.ready = true;
                     }
                 }
@@ -491,7 +491,7 @@ impl Supervisor {
                     self.cgroup_leftovers.push(cg);
                 }
                 let inst = self.instance_mut(app, idx);
-                inst.state = State::Failed;
+                inst.transition(State::Failed);
                 inst.reason = Some(format!("cannot start: {e}"));
                 inst.pid = None;
                 let reason = format!("cannot start: {e}");

@@ -49,7 +49,7 @@ impl Supervisor {
             // The app was removed from the file while it ran: any exit just stops it.
             if let Some(i) = self.obs.instances.get_mut(&key) {
                 i.pid = None;
-                i.state = State::Stopped;
+                i.transition(State::Stopped);
                 i.reason = Some("removed".into());
             }
             return;

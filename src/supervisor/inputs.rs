@@ -211,7 +211,7 @@ impl Supervisor {
         }
         match r.which {
             Which::Ready if r.ok && inst.state == State::Starting => {
-                inst.state = State::Running;
+                inst.transition(State::Running);
                 inst.ready = true;
                 inst.ready_deadline = None;
                 self.dirty = true;

@@ -147,6 +147,18 @@ struct Supervisor {
     told_ready: bool,
 }
 
+/// Signals an instance's process group (see [`process::signal_group_checked`]); whether anything
+/// was signalled. A failure to signal is logged, never swallowed: the caller treats it as "gone".
+fn signal_logged(pid: i32, start: u64, sig: Signal) -> bool {
+    match process::signal_group_checked(pid, start, sig) {
+        Ok(sent) => sent,
+        Err(e) => {
+            log::warn!("cannot send {sig} to the process group of pid {pid}: {e}");
+            false
+        }
+    }
+}
+
 fn wants_of(d: &Desired) -> IndexMap<String, Want> {
     d.apps
         .iter()
@@ -465,13 +477,13 @@ impl Supervisor {
         let mut killed = Vec::new();
         for ((app, idx), i) in &self.obs.instances {
             if let (Some(pid), Some(start)) = (i.pid, i.start_ticks)
-                && process::signal_group_checked(pid, start, Signal::SIGKILL).unwrap_or(false)
+                && signal_logged(pid, start, Signal::SIGKILL)
             {
                 killed.push((app.clone(), *idx, pid));
             }
             if let Some(o) = &i.old
                 && let Some(st) = o.start_ticks
-                && process::signal_group_checked(o.pid, st, Signal::SIGKILL).unwrap_or(false)
+                && signal_logged(o.pid, st, Signal::SIGKILL)
             {
                 killed.push((app.clone(), *idx, o.pid));
             }
@@ -487,7 +499,7 @@ impl Supervisor {
         }
         for i in self.obs.instances.values_mut() {
             i.pid = None;
-            i.state = State::Stopped;
+            i.transition(State::Stopped);
         }
         self.save();
     }

@@ -36,6 +36,30 @@ impl State {
     }
 }
 
+impl State {
+    /// The process-holding states: an instance in one of them has (or is getting) a process.
+    pub fn has_process(self) -> bool {
+        matches!(self, State::Starting | State::Running | State::Stopping)
+    }
+
+    /// The one table of allowed transitions (SPEC §3). A process can only be stopped, or end
+    /// (`completed`, `backoff`), if there is one; anything may fail (a spawn error, a failed
+    /// dependency) or start; staying in a state (a reason changes) is always allowed.
+    pub fn can_become(self, to: State) -> bool {
+        use State::*;
+        if self == to {
+            return true;
+        }
+        match to {
+            // Stopping needs a process to stop; completed and backoff follow a process's exit.
+            Stopping | Completed | Backoff => self.has_process(),
+            // Waiting for dependencies: not while a process of the instance is on its way out.
+            Waiting => self != Stopping,
+            Starting | Running | Stopped | Failed => true,
+        }
+    }
+}
+
 /// Why pypm is stopping an instance: decides what happens once it has exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopIntent {
@@ -136,6 +160,22 @@ impl Instance {
         }
     }
 
+    /// Moves the instance to `to`, checked against [`State::can_become`]: a transition outside
+    /// the table is a bug, reported (and a panic in debug builds, so tests catch it).
+    pub fn transition(&mut self, to: State) {
+        if !self.state.can_become(to) {
+            log::error!(
+                "{}.{}: the transition {} -> {} is not allowed",
+                self.app,
+                self.idx,
+                self.state.as_str(),
+                to.as_str()
+            );
+            debug_assert!(false, "{} -> {}", self.state.as_str(), to.as_str());
+        }
+        self.state = to;
+    }
+
     /// Has a process (which may be on its way out).
     pub fn is_live(&self) -> bool {
         self.pid.is_some()
@@ -203,13 +243,13 @@ pub fn on_exit(
 
     match intent {
         Some(StopIntent::Stay) => {
-            inst.state = State::Stopped;
+            inst.transition(State::Stopped);
             inst.reason = Some("stopped by pypm".into());
             return;
         }
         Some(StopIntent::Restart) => {
             // The planner starts it again (the roll is still requested).
-            inst.state = State::Stopped;
+            inst.transition(State::Stopped);
             inst.reason = Some("restarting".into());
             return;
         }
@@ -232,16 +272,16 @@ pub fn on_exit(
     if success {
         match (app.kind, app.restart) {
             (Kind::Task, RestartPolicy::Always) | (Kind::Service, RestartPolicy::Always) => {
-                inst.state = State::Backoff;
+                inst.transition(State::Backoff);
                 inst.retry_at = Some(now + app.restart_delay);
                 inst.reason = Some(format!("{what}; restarting"));
             }
             (Kind::Task, _) => {
-                inst.state = State::Completed;
+                inst.transition(State::Completed);
                 inst.reason = Some(what);
             }
             (Kind::Service, _) => {
-                inst.state = State::Stopped;
+                inst.transition(State::Stopped);
                 inst.reason = Some(what);
             }
         }
@@ -257,7 +297,7 @@ pub fn on_exit(
         what
     };
     if app.restart == RestartPolicy::Never {
-        inst.state = State::Failed;
+        inst.transition(State::Failed);
         inst.reason = Some(why);
         return;
     }
@@ -269,7 +309,7 @@ pub fn on_exit(
         inst.recent_restarts.pop_front();
     }
     if inst.recent_restarts.len() as u32 >= app.max_restarts {
-        inst.state = State::Failed;
+        inst.transition(State::Failed);
         inst.reason = Some(format!(
             "{why}; gave up after {} restarts within {}",
             inst.recent_restarts.len(),
@@ -280,7 +320,7 @@ pub fn on_exit(
     let delay = backoff_delay(app.restart_delay, app.restart_delay_max, inst.attempt);
     inst.attempt = inst.attempt.saturating_add(1);
     inst.recent_restarts.push_back(now);
-    inst.state = State::Backoff;
+    inst.transition(State::Backoff);
     inst.retry_at = Some(now + delay);
     inst.reason = Some(format!(
         "{why}; restarting in {}",
@@ -304,6 +344,44 @@ mod tests {
             Ok(c) => c.apps["a"].clone(),
             Err(e) => panic!("{}", e.render()),
         }
+    }
+
+    #[test]
+    fn transition_table() {
+        use State::*;
+        let all = [
+            Waiting, Starting, Running, Stopping, Stopped, Completed, Backoff, Failed,
+        ];
+        // Rows: from; columns: to, in `all`'s order. 1 = allowed.
+        let table: [(State, [u8; 8]); 8] = [
+            (Waiting, [1, 1, 1, 0, 1, 0, 0, 1]),
+            (Starting, [1, 1, 1, 1, 1, 1, 1, 1]),
+            (Running, [1, 1, 1, 1, 1, 1, 1, 1]),
+            (Stopping, [0, 1, 1, 1, 1, 1, 1, 1]),
+            (Stopped, [1, 1, 1, 0, 1, 0, 0, 1]),
+            (Completed, [1, 1, 1, 0, 1, 1, 0, 1]),
+            (Backoff, [1, 1, 1, 0, 1, 0, 1, 1]),
+            (Failed, [1, 1, 1, 0, 1, 0, 0, 1]),
+        ];
+        for (from, row) in table {
+            for (to, allowed) in all.iter().zip(row) {
+                assert_eq!(
+                    from.can_become(*to),
+                    allowed == 1,
+                    "{} -> {}",
+                    from.as_str(),
+                    to.as_str()
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "stopped -> stopping")]
+    #[cfg(debug_assertions)]
+    fn a_transition_outside_the_table_is_caught() {
+        let mut i = Instance::new("a", 0);
+        i.transition(State::Stopping);
     }
 
     fn running(inst: &mut Instance, at: Instant) {

@@ -1,5 +1,7 @@
 //! Integration tests: the real `pypm` binary in temp dirs against small `sh` fixture programs.
 //! See `harness.rs` for the guard that stops everything a test started, even on panic.
+// Tests may call libc directly (the harness kills and inspects processes with libc).
+#![allow(unsafe_code)]
 
 mod harness;
 
