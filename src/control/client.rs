@@ -87,6 +87,13 @@ fn is_not_running(e: &io::Error) -> bool {
 /// An error frame is understood whatever its version (it explains a mismatch); anything else must
 /// be our version.
 fn decode(line: &[u8]) -> Result<Response, ClientError> {
+    // The common case in one pass; only an answer that does not parse is looked at again, to
+    // tell a version mismatch from garbage.
+    if let Ok(f) = serde_json::from_slice::<ResponseFrame>(line)
+        && (f.v == VERSION || matches!(f.response, Response::Error { .. }))
+    {
+        return Ok(f.response);
+    }
     let value: serde_json::Value =
         serde_json::from_slice(line).map_err(|e| ClientError::Protocol(e.to_string()))?;
     let v = value.get("v").and_then(serde_json::Value::as_u64);
