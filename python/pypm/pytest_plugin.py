@@ -21,7 +21,9 @@ and state_dir; to share one stack instead, start it before pytest (``pypm up -d`
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 from typing import Any, Dict, Generator, Iterator, List, Optional, Tuple
 
@@ -128,12 +130,30 @@ def _nearest(request: Any) -> Path:
     return find_config(None, cwd=Path(str(request.node.fspath)).absolute().parent)
 
 
+#: A Unix socket's path must fit in sun_path (108 bytes on Linux, 104 on macOS).
+_MAX_SOCKET_PATH = 100
+_SHORT_DIRS: List[Path] = []
+
+
+def _state_dir(tmp_path_factory: Any) -> Path:
+    """A private state_dir under pytest's tmp dir, or under /tmp when that path would make the
+    control socket's path too long (deep tmp dirs, nested pytest runs)."""
+    d = Path(tmp_path_factory.mktemp("pypm-state"))
+    if len(str(d / "pypm.sock")) <= _MAX_SOCKET_PATH:
+        return d
+    short = Path(tempfile.mkdtemp(prefix="pypm-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    _SHORT_DIRS.append(short)
+    return short
+
+
 @pytest.fixture(scope="session")
 def _pypm_stacks(tmp_path_factory: Any) -> Iterator[Dict[Tuple[str, Tuple[str, ...]], _Stack]]:
     stacks: Dict[Tuple[str, Tuple[str, ...]], _Stack] = {}
     yield stacks
     for s in stacks.values():
         s.stop()
+    while _SHORT_DIRS:
+        shutil.rmtree(_SHORT_DIRS.pop(), ignore_errors=True)
 
 
 @pytest.fixture
@@ -146,7 +166,7 @@ def pypm_stack(request: Any, _pypm_stacks: Dict[Tuple[str, Tuple[str, ...]], _St
     key = (str(path), tuple(apps or ()))
     stack = _pypm_stacks.get(key)
     if stack is None:
-        state_dir = tmp_path_factory.mktemp("pypm-state")
+        state_dir = _state_dir(tmp_path_factory)
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         stack = _Stack(path, apps, state_dir, worker)
         _pypm_stacks[key] = stack

@@ -62,3 +62,19 @@ def test_stack_marker_and_failure_report(pytester: pytest.Pytester) -> None:
 
     left = subprocess.run(["pgrep", "-f", "sleep 1000 0.4242"], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"left running: {left.stdout}"
+
+
+def test_deep_tmp_dirs_get_a_short_state_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from pypm.pytest_plugin import _MAX_SOCKET_PATH, _SHORT_DIRS, _state_dir
+
+    class Deep:
+        def mktemp(self, name: str) -> str:
+            d = tmp_path_factory.mktemp("x" * 60) / ("y" * 60)
+            d.mkdir()
+            return str(d)
+
+    d = _state_dir(Deep())
+    assert len(str(d / "pypm.sock")) <= _MAX_SOCKET_PATH
+    assert d in _SHORT_DIRS
+    _SHORT_DIRS.remove(d)
+    d.rmdir()
