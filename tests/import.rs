@@ -131,8 +131,13 @@ module.exports = {
     }
     assert!(
         stderr.starts_with("imported 2 apps from `ecosystem.config.js`")
-            && stderr.contains("3 notes"),
+            && stderr.contains("5 notes"),
         "{stderr}"
+    );
+    assert_eq!(
+        api["stop_signal"].as_str(),
+        Some("SIGINT"),
+        "PM2 stops with SIGINT"
     );
 }
 

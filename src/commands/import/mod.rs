@@ -195,7 +195,7 @@ impl Builder {
 }
 
 /// A literal string for a key pypm expands `${VAR}` in: `$` becomes `$$`.
-fn lit(s: &str) -> String {
+pub(super) fn lit(s: &str) -> String {
     s.replace('$', "$$")
 }
 

@@ -139,7 +139,9 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
     let interpreter = obj
         .get("interpreter")
         .or_else(|| obj.get("exec_interpreter"))
-        .and_then(Value::as_str);
+        .and_then(Value::as_str)
+        // `interpreter: ""` is PM2's "not set".
+        .filter(|i| !i.trim().is_empty());
     let interp_args = obj
         .get("interpreter_args")
         .or_else(|| obj.get("node_args"))
@@ -159,7 +161,70 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
         "node_args",
         "args",
     ]);
-    program(&mut app, script, interpreter, &interp_args, &args);
+    program(
+        &mut app,
+        script,
+        interpreter,
+        &interp_args,
+        &args,
+        &mut notes,
+    );
+
+    // PM2 stops an app with SIGINT (`kill_signal`), then SIGKILL after `kill_timeout` (1600 ms).
+    let signal = obj
+        .get("kill_signal")
+        .and_then(Value::as_str)
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if s.starts_with("SIG") {
+                s
+            } else {
+                format!("SIG{s}")
+            }
+        });
+    match signal {
+        Some(sig) if crate::process::parse_signal(&sig).is_ok() => app.set("stop_signal", sig),
+        Some(sig) => {
+            notes.push(format!(
+                "`kill_signal = {sig}` is not a signal pypm knows; SIGINT used"
+            ));
+            app.set("stop_signal", "SIGINT");
+        }
+        None => app.set("stop_signal", "SIGINT"),
+    }
+    if obj.get("kill_timeout").is_none() {
+        app.set("stop_timeout", "1600ms");
+    }
+    handled.push("kill_signal");
+    if obj.get("env").is_none() {
+        // The only environment a file gives may be an `env_<name>` block: use it rather than none.
+        let blocks: Vec<&String> = obj.keys().filter(|k| k.starts_with("env_")).collect();
+        let chosen = blocks
+            .iter()
+            .find(|k| k.as_str() == "env_production")
+            .or_else(|| blocks.first())
+            .copied();
+        if let Some(key) = chosen
+            && let Some(Value::Object(vars)) = obj.get(key.as_str())
+        {
+            let mut env = toml::Table::new();
+            for (k, v) in vars {
+                if let Some(s) = scalar(v) {
+                    env.insert(k.clone(), toml::Value::String(lit(&s)));
+                }
+            }
+            if !env.is_empty() {
+                app.set("env", env);
+            }
+            notes.push(format!(
+                "no `env`: `{key}` imported as `env` (PM2 applies it only with `--env {}`)",
+                &key["env_".len()..]
+            ));
+            handled.push(key.as_str());
+        }
+    }
+    let mut log_keys: Vec<&str> = Vec::new();
 
     if let Some(cwd) = obj.get("cwd").and_then(Value::as_str) {
         app.set("cwd", lit(cwd));
@@ -252,7 +317,10 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
                 let text = scalar(v).unwrap_or_default().trim().to_ascii_uppercase();
                 let text = text.strip_suffix('B').unwrap_or(&text).to_string();
                 match units::parse_size(&text) {
-                    Ok(_) => app.set("memory_max", text),
+                    Ok(_) => {
+                        app.set("memory_max", text);
+                        notes.push("`max_memory_restart` became `memory_max`: PM2 restarts the app gracefully (stop signal) when it is over; pypm's limit is the kernel's where it has a cgroup (an OOM kill, reported as `memory_limit`), else a sampled restart: see `pypm inspect`".into());
+                    }
                     Err(_) => notes.push(format!("`max_memory_restart = {v}` is not a size; not imported")),
                 }
             }
@@ -306,9 +374,7 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
                 "out_file" | "error_file" | "log_file" | "output" | "error" | "log" | "pid_file"
                 | "merge_logs" | "combine_logs" | "log_type" | "disable_logs",
                 _,
-            ) => notes.push(format!(
-                "`{key}` not imported: logs go to `log_dir` as {name}.out.log and {name}.err.log"
-            )),
+            ) => log_keys.push(key),
             ("cron_restart", v) => notes.push(format!(
                 "`cron_restart = {v}` has no equivalent: run `pypm restart {name}` from cron or a systemd timer"
             )),
@@ -320,6 +386,26 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
             )),
             (k, v) => notes.push(format!("`{k} = {v}` has no pypm equivalent")),
         }
+    }
+    if !log_keys.is_empty() {
+        let list: Vec<String> = log_keys.iter().map(|k| format!("`{k}`")).collect();
+        notes.push(format!(
+            "{} not imported: logs go to `log_dir` as {name}.out.log and {name}.err.log",
+            list.join(", ")
+        ));
+    }
+    let instances = app
+        .get("instances")
+        .and_then(toml::Value::as_integer)
+        .unwrap_or(1);
+    if instances > 1 || obj.contains_key("instance_var") {
+        let var = obj
+            .get("instance_var")
+            .and_then(Value::as_str)
+            .unwrap_or("NODE_APP_INSTANCE");
+        notes.push(format!(
+            "PM2 sets `{var}` (0, 1, …) in each instance; pypm sets `PYPM_INSTANCE`: read that instead"
+        ));
     }
     for n in notes {
         b.note(&name, n);
@@ -351,6 +437,7 @@ fn program(
     interpreter: Option<&str>,
     interp_args: &[String],
     args: &[String],
+    notes: &mut Vec<String>,
 ) {
     let ext = std::path::Path::new(script)
         .extension()
@@ -367,11 +454,24 @@ fn program(
         _ => None,
     };
     let lits = |v: &[String]| v.iter().map(|s| lit(s)).collect::<Vec<_>>();
-    if interpreter.is_none() && by_ext.is_none() && !script.contains('/') {
-        // A program on PATH (`npm`, `gunicorn`): run it.
+    // A bare program name (`npm`, `uvicorn`, `python3`): PM2 looks it up on PATH (`which`) when
+    // no such file is in cwd; run it (with its own shebang). With an interpreter given as a path
+    // (a venv's python), the name is taken as that interpreter's script in cwd.
+    if by_ext.is_none() && !script.contains('/') && !interpreter.is_some_and(|i| i.contains('/')) {
         let mut argv = vec![lit(script)];
         argv.extend(lits(args));
         app.set("command", argv);
+        if let Some(i) = interpreter.filter(|i| *i != "none") {
+            notes.push(format!(
+                "`{script}` is a program on PATH (PM2 finds it with `which`): pypm runs it directly, not through `{i}`"
+            ));
+        }
+        if !interp_args.is_empty() {
+            notes.push(format!(
+                "`node_args`/`interpreter_args` ({}) not applied to `{script}`: for node, put them in `env` as NODE_OPTIONS",
+                interp_args.join(" ")
+            ));
+        }
         return;
     }
     let runner: Option<String> = match interpreter {

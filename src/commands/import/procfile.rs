@@ -32,6 +32,29 @@ fn entry(line: &str) -> Option<(&str, &str)> {
     (ok && !command.is_empty()).then_some((name, command))
 }
 
+/// Whether a Procfile line needs the shell foreman runs it with: pipes, lists, redirections,
+/// substitutions, leading `VAR=value` assignments, or `${VAR:-default}`-style expansions.
+fn runs_in_shell(command: &str) -> bool {
+    if crate::init::needs_shell(command) || command.contains('~') {
+        return true;
+    }
+    let first = command.split_whitespace().next().unwrap_or("");
+    let assignment = first.split_once('=').is_some_and(|(k, _)| {
+        !k.is_empty()
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+    });
+    // `${...}` holding anything but a name is a shell expansion pypm does not do.
+    let expansion = command.match_indices("${").any(|(i, _)| {
+        let inner = &command[i + 2..];
+        let end = inner.find('}').unwrap_or(inner.len());
+        !inner[..end]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    assignment || expansion
+}
+
 pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
     let mut entries = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -47,18 +70,29 @@ pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
         }
     }
     let has_release = entries.iter().any(|(n, _)| *n == "release");
+    if !entries.is_empty() {
+        b.notes.push(
+            "`PORT` is set for every process as foreman does: 5000 for the first process type, +100 for each next (on Heroku the platform assigns it)".into(),
+        );
+    }
     // foreman and honcho read `.env` beside the Procfile.
     let env_file = dir.join(".env").is_file();
+    // foreman sets PORT for every process: 5000 for the first process type, +100 for each next.
     let mut port = 5000;
     for (raw, command) in entries {
         let mut app = b.app(raw);
         let name = app.name.clone();
-        let (command, vars) = crate::init::brace_vars(command);
-        if crate::init::needs_shell(&command) {
-            // Heroku runs Procfile lines through a shell; pypm runs commands without one.
-            app.set("command", vec!["sh".to_string(), "-c".into(), command]);
+        let (braced, vars) = crate::init::brace_vars(command);
+        if runs_in_shell(command) {
+            // Heroku and foreman run a Procfile line with `sh -c`: assignments, `${X:-default}`,
+            // `&&`, redirections and `$(...)` keep working. The shell expands the variables, so
+            // pypm gets the line as written (`$` escaped for pypm as `$$`).
+            app.set(
+                "command",
+                vec!["sh".to_string(), "-c".into(), super::lit(command)],
+            );
         } else {
-            app.set("command", command);
+            app.set("command", braced);
         }
         if env_file {
             app.set("env_file", ".env");
@@ -70,18 +104,14 @@ pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
             deps.insert("release".into(), "completed".into());
             app.set("depends_on", deps);
         }
-        if vars.iter().any(|v| v == "PORT") {
-            // Like foreman: 5000, 5100, ... for each process type that uses $PORT.
-            let mut env = toml::Table::new();
-            env.insert("PORT".into(), port.to_string().into());
-            app.set("env", env);
-            b.note(
-                &name,
-                format!("`$PORT` is set to {port} (foreman's numbering; on Heroku the platform assigns it)"),
-            );
-            port += 100;
-        }
-        let others: Vec<&String> = vars.iter().filter(|v| *v != "PORT").collect();
+        let mut env = toml::Table::new();
+        env.insert("PORT".into(), port.to_string().into());
+        app.set("env", env);
+        port += 100;
+        let others: Vec<&String> = vars
+            .iter()
+            .filter(|v| *v != "PORT" && !assigned_in(command, v))
+            .collect();
         if !others.is_empty() {
             let mut list = String::new();
             for (i, v) in others.iter().enumerate() {
@@ -96,4 +126,12 @@ pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
         }
         b.apps.push(app);
     }
+}
+
+/// `VAR=...` among the line's leading assignments.
+fn assigned_in(command: &str, var: &str) -> bool {
+    command
+        .split_whitespace()
+        .take_while(|w| w.contains('='))
+        .any(|w| w.split_once('=').is_some_and(|(k, _)| k == var))
 }

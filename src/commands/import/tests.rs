@@ -57,11 +57,13 @@ fn pm2_interpreters_map_to_script_or_command() {
         {"name": "i", "script": "tool.sh", "interpreter": "sh"}
     ]}"#;
     let (apps, _) = run("eco.json", eco);
+    // Every PM2 app stops as PM2 stops it (checked in `pm2_stop_semantics`); left out here.
     let keys = |n: &str| -> Vec<(String, String)> {
         apps[n]
             .as_table()
             .unwrap()
             .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "stop_signal" | "stop_timeout"))
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect()
     };
@@ -215,7 +217,39 @@ fn procfile_lines_become_apps() {
         "{apps:#?}"
     );
     assert_eq!(apps["release"]["kind"].as_str(), Some("task"));
-    assert!(has_note(&notes, "`$PORT` is set to 5000"), "{notes:#?}");
+    // foreman: PORT for every process type, 5000 + 100 each, in the file's order.
+    assert_eq!(apps["worker"]["env"]["PORT"].as_str(), Some("5100"));
+    assert_eq!(apps["release"]["env"]["PORT"].as_str(), Some("5200"));
+    assert!(
+        has_note(&notes, "`PORT` is set for every process"),
+        "{notes:#?}"
+    );
+}
+
+#[test]
+fn procfile_lines_that_need_a_shell_run_in_one() {
+    let (apps, _) = run(
+        "Procfile",
+        "web: WEB_CONCURRENCY=2 gunicorn app:app -b 0.0.0.0:${PORT:-5000}
+clock: python clock.py
+bin: ~/bin/run
+",
+    );
+    let web: Vec<&str> = apps["web"]["command"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    // The line as written, `$` escaped for pypm: the shell expands `${PORT:-5000}`.
+    assert_eq!(
+        web,
+        [
+            "sh",
+            "-c",
+            "WEB_CONCURRENCY=2 gunicorn app:app -b 0.0.0.0:$${PORT:-5000}"
+        ]
+    );
+    assert_eq!(apps["clock"]["command"].as_str(), Some("python clock.py"));
+    assert_eq!(apps["bin"]["command"].as_array().map(Vec::len), Some(3));
 }
 
 #[test]
@@ -313,4 +347,53 @@ fn rendered_values_survive_quoting() {
         Some("say \"hi\" \\ \u{7}\n")
     );
     assert_eq!(doc["apps"]["a"]["env"]["weird key.x"].as_str(), Some("v"));
+}
+
+#[test]
+fn pm2_stop_semantics() {
+    let eco = r#"{"apps": [
+        {"name": "a", "script": "app.py"},
+        {"name": "b", "script": "app.py", "kill_timeout": 5000, "kill_signal": "SIGTERM"}
+    ]}"#;
+    let (apps, _) = run("eco.json", eco);
+    assert_eq!(apps["a"]["stop_signal"].as_str(), Some("SIGINT"));
+    assert_eq!(apps["a"]["stop_timeout"].as_str(), Some("1600ms"));
+    assert_eq!(apps["b"]["stop_signal"].as_str(), Some("SIGTERM"));
+    assert_eq!(apps["b"]["stop_timeout"].as_str(), Some("5s"));
+}
+
+#[test]
+fn pm2_bare_programs_empty_interpreters_and_env_blocks() {
+    let eco = r#"{"apps": [
+        {"name": "u", "script": "uvicorn", "args": "app:app", "interpreter": "python3"},
+        {"name": "n", "script": "npm", "args": "start", "node_args": "--max-old-space-size=512"},
+        {"name": "e", "script": "app.py", "interpreter": ""},
+        {"name": "p", "script": "app.py", "env_production": {"NODE_ENV": "production"}},
+        {"name": "l", "script": "app.py", "out_file": "a.log", "error_file": "b.log", "log_file": "c.log", "instances": 2}
+    ]}"#;
+    let (apps, notes) = run("eco.json", eco);
+    let argv = |n: &str| -> Vec<String> {
+        apps[n]["command"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Looked up on PATH as PM2 does, not a file `uvicorn` in cwd run by python3.
+    assert_eq!(argv("u"), ["uvicorn", "app:app"]);
+    assert!(has_note(&notes, "program on PATH"), "{notes:#?}");
+    assert_eq!(argv("n"), ["npm", "start"]);
+    assert!(has_note(&notes, "NODE_OPTIONS"), "{notes:#?}");
+    // `interpreter: ""` is unset: pypm infers python from .py, no empty program.
+    assert_eq!(apps["e"]["script"].as_str(), Some("app.py"));
+    assert!(apps["e"].get("interpreter").is_none(), "{apps:#?}");
+    // The only env block is used rather than leaving the app without its environment.
+    assert_eq!(apps["p"]["env"]["NODE_ENV"].as_str(), Some("production"));
+    // Three log keys, one note; the instance variable is named.
+    let log_notes = notes.iter().filter(|n| n.contains("log_dir")).count();
+    assert_eq!(log_notes, 1, "{notes:#?}");
+    assert!(has_note(&notes, "NODE_APP_INSTANCE"), "{notes:#?}");
 }
