@@ -211,7 +211,8 @@ autorestart=true
     let web = apps["web"]
         .as_table()
         .unwrap_or_else(|| panic!("{toml_text}"));
-    assert_eq!(web["cwd"].as_str(), Some(root.to_str().unwrap_or_default()));
+    // `%(here)s` stays relative to the file (pypm.toml is written beside it).
+    assert_eq!(web["cwd"].as_str(), Some("."));
     assert_eq!(web["instances"].as_integer(), Some(2));
     assert_eq!(web["enabled"].as_bool(), Some(false));
     assert_eq!(web["restart"].as_str(), Some("on-failure"));

@@ -99,9 +99,9 @@ impl Expansions<'_> {
                 spec[..conv]
                     .chars()
                     .all(|c| c.is_ascii_digit() || "-#0 +".contains(c))
-                    .then_some((key, 1 + close + 1 + conv + 1))
+                    .then_some((key, &spec[..=conv], 1 + close + 1 + conv + 1))
             });
-            let Some((key, consumed)) = parsed else {
+            let Some((key, format, consumed)) = parsed else {
                 out.text.push('%');
                 rest = after;
                 continue;
@@ -112,11 +112,17 @@ impl Expansions<'_> {
                 "numprocs" => out.text.push_str(&self.numprocs.to_string()),
                 "process_num" => {
                     out.uses_process_num = true;
-                    if self.numprocs_start == 0 {
-                        out.text.push_str("$$PYPM_INSTANCE");
+                    let n = if self.numprocs_start == 0 {
+                        "$$PYPM_INSTANCE".to_string()
                     } else {
-                        out.text
-                            .push_str(&format!("$$((PYPM_INSTANCE + {}))", self.numprocs_start));
+                        format!("$$((PYPM_INSTANCE + {}))", self.numprocs_start)
+                    };
+                    if format.len() > 1 {
+                        // `%(process_num)02d` keeps its padding: printf formats it the same way.
+                        let f = format.replace('s', "d");
+                        out.text.push_str(&format!("$$(printf '%{f}' {n})"));
+                    } else {
+                        out.text.push_str(&n);
                     }
                 }
                 k if k.starts_with("ENV_") && k.len() > 4 => {
@@ -135,24 +141,82 @@ impl Expansions<'_> {
 }
 
 pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
-    let here = dir.display().to_string();
+    let mut sections = parse_ini(text);
+    // `[include] files = a.conf conf.d/*.conf`: globs relative to the including file, read as
+    // supervisord does (their sections join the main file's).
+    let includes: Vec<String> = sections
+        .iter()
+        .filter(|s| s.name == "include")
+        .flat_map(|s| s.pairs.iter().filter(|(k, _)| k == "files"))
+        .flat_map(|(_, v)| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    for pattern in includes {
+        let full = if Path::new(&pattern).is_absolute() {
+            std::path::PathBuf::from(&pattern)
+        } else {
+            dir.join(&pattern)
+        };
+        let mut found: Vec<std::path::PathBuf> = glob::glob(&full.to_string_lossy())
+            .map(|g| g.filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        found.sort();
+        if found.is_empty() {
+            b.notes.push(format!(
+                "[include] `{pattern}`: no such file here; its programs are not imported"
+            ));
+        }
+        for f in found {
+            match std::fs::read_to_string(&f) {
+                Ok(t) => sections.extend(parse_ini(&t).into_iter().filter(|s| s.name != "include")),
+                Err(e) => b.notes.push(format!("[include] `{}`: {e}", f.display())),
+            }
+        }
+    }
+    // `[supervisord] directory =` is where supervisord chdirs before starting programs.
+    let base_dir = sections
+        .iter()
+        .filter(|s| s.name == "supervisord")
+        .flat_map(|s| s.pairs.iter())
+        .rev()
+        .find(|(k, _)| k == "directory")
+        .map(|(_, v)| v.clone());
+    // `%(here)s` is the config file's directory: pypm's paths are relative to pypm.toml, written
+    // beside it, so it stays relative (`.`) rather than this machine's absolute path.
+    let here = ".".to_string();
+    let _ = dir;
     let mut skipped: Vec<String> = Vec::new();
-    for section in parse_ini(text) {
+    let mut said_here = false;
+    for section in &sections {
         if let Some(name) = section.name.strip_prefix("program:") {
-            program(name.trim(), &section.pairs, &here, b);
+            if !said_here && section.pairs.iter().any(|(_, v)| v.contains("%(here)s")) {
+                b.notes.push("`%(here)s` became `.`: the directory of pypm.toml, written next to the supervisord file".into());
+                said_here = true;
+            }
+            program(name.trim(), &section.pairs, &here, base_dir.as_deref(), b);
         } else if section.name.starts_with("group:") {
             b.notes.push(format!(
                 "[{}]: pypm has no groups; `pypm restart APP` acts per app, `depends_on` orders them",
                 section.name
             ));
         } else if section.name == "include" {
-            b.notes.push(
-                "[include]: included files are not read; import each one and merge the apps"
-                    .to_string(),
-            );
-        } else if section.name.starts_with("eventlistener:")
-            || section.name.starts_with("fcgi-program:")
-        {
+        } else if section.name.starts_with("eventlistener:") {
+            let memmon = section
+                .pairs
+                .iter()
+                .find(|(k, _)| k == "command")
+                .is_some_and(|(_, v)| v.contains("memmon"));
+            if memmon {
+                b.notes.push(format!(
+                    "[{}]: superlance memmon restarts programs over a memory size: set `memory_max` on those apps (pypm enforces it itself)",
+                    section.name
+                ));
+            } else {
+                b.notes.push(format!(
+                    "[{}]: not imported (no pypm equivalent)",
+                    section.name
+                ));
+            }
+        } else if section.name.starts_with("fcgi-program:") {
             b.notes.push(format!(
                 "[{}]: not imported (no pypm equivalent)",
                 section.name
@@ -169,7 +233,13 @@ pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
     }
 }
 
-fn program(raw_name: &str, pairs: &[(String, String)], here: &str, b: &mut Builder) {
+fn program(
+    raw_name: &str,
+    pairs: &[(String, String)],
+    here: &str,
+    base_dir: Option<&str>,
+    b: &mut Builder,
+) {
     let get = |k: &str| {
         pairs
             .iter()
@@ -213,6 +283,13 @@ fn program(raw_name: &str, pairs: &[(String, String)], here: &str, b: &mut Build
     };
 
     let cmd = expand("command", command, &mut notes);
+    if let Err(e) = shell_words::split(&cmd.text) {
+        // supervisord refuses such a program too; never import a different command.
+        b.notes.push(format!(
+            "[program:{raw_name}]: `command` cannot be split into words ({e}); skipped"
+        ));
+        return;
+    }
     if cmd.uses_process_num {
         // The instance number is known only at run time: let a shell substitute it.
         app.set(
@@ -225,9 +302,11 @@ fn program(raw_name: &str, pairs: &[(String, String)], here: &str, b: &mut Build
     } else {
         app.set("command", cmd.text);
     }
-    if let Some(d) = get("directory") {
+    if let Some(d) = get("directory").or(base_dir) {
         app.set("cwd", expand("directory", d, &mut notes).text);
     }
+    let mut log_notes: Vec<String> = Vec::new();
+    let mut log_keys: Vec<String> = Vec::new();
     if numprocs > 1 {
         app.set("instances", i64::from(numprocs.min(1024)));
     }
@@ -307,6 +386,9 @@ fn program(raw_name: &str, pairs: &[(String, String)], here: &str, b: &mut Build
             )),
             "stdout_logfile_maxbytes" | "stderr_logfile_maxbytes" | "logfile_maxbytes" => {
                 match size(value) {
+                    Some(s) if s == "0" => log_notes.push(format!(
+                        "`{key} = 0` (never rotate) not imported: pypm always rotates (`log_max_size`, default 10M)"
+                    )),
                     Some(s) if key.starts_with("stdout") || app.get("log_max_size").is_none() => {
                         app.set("log_max_size", s);
                     }
@@ -323,12 +405,27 @@ fn program(raw_name: &str, pairs: &[(String, String)], here: &str, b: &mut Build
                 Ok(_) => {}
                 Err(_) => notes.push(format!("`{key} = {value}` is not a count; not imported")),
             },
-            "stdout_logfile" | "stderr_logfile" | "redirect_stderr" => notes.push(format!(
-                "`{key} = {value}` not imported: logs go to `log_dir` as {name}.out.log and {name}.err.log"
-            )),
+            "stdout_logfile" | "stderr_logfile"
+                if matches!(value, "/dev/stdout" | "/dev/fd/1" | "/dev/stderr" | "/dev/fd/2") =>
+            {
+                log_notes.push(format!(
+                    "`{key} = {value}` sent the output to supervisord's own; pypm has no such mode: it goes to `log_dir` (follow it with `pypm logs -f {name}`)"
+                ));
+            }
+            "stdout_logfile" | "stderr_logfile" | "redirect_stderr" => {
+                log_keys.push(format!("`{key}`"));
+            }
             k => notes.push(format!("`{k} = {value}` has no pypm equivalent")),
         }
     }
+    // One note for the log file keys of a program.
+    if !log_keys.is_empty() {
+        notes.push(format!(
+            "{} not imported: logs go to `log_dir` as {name}.out.log and {name}.err.log",
+            log_keys.join(", ")
+        ));
+    }
+    notes.extend(log_notes);
     for n in notes {
         b.note(&name, n);
     }

@@ -11,6 +11,21 @@ fn run(name: &str, text: &str) -> (toml::Table, Vec<String>) {
     (apps, imported.notes)
 }
 
+/// Imports a file on disk (its directory matters: includes, `.env`).
+fn run_at(path: &Path) -> (toml::Table, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let imported = convert(&name, &text, dir).unwrap_or_else(|e| panic!("{e:?}"));
+    let out = render(&imported, &name);
+    let doc: toml::Table = toml::from_str(&out).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let apps = doc["apps"].as_table().cloned().unwrap_or_default();
+    (apps, imported.notes)
+}
+
 fn has_note(notes: &[String], part: &str) -> bool {
     notes.iter().any(|n| n.contains(part))
 }
@@ -297,11 +312,14 @@ autorestart=true
         &vec![
             toml::Value::from("sh"),
             toml::Value::from("-c"),
-            toml::Value::from("exec gunicorn app:app -b 127.0.0.1:80$$PYPM_INSTANCE")
+            // `%(process_num)02d` keeps its padding: 8000, 8001 as supervisord numbers them.
+            toml::Value::from(
+                "exec gunicorn app:app -b 127.0.0.1:80$$(printf '%02d' $$PYPM_INSTANCE)"
+            )
         ]
     );
     assert_eq!(web["instances"].as_integer(), Some(3));
-    assert_eq!(web["cwd"].as_str(), Some("/srv/proj/web"));
+    assert_eq!(web["cwd"].as_str(), Some("./web"));
     assert_eq!(web["restart"].as_str(), Some("never"));
     assert_eq!(web["min_uptime"].as_str(), Some("3s"));
     assert_eq!(web["stop_signal"].as_str(), Some("SIGQUIT"));
@@ -396,4 +414,38 @@ fn pm2_bare_programs_empty_interpreters_and_env_blocks() {
     let log_notes = notes.iter().filter(|n| n.contains("log_dir")).count();
     assert_eq!(log_notes, 1, "{notes:#?}");
     assert!(has_note(&notes, "NODE_APP_INSTANCE"), "{notes:#?}");
+}
+
+#[test]
+fn supervisord_includes_directory_logs_and_quoting() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("conf.d")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("conf.d/worker.conf"),
+        "[program:worker]\ncommand=python worker.py\nstdout_logfile=/dev/stdout\nstdout_logfile_maxbytes=0\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let main = "[supervisord]\ndirectory=/srv/app\n\n[include]\nfiles = conf.d/*.conf missing/*.conf\n\n[program:web]\ncommand=gunicorn app:app\n\n[program:bad]\ncommand=python -c \"print(1)\n\n[eventlistener:memmon]\ncommand=memmon -p web=200MB\n";
+    let path = dir.path().join("supervisord.conf");
+    std::fs::write(&path, main).unwrap_or_else(|e| panic!("{e}"));
+    let (apps, notes) = run_at(&path);
+    assert_eq!(
+        apps["worker"]["command"].as_str(),
+        Some("python worker.py"),
+        "{apps:#?}"
+    );
+    assert_eq!(apps["web"]["cwd"].as_str(), Some("/srv/app"));
+    assert!(
+        apps.get("bad").is_none(),
+        "a quoting error is not another command: {apps:#?}"
+    );
+    assert!(has_note(&notes, "cannot be split into words"), "{notes:#?}");
+    assert!(has_note(&notes, "missing/*.conf"), "{notes:#?}");
+    assert!(has_note(&notes, "supervisord's own"), "{notes:#?}");
+    assert!(has_note(&notes, "never rotate"), "{notes:#?}");
+    assert!(has_note(&notes, "memory_max"), "{notes:#?}");
+    assert!(
+        apps["worker"].get("log_max_size").is_none(),
+        "rotation never turned off"
+    );
 }
