@@ -5,9 +5,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// `pypm ARGS` in `dir`, with the literal JS reader (`PYPM_IMPORT_NODE=0`); [`pypm_env`] without
+/// it lets node evaluate ecosystem files.
 fn pypm(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pypm"))
-        .args(args)
+    pypm_env(dir, args, &[("PYPM_IMPORT_NODE", "0")])
+}
+
+fn pypm_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pypm"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(args)
         .current_dir(dir)
         .env_remove("PYPM_CONFIG")
         .stdin(Stdio::null())
@@ -266,6 +275,59 @@ fn unreadable_inputs_fail_with_exit_1_and_one_line_first() {
         ),
         "{js}"
     );
+}
+
+#[test]
+fn computed_ecosystem_files_are_evaluated_with_node() {
+    let has_node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_node {
+        eprintln!("node not installed: the evaluation path is not tested");
+        return;
+    }
+    let (_d, root) = project(&[
+        (
+            "ecosystem.config.js",
+            "const base = { script: 'app.py', env: { MODE: process.env.PYPM_T_MODE || 'dev' } };\n\
+             module.exports = { apps: [1, 2].map(i => ({ ...base, name: `w${i}` })) };\n",
+        ),
+        ("app.py", ""),
+        (
+            "plain.config.js",
+            "module.exports = { apps: [ { name: 'a', script: 'a.py' } ] };\n",
+        ),
+    ]);
+    let out = pypm_env(
+        &root,
+        &["import", "ecosystem.config.js"],
+        &[("PYPM_T_MODE", "prod")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let toml_text = text(&out.stdout);
+    let apps = apps(&toml_text);
+    assert_eq!(
+        apps["w1"]["env"]["MODE"].as_str(),
+        Some("prod"),
+        "{toml_text}"
+    );
+    assert!(apps.contains_key("w2"), "{toml_text}");
+    assert!(toml_text.contains("evaluated with node"), "{toml_text}");
+    // node fails (here: an option it refuses): the literal reader takes over, and says so.
+    let out = pypm_env(
+        &root,
+        &["import", "plain.config.js"],
+        &[("NODE_OPTIONS", "--no-such-node-option")],
+    );
+    let toml_text = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(
+        toml_text.contains("node could not evaluate it"),
+        "{toml_text}"
+    );
+    assert!(self::apps(&toml_text).contains_key("a"), "{toml_text}");
 }
 
 #[test]

@@ -107,7 +107,7 @@ pub fn convert(name: &str, text: &str, dir: &Path) -> Result<Imported, ImportErr
     })?;
     let mut b = Builder::default();
     match format {
-        Format::Pm2 => pm2::convert(name, text, &mut b)?,
+        Format::Pm2 => pm2::convert(name, text, dir, &mut b)?,
         Format::Procfile => procfile::convert(text, dir, &mut b),
         Format::Supervisord => supervisord::convert(text, dir, &mut b),
     }

@@ -1,12 +1,31 @@
 //! PM2 ecosystem files: JSON, or the object literal of `ecosystem.config.js` (read by `js`).
 
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use super::{AppOut, Builder, ImportError, cpu_count, lit, millis};
 use crate::config::units;
 
-pub fn convert(name: &str, text: &str, b: &mut Builder) -> Result<(), ImportError> {
-    let root = parse(name, text)?;
+pub fn convert(name: &str, text: &str, dir: &Path, b: &mut Builder) -> Result<(), ImportError> {
+    let root = match evaluate(name, dir) {
+        Some(Ok(v)) => {
+            b.notes.push(format!(
+                "`{name}` was evaluated with node, as PM2 loads it (`require`, then the exported object as JSON)"
+            ));
+            v
+        }
+        Some(Err(why)) => {
+            let v = parse(name, text)?;
+            b.notes.push(format!(
+                "`{name}`: node could not evaluate it ({why}); read as a literal object instead"
+            ));
+            v
+        }
+        None => parse(name, text)?,
+    };
     let apps: Vec<&Value> = match &root {
         Value::Object(top) => {
             for key in top.keys().filter(|k| *k != "apps") {
@@ -47,6 +66,68 @@ pub fn convert(name: &str, text: &str, b: &mut Builder) -> Result<(), ImportErro
         }
     }
     Ok(())
+}
+
+/// How long node may take to evaluate an ecosystem file.
+const NODE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An `ecosystem.config.js` evaluated by node the way PM2 loads it: `require` of the file in its
+/// directory, then `JSON.stringify` of what it exports. `None` when that does not apply (a JSON
+/// file, no `node` on PATH, or `PYPM_IMPORT_NODE=0`); `Some(Err)` when node failed.
+fn evaluate(name: &str, dir: &Path) -> Option<Result<Value, String>> {
+    let lower = name.to_ascii_lowercase();
+    if !(lower.ends_with(".js") || lower.ends_with(".cjs"))
+        || std::env::var("PYPM_IMPORT_NODE").is_ok_and(|v| v == "0")
+    {
+        return None;
+    }
+    let file = dir.join(Path::new(name).file_name()?);
+    let mut child = std::process::Command::new("node")
+        .arg("-e")
+        .arg("process.stdout.write(JSON.stringify(require(process.argv[1])))")
+        .arg(&file)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?; // no node: the literal reader
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let deadline = Instant::now() + NODE_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Some(Err(format!("no answer within {}s", NODE_TIMEOUT.as_secs())));
+            }
+            Err(e) => return Some(Err(e.to_string())),
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    if !status.success() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        let first = err
+            .lines()
+            .find(|l| l.contains("Error"))
+            .unwrap_or("it exited with an error")
+            .trim()
+            .to_string();
+        return Some(Err(first));
+    }
+    Some(serde_json::from_slice(&out).map_err(|e| format!("its export is not JSON: {e}")))
 }
 
 fn parse(name: &str, text: &str) -> Result<Value, ImportError> {
