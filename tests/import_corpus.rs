@@ -131,6 +131,19 @@ fn place(doc: &mut toml::Table, root: &Path) {
             }
             app.insert("env_file".into(), toml::Value::Array(placed));
         }
+        if let Some(toml::Value::String(i)) = app.get("interpreter").cloned()
+            && Path::new(&i).is_absolute()
+        {
+            // An interpreter of the original machine (`/home/u/.nvm/.../node`): a stand-in.
+            let p = moved(&i);
+            if let Some(d) = p.parent() {
+                let _ = std::fs::create_dir_all(d);
+            }
+            let _ = std::fs::write(&p, "#!/bin/sh\n");
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
+            app.insert("interpreter".into(), p.display().to_string().into());
+        }
         if let Some(toml::Value::String(s)) = app.get("script").cloned() {
             let p = if Path::new(&s).is_absolute() {
                 moved(&s)

@@ -140,7 +140,7 @@ fn detect(name: &str, text: &str) -> Option<Format> {
     if base.ends_with(".json") || base.ends_with(".js") || base.ends_with(".cjs") {
         return Some(Format::Pm2);
     }
-    if base.starts_with("procfile") {
+    if base.starts_with("procfile") || base.ends_with("procfile") {
         return Some(Format::Procfile);
     }
     let first_line = trimmed.lines().next().unwrap_or("").trim();
