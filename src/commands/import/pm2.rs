@@ -135,11 +135,15 @@ fn parse(name: &str, text: &str) -> Result<Value, ImportError> {
     let looks_json =
         name.to_ascii_lowercase().ends_with(".json") || trimmed.starts_with(['{', '[']);
     if looks_json {
-        return serde_json::from_str(text).map_err(|e| {
-            ImportError(format!(
-                "error: `{name}` is not valid JSON: {e}\n\n{}",
-                super::ACCEPTED
-            ))
+        // PM2 evaluates a .json ecosystem file as a JavaScript expression, so comments and
+        // trailing commas are fine there: the literal reader (JSON5) reads what JSON does not.
+        return serde_json::from_str(text).or_else(|e| {
+            super::js::exports_literal(&format!("module.exports = {text}")).map_err(|_| {
+                ImportError(format!(
+                    "error: `{name}` is not valid JSON: {e}\n\n{}",
+                    super::ACCEPTED
+                ))
+            })
         });
     }
     super::js::exports_literal(text).map_err(|e| {
