@@ -77,7 +77,10 @@ impl Schedule {
         parser
             .parse(t)
             .map(|c| Schedule::Cron(Box::new(c)))
-            .map_err(|e| format!("invalid cron expression: {}", e.to_string().to_lowercase()))
+            .map_err(|e| {
+                let e = e.to_string().to_lowercase();
+                format!("invalid cron expression: {}", e.trim_end_matches('.'))
+            })
     }
 
     pub fn as_str(&self) -> &str {

@@ -654,7 +654,7 @@ fn read_schedules(cx: &mut Cx, t: &Table, kind: Kind, ctx: &str) -> Schedules {
     };
     let catch_up = t.bool(cx, "catch_up").unwrap_or(false);
     let jitter = t.duration(cx, "jitter").unwrap_or(Duration::ZERO);
-    if schedule.is_none() && restart_schedule.is_none() {
+    if t.span_of("schedule").is_none() && t.span_of("restart_schedule").is_none() {
         for key in ["timezone", "concurrency", "catch_up", "jitter"] {
             if let Some(span) = t.span_of(key) {
                 let needs = if kind == Kind::Task {
