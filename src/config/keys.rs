@@ -79,6 +79,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "config_error",
     "config_applied",
     "log_error",
+    "scheduled",
+    "skipped",
 ];
 
 pub const TOP_KEYS: &[&str] = &["pypm", "environments", "apps", "notify"];

@@ -16,6 +16,7 @@ pub mod persist;
 pub mod plan;
 mod report;
 mod requests;
+mod schedules;
 pub mod state;
 
 use std::collections::HashMap;
@@ -123,6 +124,12 @@ struct Supervisor {
     /// Debounced: reload the file at this time.
     reload_at: Option<Instant>,
     /// Debounced: restart these apps (their `watch` globs matched) at these times.
+    /// Each scheduled app's next due time (see `schedules.rs`).
+    sched_due: HashMap<String, schedules::Due>,
+    /// The wall time of each app's last due run: the next one is counted from it.
+    sched_from: HashMap<String, chrono::DateTime<chrono::Utc>>,
+    /// When the schedule last started a run of each task.
+    last_scheduled: HashMap<String, std::time::SystemTime>,
     restart_at: HashMap<String, Instant>,
     /// Every recorded event also goes here (notifiers, StatsD, the HTTP API's event streams).
     bus: crate::bus::EventBus,
@@ -269,6 +276,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         sockets: HashMap::new(),
         reload_at: None,
         restart_at: HashMap::new(),
+        sched_due: HashMap::new(),
+        sched_from: HashMap::new(),
+        last_scheduled: HashMap::new(),
         bus,
         handler,
         outlets: None,
@@ -330,6 +340,7 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             self.fire_timers(now);
+            self.refresh_schedules(now);
             let (actions, wake) = plan::plan(&self.wants, &self.obs, now);
             let wake = [
                 wake,
