@@ -189,6 +189,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         }
     })?;
     let stopper = server.stopper();
+    let last_runs = persist::load_state(&state_dir)
+        .map(|s| s.last_runs)
+        .unwrap_or_default();
     persist::kill_leftovers(&state_dir);
     persist::write_pid(&state_dir)
         .map_err(|e| StartError::Io(format!("cannot write the pid file: {e}")))?;
@@ -290,6 +293,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         cgroup_seq: 0,
         told_ready: false,
     };
+    sup.restore_schedules(&last_runs, Instant::now());
     sup.rewatch();
     // Before anything is spawned: on cgroup v2 the supervisor moves into a cgroup of its own,
     // which only works while no other process shares its cgroup.
@@ -645,6 +649,7 @@ impl Supervisor {
         let saved = SavedState {
             pid: std::process::id(),
             run_tag: self.reaper.run_tag().map(str::to_string),
+            last_runs: self.saved_last_runs(),
             config_file: self.opts.config_path.display().to_string(),
             instances: self
                 .obs
@@ -677,6 +682,7 @@ impl Supervisor {
     }
 
     fn finish(self, stopper: &Stopper) {
+        let last_runs = self.saved_last_runs();
         let Supervisor {
             pump,
             state_dir,
@@ -721,6 +727,7 @@ impl Supervisor {
                 config_file: String::new(),
                 instances: Vec::new(),
                 run_tag: None,
+                last_runs,
             },
         );
         stopper.stop();

@@ -47,6 +47,53 @@ fn instant_of(wall: DateTime<Utc>, now: Instant, wall_now: DateTime<Utc>) -> Ins
 }
 
 impl Supervisor {
+    /// At start: each schedule counts from its last run of a previous supervisor, and a
+    /// `catch_up` task whose run was missed meanwhile runs once now (systemd `Persistent=`).
+    pub(super) fn restore_schedules(
+        &mut self,
+        last_runs: &std::collections::BTreeMap<String, String>,
+        now: Instant,
+    ) {
+        let wall_now = Utc::now();
+        for (name, spec) in &self.desired.apps {
+            let app = &spec.app;
+            let (Some(schedule), Some(last)) = (app.parsed_schedule(), last_runs.get(name)) else {
+                continue;
+            };
+            let Ok(last) = DateTime::parse_from_rfc3339(last) else {
+                continue;
+            };
+            let last = last.with_timezone(&Utc);
+            let missed = crate::schedule::next_run(&schedule, app.schedule_tz(), last)
+                .is_some_and(|next| next <= wall_now);
+            if !missed {
+                self.sched_from.insert(name.clone(), last);
+            } else if app.catch_up && app.kind == Kind::Task {
+                log::info!("`{name}`: a run was missed since {last} (catch_up): running it now");
+                self.sched_due.insert(
+                    name.clone(),
+                    Due {
+                        wall: wall_now,
+                        at: now,
+                    },
+                );
+            }
+        }
+    }
+
+    /// What `state.json` keeps of the schedules: the last due run of each scheduled app.
+    pub(super) fn saved_last_runs(&self) -> std::collections::BTreeMap<String, String> {
+        self.sched_from
+            .iter()
+            .map(|(a, t)| {
+                (
+                    a.clone(),
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                )
+            })
+            .collect()
+    }
+
     /// Fills in each scheduled app's next due time (computing the ones not known yet), so the
     /// planner sees it.
     pub(super) fn refresh_schedules(&mut self, now: Instant) {

@@ -103,3 +103,58 @@ fn replace_stops_the_old_run() {
     );
     p.pypm_ok(&["down"], 0);
 }
+
+#[test]
+fn catch_up_runs_once_after_a_restart_that_missed_a_run() {
+    let p = Project::new();
+    let job = p.sh("job", "exit 0\n");
+    let config = |schedule: &str| {
+        format!(
+            "[apps.job]\ncommand = {job}\nkind = \"task\"\nschedule = \"{schedule}\"\ntimezone = \"UTC\"\ncatch_up = true\n"
+        )
+    };
+    p.write_config(&config("* * * * * *"));
+    p.up_d();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            !events_of(&p.events(), "started", "job", Some(0)).is_empty()
+        }),
+        "a first run expected: {:#?}",
+        p.events()
+    );
+    p.pypm_ok(&["down"], 0);
+    let saved = std::fs::read_to_string(p.state_dir().join("state.json")).unwrap_or_default();
+    assert!(
+        saved.contains("last_runs"),
+        "state.json keeps the last run: {saved}"
+    );
+
+    // A schedule whose one run a minute falls while the supervisor is down.
+    let missed = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let second = chrono::Timelike::second(&missed);
+    assert!(
+        wait_until(Duration::from_secs(5), || chrono::Utc::now()
+            > missed + chrono::Duration::milliseconds(300)),
+        "clock"
+    );
+    p.write_config(&config(&format!("{second} * * * * *")));
+    let before = events_of(&p.events(), "started", "job", Some(0)).len();
+    p.up_d();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            events_of(&p.events(), "started", "job", Some(0)).len() > before
+        }),
+        "catch_up should run the missed run at start: {:#?}\n{}",
+        p.events(),
+        p.supervisor_log_tail()
+    );
+    // Once: the next run is about a minute away.
+    assert!(
+        !wait_until(Duration::from_secs(2), || {
+            events_of(&p.events(), "started", "job", Some(0)).len() > before + 1
+        }),
+        "caught up more than once: {:#?}",
+        p.events()
+    );
+    p.pypm_ok(&["down"], 0);
+}
