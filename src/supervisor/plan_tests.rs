@@ -687,9 +687,7 @@ fn a_due_run_starts_and_a_failed_run_does_not_stop_the_next() {
     let (actions, _) = plan(&d, &obs, t0);
     apply(&mut obs, &actions, t0, &mut pid);
     // What the loop does on `Due` for a task that is not running: request a run.
-    obs.instances
-        .get_mut(&("job".to_string(), 0))
-        .map(|i| i.roll_requested = true);
+    request_run(&mut obs, "job");
     let (actions, _) = plan(&d, &obs, t0);
     assert_eq!(starts(&actions), vec!["job.0"]);
     apply(&mut obs, &actions, t0, &mut pid);
@@ -697,9 +695,7 @@ fn a_due_run_starts_and_a_failed_run_does_not_stop_the_next() {
     // Failed: nothing starts until the schedule is due again, and then it runs.
     let (actions, _) = plan(&d, &obs, t0 + Duration::from_secs(1));
     assert!(starts(&actions).is_empty(), "{actions:?}");
-    obs.instances
-        .get_mut(&("job".to_string(), 0))
-        .map(|i| i.roll_requested = true);
+    request_run(&mut obs, "job");
     let (actions, _) = plan(&d, &obs, t0 + Duration::from_secs(60));
     assert_eq!(starts(&actions), vec!["job.0"]);
 }
@@ -716,14 +712,10 @@ fn replace_stops_the_running_run_and_reboot_runs_at_start() {
     assert_eq!(wake, None, "no due time: no wake-up (idle stays idle)");
     apply(&mut obs, &actions, t0, &mut pid);
     // A running run whose instance the loop marked for replacement is stopped, then restarted.
-    obs.instances
-        .get_mut(&("job".to_string(), 0))
-        .map(|i| i.roll_requested = true);
+    request_run(&mut obs, "job");
     let (actions, _) = plan(&d, &obs, t0);
     apply(&mut obs, &actions, t0, &mut pid);
-    obs.instances
-        .get_mut(&("job".to_string(), 0))
-        .map(|i| i.roll_requested = true);
+    request_run(&mut obs, "job");
     let (actions, _) = plan(&d, &obs, t0);
     assert!(
         actions.iter().any(|a| matches!(
@@ -758,4 +750,11 @@ fn a_disabled_or_shutting_down_schedule_is_not_due() {
     w.enabled = false;
     let (actions, _) = plan(&desired(vec![w]), &obs, t0);
     assert!(!actions.contains(&Action::Due { app: "job".into() }));
+}
+
+/// What the loop does on `Due` for a task: ask for a run (or, if it runs, a replacement).
+fn request_run(obs: &mut Observed, app: &str) {
+    if let Some(i) = obs.instances.get_mut(&(app.to_string(), 0)) {
+        i.roll_requested = true;
+    }
 }
