@@ -158,3 +158,32 @@ fn catch_up_runs_once_after_a_restart_that_missed_a_run() {
     );
     p.pypm_ok(&["down"], 0);
 }
+
+#[test]
+fn restart_schedule_rolls_a_service() {
+    let p = Project::new();
+    let svc = p.sh("svc", "exec sleep 300\n");
+    p.write_config(&format!(
+        "[apps.svc]\ncommand = {svc}\nrestart_schedule = \"*/2 * * * * *\"\nmin_uptime = \"100ms\"\n"
+    ));
+    p.up_d();
+    let first = p.pid_of("svc").unwrap_or_default();
+    assert!(first > 0, "{:#?}", p.events());
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            p.pid_of("svc").is_some_and(|pid| pid != first)
+        }),
+        "the service should be rolled: {:#?}",
+        p.events()
+    );
+    assert!(
+        !events_of(&p.events(), "scheduled", "svc", None).is_empty(),
+        "{:#?}",
+        p.events()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(first)),
+        "old pid {first} still alive"
+    );
+    p.pypm_ok(&["down"], 0);
+}
