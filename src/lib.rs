@@ -33,5 +33,6 @@ pub mod probes;
 pub mod process;
 pub mod python_env;
 pub mod resolve;
+pub mod schedule;
 pub mod supervisor;
 pub mod watch;

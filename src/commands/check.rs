@@ -19,6 +19,7 @@ pub fn check(config: Option<&Path>, verbose: bool) -> Result<(), Failure> {
     );
     if verbose {
         print!("{}", describe(&desired));
+        print!("{}", describe_schedules(&desired, chrono::Utc::now()));
     }
     Ok(())
 }
@@ -63,6 +64,44 @@ pub fn describe(d: &Desired) -> String {
     let _ = writeln!(out, "\nstart order:");
     for (i, wave) in crate::graph::waves(&names, &edges(d)).iter().enumerate() {
         let _ = writeln!(out, "  {}. {}", i + 1, wave.join(", "));
+    }
+    out
+}
+
+/// The `check -v` schedule report: for each scheduled app, its expression, zone and next three
+/// runs (in the schedule's zone), counted from `now`.
+pub fn describe_schedules(d: &Desired, now: chrono::DateTime<chrono::Utc>) -> String {
+    let mut out = String::new();
+    for (name, spec) in &d.apps {
+        let a = &spec.app;
+        let Some(s) = a.parsed_schedule() else {
+            continue;
+        };
+        if out.is_empty() {
+            let _ = writeln!(out, "\nschedules:");
+        }
+        let tz = a.schedule_tz();
+        let what = match a.kind {
+            crate::config::Kind::Task => "runs",
+            crate::config::Kind::Service => "restarts",
+        };
+        let _ = writeln!(out, "  {name}: `{}` ({tz})", s.as_str());
+        if s.is_reboot() {
+            let _ = writeln!(out, "    {what} once when the supervisor starts");
+            continue;
+        }
+        let runs = crate::schedule::next_runs(&s, tz, now, 3);
+        if runs.is_empty() {
+            let _ = writeln!(out, "    never {what} again");
+        }
+        for r in runs {
+            let local = r.with_timezone(&tz);
+            let _ = writeln!(
+                out,
+                "    next {what} at {}",
+                local.format("%Y-%m-%d %H:%M:%S %Z (%:z)")
+            );
+        }
     }
     out
 }

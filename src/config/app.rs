@@ -254,6 +254,8 @@ pub(super) fn read_app(
         }
     });
 
+    let schedules = read_schedules(cx, &t, kind, &ctx);
+
     let ready = t
         .sub_table(cx, "ready")
         .and_then(|(tb, span)| read_probe(cx, tb, span, &ctx, true, &vars));
@@ -306,6 +308,12 @@ pub(super) fn read_app(
             .map(|v| v.into_iter().map(|(s, _)| s).collect())
             .unwrap_or_default(),
         revision,
+        schedule: schedules.schedule,
+        timezone: schedules.timezone,
+        concurrency: schedules.concurrency,
+        catch_up: schedules.catch_up,
+        jitter: schedules.jitter,
+        restart_schedule: schedules.restart_schedule,
         log_timestamps: t.bool(cx, "log_timestamps").unwrap_or(false),
         log_max_size: t.size(cx, "log_max_size").unwrap_or(10 * 1024 * 1024),
         log_max_files: t.int(cx, "log_max_files").unwrap_or(5) as u32,
@@ -586,4 +594,87 @@ pub(super) fn read_probe(
         timeout,
         failures,
     })
+}
+
+struct Schedules {
+    schedule: Option<String>,
+    timezone: Option<String>,
+    concurrency: Concurrency,
+    catch_up: bool,
+    jitter: Duration,
+    restart_schedule: Option<String>,
+}
+
+/// `schedule`, `timezone`, `concurrency`, `catch_up`, `jitter` and `restart_schedule`: each
+/// expression and zone is parsed here so `pypm check` reports it at its line and column.
+fn read_schedules(cx: &mut Cx, t: &Table, kind: Kind, ctx: &str) -> Schedules {
+    let cron = |key: &str, cx: &mut Cx| -> Option<String> {
+        let (raw, span) = t.str(cx, key)?;
+        match crate::schedule::Schedule::parse(&raw) {
+            Ok(_) => Some(raw),
+            Err(e) => {
+                cx.err(span, format!("`{key}` of {ctx}: {e}"));
+                None
+            }
+        }
+    };
+    let schedule = cron("schedule", cx);
+    let restart_schedule = cron("restart_schedule", cx);
+    if kind == Kind::Service
+        && let Some(span) = t.span_of("schedule")
+    {
+        cx.err_help(
+            span,
+            format!("`schedule` of {ctx} needs `kind = \"task\"`"),
+            Some("a service restarts on a schedule with `restart_schedule`".into()),
+        );
+    }
+    if kind == Kind::Task
+        && let Some(span) = t.span_of("restart_schedule")
+    {
+        cx.err_help(
+            span,
+            format!("`restart_schedule` of {ctx} is for services"),
+            Some("a task runs on a schedule with `schedule`".into()),
+        );
+    }
+    let timezone =
+        t.str(cx, "timezone")
+            .and_then(|(z, span)| match crate::schedule::parse_timezone(&z) {
+                Ok(_) => Some(z),
+                Err(e) => {
+                    cx.err(span, format!("`timezone` of {ctx}: {e}"));
+                    None
+                }
+            });
+    let concurrency = match t.enumerated(cx, "concurrency", keys::CONCURRENCY) {
+        Some("allow") => Concurrency::Allow,
+        Some("replace") => Concurrency::Replace,
+        _ => Concurrency::Forbid,
+    };
+    let catch_up = t.bool(cx, "catch_up").unwrap_or(false);
+    let jitter = t.duration(cx, "jitter").unwrap_or(Duration::ZERO);
+    if t.span_of("schedule").is_none() && t.span_of("restart_schedule").is_none() {
+        for key in ["timezone", "concurrency", "catch_up", "jitter"] {
+            if let Some(span) = t.span_of(key) {
+                let needs = if kind == Kind::Task {
+                    "`schedule`"
+                } else {
+                    "`restart_schedule`"
+                };
+                cx.err(
+                    span,
+                    format!("`{key}` of {ctx} has no effect without {needs}"),
+                );
+            }
+        }
+    }
+    Schedules {
+        schedule,
+        timezone,
+        concurrency,
+        catch_up,
+        jitter,
+        restart_schedule,
+    }
 }

@@ -66,6 +66,7 @@ const fn key(name: &'static str, ty: Ty, default: Option<&'static str>, doc: &'s
 pub const CONDITIONS: &[&str] = &["started", "ready", "completed"];
 pub const KINDS: &[&str] = &["service", "task"];
 pub const RESTART_POLICIES: &[&str] = &["always", "on-failure", "never"];
+pub const CONCURRENCY: &[&str] = &["forbid", "allow", "replace"];
 pub const EVENT_NAMES: &[&str] = &[
     "started",
     "ready",
@@ -78,6 +79,8 @@ pub const EVENT_NAMES: &[&str] = &[
     "config_error",
     "config_applied",
     "log_error",
+    "scheduled",
+    "skipped",
 ];
 
 pub const TOP_KEYS: &[&str] = &["pypm", "environments", "apps", "notify"];
@@ -391,6 +394,42 @@ pub const APP_KEYS: &[Key] = &[
         Ty::Text,
         None,
         "free text; changing it rolls the app (a deploy trigger)",
+    ),
+    key(
+        "schedule",
+        Ty::Str,
+        None,
+        "tasks: run on this cron schedule (5 fields, or 6 with seconds first; @hourly, @daily, @weekly, @monthly, @yearly, @reboot)",
+    ),
+    key(
+        "timezone",
+        Ty::Str,
+        None,
+        "IANA time zone of `schedule` and `restart_schedule` (default: the system's)",
+    ),
+    key(
+        "concurrency",
+        Ty::Enum(CONCURRENCY),
+        Some("\"forbid\""),
+        "a scheduled run while the last is still going: forbid (skip it) | allow (run alongside) | replace (stop the old run)",
+    ),
+    key(
+        "catch_up",
+        Ty::Bool,
+        Some("false"),
+        "run a scheduled task once at start if a run was missed while the supervisor was down",
+    ),
+    key(
+        "jitter",
+        Ty::Duration,
+        Some("\"0s\""),
+        "delay each scheduled run by a random time up to this",
+    ),
+    key(
+        "restart_schedule",
+        Ty::Str,
+        None,
+        "services: a rolling restart on this cron schedule (like `pypm restart`)",
     ),
     key(
         "log_timestamps",

@@ -62,6 +62,35 @@ pub enum Kind {
     Task,
 }
 
+/// What a scheduled run does when the last one is still going (Kubernetes CronJob's names).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Concurrency {
+    #[default]
+    Forbid,
+    Allow,
+    Replace,
+}
+
+impl App {
+    /// The parsed `schedule` (tasks) or `restart_schedule` (services), if any.
+    pub fn parsed_schedule(&self) -> Option<crate::schedule::Schedule> {
+        let text = match self.kind {
+            Kind::Task => self.schedule.as_deref(),
+            Kind::Service => self.restart_schedule.as_deref(),
+        }?;
+        crate::schedule::Schedule::parse(text).ok()
+    }
+
+    /// The zone schedules are evaluated in.
+    pub fn schedule_tz(&self) -> chrono_tz::Tz {
+        self.timezone
+            .as_deref()
+            .and_then(|z| crate::schedule::parse_timezone(z).ok())
+            .unwrap_or_else(crate::schedule::system_timezone)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
@@ -173,6 +202,15 @@ pub struct App {
     pub user: Option<String>,
     pub watch: Vec<String>,
     pub revision: Option<String>,
+    /// Tasks: the cron expression, validated (see [`crate::schedule`]).
+    pub schedule: Option<String>,
+    /// IANA name; `None` = the system's zone.
+    pub timezone: Option<String>,
+    pub concurrency: Concurrency,
+    pub catch_up: bool,
+    pub jitter: Duration,
+    /// Services: a rolling restart on this cron expression.
+    pub restart_schedule: Option<String>,
     pub log_timestamps: bool,
     pub log_max_size: u64,
     pub log_max_files: u32,

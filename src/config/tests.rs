@@ -118,6 +118,15 @@ python = "python3.11"
 [apps.db]
 command = ["sleep", "100"]
 
+[apps.nightly]
+command = "true"
+kind = "task"
+schedule = "0 30 2 * * *"
+timezone = "Europe/Paris"
+concurrency = "replace"
+catch_up = true
+jitter = "30s"
+
 [apps.api]
 script = "app.py"
 args = ["--port", "${PORT}"]
@@ -147,6 +156,7 @@ nice = 5
 user = "www-data"
 watch = ["**/*.py"]
 revision = 7
+restart_schedule = "@daily"
 log_timestamps = true
 log_max_size = "1M"
 log_max_files = 3
@@ -200,6 +210,13 @@ exec = "notify-send pypm"
     assert_eq!(a.cpu_max, Some(1.5));
     assert_eq!(a.revision.as_deref(), Some("7"));
     assert_eq!(a.success_exit_codes, vec![0, 3]);
+    assert_eq!(a.restart_schedule.as_deref(), Some("@daily"));
+    let n = &c.apps["nightly"];
+    assert_eq!(n.schedule.as_deref(), Some("0 30 2 * * *"));
+    assert_eq!(n.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(n.concurrency, Concurrency::Replace);
+    assert!(n.catch_up);
+    assert_eq!(n.jitter, Duration::from_secs(30));
     assert_eq!(c.notify.len(), 3);
     assert_eq!(c.pypm.log_dir, dir.path().join("logs"));
     assert_eq!(
@@ -819,4 +836,51 @@ fn host_port_values_name_a_host_without_a_scheme() {
 fn an_empty_variable_name_says_so() {
     let e = errors("[apps.a]\ncommand = \"echo ${}\"\n");
     assert!(e.contains("empty variable name `${}`"), "{e}");
+}
+
+#[test]
+fn schedule_defaults_and_errors() {
+    let c = ok("[apps.t]\ncommand = \"true\"\nkind = \"task\"\nschedule = \"*/5 * * * *\"\n");
+    let t = &c.apps["t"];
+    assert_eq!(t.concurrency, Concurrency::Forbid);
+    assert!(!t.catch_up);
+    assert_eq!(t.jitter, Duration::ZERO);
+    assert_eq!(t.timezone, None);
+    assert!(t.parsed_schedule().is_some());
+
+    // (file, a fragment of the rendered errors)
+    let table = [
+        (
+            "[apps.t]\ncommand = \"true\"\nkind = \"task\"\nschedule = \"61 * * * *\"\n",
+            "pypm.toml:4:12",
+        ),
+        (
+            "[apps.t]\ncommand = \"true\"\nkind = \"task\"\nschedule = \"* * *\"\n",
+            "5 fields",
+        ),
+        (
+            "[apps.t]\ncommand = \"true\"\nkind = \"task\"\nschedule = \"@daily\"\ntimezone = \"Mars/Olympus\"\n",
+            "unknown time zone `Mars/Olympus`",
+        ),
+        (
+            "[apps.s]\ncommand = \"true\"\nschedule = \"@daily\"\n",
+            "needs `kind = \"task\"`",
+        ),
+        (
+            "[apps.t]\ncommand = \"true\"\nkind = \"task\"\nrestart_schedule = \"@daily\"\n",
+            "is for services",
+        ),
+        (
+            "[apps.t]\ncommand = \"true\"\nkind = \"task\"\njitter = \"5s\"\n",
+            "no effect without `schedule`",
+        ),
+        (
+            "[apps.t]\ncommand = \"true\"\nkind = \"task\"\nschedule = \"@daily\"\nconcurrency = \"forbidd\"\n",
+            "forbid",
+        ),
+    ];
+    for (src, want) in table {
+        let e = errors(src);
+        assert!(e.contains(want), "{src}\n---\n{e}");
+    }
 }

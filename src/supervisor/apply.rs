@@ -135,6 +135,7 @@ impl Supervisor {
             Action::Forget { app, idx } => {
                 self.obs.instances.shift_remove(&(app, idx));
             }
+            Action::Due { app } => self.schedule_due(&app),
         }
     }
 

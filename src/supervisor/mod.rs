@@ -16,6 +16,7 @@ pub mod persist;
 pub mod plan;
 mod report;
 mod requests;
+mod schedules;
 pub mod state;
 
 use std::collections::HashMap;
@@ -123,6 +124,12 @@ struct Supervisor {
     /// Debounced: reload the file at this time.
     reload_at: Option<Instant>,
     /// Debounced: restart these apps (their `watch` globs matched) at these times.
+    /// Each scheduled app's next due time (see `schedules.rs`).
+    sched_due: HashMap<String, schedules::Due>,
+    /// The wall time of each app's last due run: the next one is counted from it.
+    sched_from: HashMap<String, chrono::DateTime<chrono::Utc>>,
+    /// When the schedule last started a run of each task.
+    last_scheduled: HashMap<String, std::time::SystemTime>,
     restart_at: HashMap<String, Instant>,
     /// Every recorded event also goes here (notifiers, StatsD, the HTTP API's event streams).
     bus: crate::bus::EventBus,
@@ -194,6 +201,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         }
     })?;
     let stopper = server.stopper();
+    let last_runs = persist::load_state(&state_dir)
+        .map(|s| s.last_runs)
+        .unwrap_or_default();
     persist::kill_leftovers(&state_dir);
     persist::write_pid(&state_dir)
         .map_err(|e| StartError::Io(format!("cannot write the pid file: {e}")))?;
@@ -281,6 +291,9 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         sockets: HashMap::new(),
         reload_at: None,
         restart_at: HashMap::new(),
+        sched_due: HashMap::new(),
+        sched_from: HashMap::new(),
+        last_scheduled: HashMap::new(),
         bus,
         handler,
         outlets: None,
@@ -292,6 +305,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         cgroup_seq: 0,
         told_ready: false,
     };
+    sup.restore_schedules(&last_runs, Instant::now());
     sup.rewatch();
     // Before anything is spawned: on cgroup v2 the supervisor moves into a cgroup of its own,
     // which only works while no other process shares its cgroup.
@@ -342,6 +356,7 @@ impl Supervisor {
         loop {
             let now = Instant::now();
             self.fire_timers(now);
+            self.refresh_schedules(now);
             let (actions, wake) = plan::plan(&self.wants, &self.obs, now);
             let wake = [
                 wake,
@@ -646,6 +661,7 @@ impl Supervisor {
         let saved = SavedState {
             pid: std::process::id(),
             run_tag: self.reaper.run_tag().map(str::to_string),
+            last_runs: self.saved_last_runs(),
             config_file: self.opts.config_path.display().to_string(),
             instances: self
                 .obs
@@ -678,6 +694,7 @@ impl Supervisor {
     }
 
     fn finish(self, stopper: &Stopper) {
+        let last_runs = self.saved_last_runs();
         let Supervisor {
             pump,
             state_dir,
@@ -722,6 +739,7 @@ impl Supervisor {
                 config_file: String::new(),
                 instances: Vec::new(),
                 run_tag: None,
+                last_runs,
             },
         );
         stopper.stop();

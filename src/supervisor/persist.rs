@@ -32,6 +32,10 @@ pub struct SavedState {
     /// finds by it what left the apps' process groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_tag: Option<String>,
+    /// Each scheduled app's last due run (RFC 3339): `catch_up` compares it with the schedule
+    /// when the next supervisor starts (systemd `Persistent=`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub last_runs: std::collections::BTreeMap<String, String>,
 }
 
 fn private_file(path: &Path, append: bool) -> io::Result<File> {

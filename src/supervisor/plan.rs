@@ -27,6 +27,19 @@ pub struct Want {
     /// Without a readiness probe, a replacement counts as ready after this long.
     pub min_uptime: Duration,
     pub has_ready_probe: bool,
+    /// `schedule` (tasks) or `restart_schedule` (services).
+    pub schedule: Option<Scheduled>,
+}
+
+/// A schedule as the planner sees it: the next due time is data the loop computes from the wall
+/// clock (see [`crate::schedule::next_run`]), so the planner stays pure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scheduled {
+    /// The next run (or rolling restart); `None` = not again (`@reboot`, or never matches).
+    pub due: Option<Instant>,
+    pub concurrency: crate::config::Concurrency,
+    /// `@reboot`: a task that runs once when the supervisor starts, like an unscheduled task.
+    pub at_start: bool,
 }
 
 impl Want {
@@ -41,11 +54,19 @@ impl Want {
             surge: !a.listen.is_empty() || a.instances > 1,
             min_uptime: a.min_uptime,
             has_ready_probe: a.ready.is_some(),
+            schedule: a.parsed_schedule().map(|s| Scheduled {
+                due: None,
+                concurrency: a.concurrency,
+                at_start: s.is_reboot(),
+            }),
         }
     }
 }
 
 pub type Key = (String, u32);
+
+/// The reason a scheduled task shows before its first run.
+pub const SCHEDULED: &str = "waiting for its schedule";
 
 #[derive(Debug, Default, Clone)]
 pub struct Observed {
@@ -117,6 +138,11 @@ pub enum Action {
     Forget {
         app: String,
         idx: u32,
+    },
+    /// A schedule is due: the loop starts the run (or skips it, or replaces the running one, by
+    /// `concurrency`; for a service, rolls it) and computes the next due time.
+    Due {
+        app: String,
     },
 }
 
@@ -234,6 +260,16 @@ pub fn plan(
     }
 
     for (name, want) in desired {
+        if let Some(Scheduled { due: Some(t), .. }) = &want.schedule
+            && want.enabled
+            && !obs.shutting_down
+        {
+            if *t <= now {
+                actions.push(Action::Due { app: name.clone() });
+            } else {
+                wake_at(*t);
+            }
+        }
         let observed_max = obs.slots(name);
         let active_roll = (0..want.instances).find(|i| {
             obs.instances
@@ -374,6 +410,20 @@ pub fn plan(
                     Some(t) if t > now => wake_at(t),
                     _ => actions.push(Action::Start { app: a(), idx }),
                 },
+                State::Stopped | State::Waiting
+                    if want.kind == Kind::Task
+                        && want.schedule.as_ref().is_some_and(|s| !s.at_start) =>
+                {
+                    // A scheduled task runs when its schedule says (`Due` sets
+                    // `roll_requested`), not when the supervisor starts.
+                    if i.state != State::Stopped || i.reason.as_deref() != Some(SCHEDULED) {
+                        actions.push(Action::Settle {
+                            app: a(),
+                            idx,
+                            reason: SCHEDULED.into(),
+                        });
+                    }
+                }
                 State::Stopped | State::Waiting => {
                     // A service that exited successfully and is not restarted stays stopped.
                     let settled = i.state == State::Stopped

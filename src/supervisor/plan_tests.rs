@@ -17,6 +17,7 @@ fn want(name: &str, deps: &[(&str, Condition)]) -> Want {
         surge: false,
         min_uptime: Duration::from_secs(1),
         has_ready_probe: false,
+        schedule: None,
     }
 }
 
@@ -106,6 +107,8 @@ fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i3
                     o.kill_at = None;
                 }
             }
+            // The loop's part (schedules.rs) is tested where the wall clock is.
+            Action::Due { .. } => {}
         }
     }
 }
@@ -633,5 +636,125 @@ proptest! {
         for a in &second {
             prop_assert!(!first.contains(a), "repeated {a:?}");
         }
+    }
+}
+
+fn scheduled_task(name: &str, due: Option<Instant>) -> Want {
+    let mut w = want(name, &[]);
+    w.kind = Kind::Task;
+    w.schedule = Some(Scheduled {
+        due,
+        concurrency: crate::config::Concurrency::Forbid,
+        at_start: false,
+    });
+    w
+}
+
+#[test]
+fn a_scheduled_task_waits_for_its_due_time_as_a_deadline() {
+    let t0 = Instant::now();
+    let due = t0 + Duration::from_secs(60);
+    let d = desired(vec![scheduled_task("job", Some(due))]);
+    let mut obs = Observed::default();
+    let mut pid = 0;
+    // At start: not started, settled as waiting for its schedule, and the wake is the due time.
+    let (actions, wake) = plan(&d, &obs, t0);
+    assert!(starts(&actions).is_empty(), "{actions:?}");
+    assert_eq!(wake, Some(due));
+    apply(&mut obs, &actions, t0, &mut pid);
+    assert_eq!(
+        obs.instances[&("job".to_string(), 0)].reason.as_deref(),
+        Some(SCHEDULED)
+    );
+    // Idempotent: nothing more to do before the due time, and the same deadline.
+    let (again, wake) = plan(&d, &obs, t0 + Duration::from_secs(30));
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(wake, Some(due));
+    // At the due time: a `Due`, for the loop to start the run.
+    let (actions, _) = plan(&d, &obs, due);
+    assert_eq!(actions, vec![Action::Due { app: "job".into() }]);
+}
+
+#[test]
+fn a_due_run_starts_and_a_failed_run_does_not_stop_the_next() {
+    let t0 = Instant::now();
+    let d = desired(vec![scheduled_task(
+        "job",
+        Some(t0 + Duration::from_secs(60)),
+    )]);
+    let mut obs = Observed::default();
+    let mut pid = 0;
+    let (actions, _) = plan(&d, &obs, t0);
+    apply(&mut obs, &actions, t0, &mut pid);
+    // What the loop does on `Due` for a task that is not running: request a run.
+    request_run(&mut obs, "job");
+    let (actions, _) = plan(&d, &obs, t0);
+    assert_eq!(starts(&actions), vec!["job.0"]);
+    apply(&mut obs, &actions, t0, &mut pid);
+    exit(&mut obs, "job", 0, State::Failed);
+    // Failed: nothing starts until the schedule is due again, and then it runs.
+    let (actions, _) = plan(&d, &obs, t0 + Duration::from_secs(1));
+    assert!(starts(&actions).is_empty(), "{actions:?}");
+    request_run(&mut obs, "job");
+    let (actions, _) = plan(&d, &obs, t0 + Duration::from_secs(60));
+    assert_eq!(starts(&actions), vec!["job.0"]);
+}
+
+#[test]
+fn replace_stops_the_running_run_and_reboot_runs_at_start() {
+    let t0 = Instant::now();
+    let mut w = scheduled_task("job", None);
+    let d = desired(vec![w.clone()]);
+    let mut obs = Observed::default();
+    let mut pid = 0;
+    let (actions, wake) = plan(&d, &obs, t0);
+    assert!(starts(&actions).is_empty());
+    assert_eq!(wake, None, "no due time: no wake-up (idle stays idle)");
+    apply(&mut obs, &actions, t0, &mut pid);
+    // A running run whose instance the loop marked for replacement is stopped, then restarted.
+    request_run(&mut obs, "job");
+    let (actions, _) = plan(&d, &obs, t0);
+    apply(&mut obs, &actions, t0, &mut pid);
+    request_run(&mut obs, "job");
+    let (actions, _) = plan(&d, &obs, t0);
+    assert!(
+        actions.iter().any(|a| matches!(
+            a,
+            Action::Stop {
+                intent: StopIntent::Restart,
+                ..
+            }
+        )),
+        "{actions:?}"
+    );
+    // `@reboot` runs when the supervisor starts, like a task without a schedule.
+    if let Some(s) = w.schedule.as_mut() {
+        s.at_start = true;
+    }
+    let (actions, _) = plan(&desired(vec![w]), &Observed::default(), t0);
+    assert_eq!(starts(&actions), vec!["job.0"]);
+}
+
+#[test]
+fn a_disabled_or_shutting_down_schedule_is_not_due() {
+    let t0 = Instant::now();
+    let mut w = scheduled_task("job", Some(t0));
+    let mut obs = Observed {
+        shutting_down: true,
+        ..Default::default()
+    };
+    let (actions, wake) = plan(&desired(vec![w.clone()]), &obs, t0);
+    assert!(!actions.contains(&Action::Due { app: "job".into() }));
+    assert_eq!(wake, None);
+    obs.shutting_down = false;
+    w.enabled = false;
+    let (actions, _) = plan(&desired(vec![w]), &obs, t0);
+    assert!(!actions.contains(&Action::Due { app: "job".into() }));
+}
+
+/// What the loop does on `Due` for a task: ask for a run (or, if it runs, a replacement).
+fn request_run(obs: &mut Observed, app: &str) {
+    if let Some(i) = obs.instances.get_mut(&(app.to_string(), 0)) {
+        i.roll_requested = true;
     }
 }

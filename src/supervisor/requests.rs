@@ -135,9 +135,16 @@ impl Supervisor {
             Ok(new) => {
                 let changes = diff::diff(&self.desired.apps, &new.apps);
                 for (app, change) in &changes {
+                    // A changed schedule is counted afresh from now.
+                    self.sched_due.remove(app);
+                    self.sched_from.remove(app);
                     if let diff::Change::Restart { .. } = change {
+                        // A scheduled task that is not running waits for its schedule.
+                        let scheduled_task = new.apps.get(app).is_some_and(|s| {
+                            s.app.kind == crate::config::Kind::Task && s.app.schedule.is_some()
+                        });
                         for ((a, _), i) in self.obs.instances.iter_mut() {
-                            if a == app {
+                            if a == app && (i.is_live() || !scheduled_task) {
                                 i.roll_requested = true;
                             }
                         }

@@ -16,6 +16,7 @@ mod probes;
 mod reconcile;
 mod reload;
 mod restarts;
+mod schedules;
 mod servers;
 mod stop;
 mod verbs;
