@@ -76,8 +76,12 @@ class Client:
             line = await asyncio.wait_for(talk(), timeout=max(t, 0.001))
         except asyncio.TimeoutError:
             raise Timeout(f"no answer from the supervisor within {t:g}s") from None
+        except (ConnectionResetError, BrokenPipeError):
+            raise NoSupervisor(f"the supervisor for {self.config} went away") from None
         except OSError as e:
             raise ProtocolError(f"cannot talk to the supervisor: {e}") from e
+        if not line:
+            raise NoSupervisor(f"the supervisor for {self.config} went away")
         return _proto.decode(line)
 
     async def ping(self) -> Dict[str, Any]:

@@ -85,9 +85,16 @@ class Client:
                 s.connect(str(self.socket_path))
             except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
                 raise NoSupervisor(f"no supervisor is running for {self.config}") from None
-            s.sendall(data)
             buf = bytearray()
-            while not buf.endswith(b"\n"):
+            try:
+                s.sendall(data)
+                chunk = s.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                # The supervisor accepted (or its socket still queued us) and then died: no
+                # answer at all means there is no supervisor any more, not a protocol fault.
+                raise NoSupervisor(f"the supervisor for {self.config} went away") from None
+            buf += chunk
+            while chunk and not buf.endswith(b"\n"):
                 chunk = s.recv(65536)
                 if not chunk:
                     break
@@ -102,6 +109,8 @@ class Client:
             raise ProtocolError(f"cannot talk to the supervisor on {self.socket_path}: {e}") from e
         finally:
             s.close()
+        if not buf:
+            raise NoSupervisor(f"the supervisor for {self.config} went away")
         return _proto.decode(bytes(buf))
 
     def ping(self) -> Dict[str, Any]:

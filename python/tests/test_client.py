@@ -148,6 +148,35 @@ def test_protocol_version_mismatch_names_both(project: Path) -> None:
         srv.close()
 
 
+def test_supervisor_dying_before_it_answers_is_no_supervisor(project: Path) -> None:
+    # A listening socket whose owner dies closes (or resets) the queued connection with no answer:
+    # that is "no supervisor", whichever of the two the kernel does.
+    for reset in (False, True):
+        state = project / ".pypm"
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "pypm.sock").unlink(missing_ok=True)
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(str(state / "pypm.sock"))
+        srv.listen(1)
+
+        def serve(srv: socket.socket = srv, reset: bool = reset) -> None:
+            conn, _ = srv.accept()
+            if reset:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            else:
+                conn.recv(65536)
+            conn.close()
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        try:
+            with pytest.raises(pypm.NoSupervisor):
+                pypm.Client(project / "pypm.toml", timeout=5).status()
+        finally:
+            t.join(5)
+            srv.close()
+
+
 def test_timeout_is_bounded(project: Path) -> None:
     srv = fake_supervisor(project / ".pypm", b"")
     try:
