@@ -46,6 +46,10 @@ pub enum Request {
     Ping,
     /// Per-instance figures for `/metrics` (cumulative CPU, start time).
     Metrics,
+    /// Recent CPU, memory and state samples per instance (`pypm monit`, the dashboard's charts).
+    /// Asking keeps the supervisor sampling for the next minute; nobody asking, it samples
+    /// nothing (docs/monitoring.md).
+    History { app: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +79,7 @@ pub enum Response {
     },
     Plan(PlanReport),
     Metrics(MetricsReport),
+    History(HistoryReport),
     /// The request failed; `code` is the exit code the CLI should use, `cause` what failed (the
     /// HTTP API's status code).
     Error {
@@ -197,6 +202,37 @@ pub struct MetricsRow {
     pub memory_bytes: Option<u64>,
     /// Unix time the running process started.
     pub start_time_seconds: Option<f64>,
+}
+
+/// Recent samples per instance, oldest first (`Request::History`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct HistoryReport {
+    /// Seconds between two samples.
+    pub interval_secs: f64,
+    /// The most samples kept per instance.
+    pub capacity: u32,
+    pub instances: Vec<HistorySeries>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct HistorySeries {
+    /// As in [`Row::name`].
+    pub name: String,
+    pub app: String,
+    pub instance: u32,
+    pub samples: Vec<HistorySample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub struct HistorySample {
+    /// Unix time, seconds.
+    pub t: f64,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub state: String,
 }
 
 /// `plan --json`.

@@ -243,6 +243,7 @@ fn answer(req: tiny_http::Request, resp: Response) {
         Response::Inspect(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
         Response::Plan(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
         Response::Metrics(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
+        Response::History(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
         Response::Pong {
             pid, config_file, ..
         } => respond_json(req, 200, &json!({"pid": pid, "config_file": config_file})),
@@ -346,13 +347,19 @@ fn handle(req: tiny_http::Request, ctx: &Ctx) {
         (Method::Post, ["api", "restart"]) => answer(req, h(Request::Restart { app: None })),
         (Method::Post, ["api", "reload"]) => answer(req, h(Request::Reload)),
         (Method::Get, ["api", "plan"]) => answer(req, h(Request::Plan)),
+        (Method::Get, ["api", "history"]) => {
+            let app = param(&url, "app").map(str::to_string);
+            answer(req, h(Request::History { app }))
+        }
         (Method::Get, ["api", "logs", app]) => logs(req, ctx, app, &url),
         (Method::Get, ["api", "events"]) => events(req, ctx),
         (_, ["api", ..]) | (_, []) => {
             let known = matches!(
                 segments.as_slice(),
-                [] | ["api", "status" | "plan" | "reload" | "restart" | "events"]
-                    | ["api", "apps", _]
+                [] | [
+                    "api",
+                    "status" | "plan" | "reload" | "restart" | "events" | "history"
+                ] | ["api", "apps", _]
                     | ["api", "apps", _, "restart"]
                     | ["api", "logs", _]
             );
@@ -568,6 +575,7 @@ mod tests {
             "  /api/restart:",
             "  /api/reload:",
             "  /api/plan:",
+            "  /api/history:",
             "  /api/logs/{app}:",
             "  /api/events:",
             "  /metrics:",

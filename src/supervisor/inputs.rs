@@ -33,6 +33,7 @@ impl Supervisor {
     /// Debounced file changes whose time has come.
     pub(super) fn fire_timers(&mut self, now: Instant) {
         self.check_memory(now);
+        self.sample_history(now);
         if self.reload_at.is_some_and(|t| t <= now) {
             self.reload_at = None;
             // A file briefly missing or empty mid-save is never applied: the save that

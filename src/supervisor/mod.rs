@@ -11,6 +11,7 @@
 mod apply;
 pub mod diff;
 mod exits;
+mod history;
 mod inputs;
 pub mod persist;
 pub mod plan;
@@ -152,6 +153,8 @@ struct Supervisor {
     cgroup_seq: u64,
     /// `READY=1` was sent to the service manager (`process::sd_notify`).
     told_ready: bool,
+    /// Recent samples per instance, kept only while watched (`history.rs`).
+    history: history::History,
 }
 
 /// Signals an instance's process group (see [`process::signal_group_checked`]); whether anything
@@ -304,6 +307,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         cgroup_leftovers: Vec::new(),
         cgroup_seq: 0,
         told_ready: false,
+        history: history::History::default(),
     };
     sup.restore_schedules(&last_runs, Instant::now());
     sup.rewatch();
@@ -363,6 +367,7 @@ impl Supervisor {
                 self.memory_check_at,
                 self.reload_at,
                 self.restart_at.values().min().copied(),
+                self.history.wake_at(),
             ]
             .into_iter()
             .flatten()

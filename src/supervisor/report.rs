@@ -11,7 +11,8 @@ use super::Supervisor;
 const USAGE_TTL: std::time::Duration = std::time::Duration::from_millis(500);
 use super::state::{Instance, State, signal_name};
 use crate::control::protocol::{
-    ConfigErrorInfo, InspectReport, LastExit, MetricsReport, MetricsRow, Row, StatusReport,
+    ConfigErrorInfo, HistoryReport, InspectReport, LastExit, MetricsReport, MetricsRow, Row,
+    StatusReport,
 };
 use crate::logs::format_rfc3339_millis;
 use crate::resolve::masked;
@@ -119,6 +120,30 @@ impl Supervisor {
                 }
             }),
             instances: self.rows(app, !light),
+        }
+    }
+
+    /// Answers a `history` request, which also keeps sampling on for the next minute.
+    pub(super) fn history_report(&mut self, app: Option<&str>) -> HistoryReport {
+        let now = Instant::now();
+        if self.history.watch(now) {
+            let rows = self.rows(None, true);
+            self.history.record(&rows, now, SystemTime::now());
+        }
+        let rows = self.rows(app, false);
+        self.history.report(&rows)
+    }
+
+    /// Takes the history sample that is due, if any (a deadline of the loop, see `history.rs`).
+    pub(super) fn sample_history(&mut self, now: Instant) {
+        // StatsD samples every few seconds anyway: its history costs no extra wake-ups.
+        let keep = self.outlets.as_ref().is_some_and(|o| o.statsd.is_some());
+        if keep {
+            self.history.keep_on(now);
+        }
+        if self.history.due(now, keep) {
+            let rows = self.rows(None, true);
+            self.history.record(&rows, now, SystemTime::now());
         }
     }
 

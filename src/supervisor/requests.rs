@@ -54,6 +54,10 @@ impl Supervisor {
             }
             Request::Reload => self.reload(),
             Request::Metrics => Response::Metrics(self.metrics()),
+            Request::History { app } => match self.check_app(app.as_deref()) {
+                Some(err) => err,
+                None => Response::History(self.history_report(app.as_deref())),
+            },
             Request::Plan => self.plan_report(),
             Request::Shutdown => {
                 self.obs.shutting_down = true;
