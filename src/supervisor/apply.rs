@@ -69,6 +69,7 @@ impl Supervisor {
                         start_ticks: i.start_ticks.take(),
                         started_at: i.started_at,
                         started_wall: i.started_wall,
+                        spec_hash: i.spec_hash,
                         stopping: false,
                         kill_at: None,
                     });
@@ -221,6 +222,7 @@ impl Supervisor {
         i.start_ticks = o.start_ticks;
         i.started_at = o.started_at;
         i.started_wall = o.started_wall;
+        i.spec_hash = o.spec_hash;
         i.transition(State::Running);
         i.ready = true;
         i.ready_deadline = None;
@@ -228,8 +230,11 @@ impl Supervisor {
         let pid = o.pid;
         for ((a, _), x) in self.obs.instances.iter_mut() {
             if *a == key.0 {
-                x.roll_requested = false;
+                x.drop_restart();
             }
+        }
+        if let Some(w) = self.wants.get(&key.0) {
+            self.obs.abandoned.insert(key.0.clone(), w.spec_hash);
         }
         self.emit(
             "failed",
@@ -286,11 +291,12 @@ impl Supervisor {
                 .filter(|_| nix::unistd::geteuid().is_root()),
             ..SpawnSpec::default()
         };
-        let roll = self
-            .obs
-            .instances
-            .get(&(app.to_string(), idx))
-            .is_some_and(|i| i.roll_requested || i.state == State::Failed);
+        let hash = self.wants.get(app).map_or(0, |w| w.spec_hash);
+        let inst = self.instance_mut(app, idx);
+        // A roll or a fresh start after a failure counts restarts afresh.
+        let roll =
+            inst.restart_asked() || inst.runs_other_spec(hash) || inst.state == State::Failed;
+        inst.record_start(hash);
         let mut sp = sp;
         match self.listen_fds(&spec.app) {
             Ok(fds) => sp.listen_fds = fds,
@@ -298,7 +304,6 @@ impl Supervisor {
                 let inst = self.instance_mut(app, idx);
                 inst.transition(State::Failed);
                 inst.reason = Some(reason.clone());
-                inst.roll_requested = false;
                 self.emit("failed", Some(app), Some(idx), None, reason);
                 return None;
             }
@@ -377,7 +382,6 @@ impl Supervisor {
             inst.attempt = 0;
             inst.recent_restarts.clear();
         }
-        inst.roll_requested = false;
         let was_started = inst.ever_started;
         match result {
             Ok(child) => {

@@ -104,6 +104,58 @@ pub fn changed_keys(old: &AppSpec, new: &AppSpec) -> Vec<String> {
     out
 }
 
+/// The hash of everything about a spec that its running process depends on, as [`diff`] sees
+/// it: what `changed_keys` compares, with maps (and the environment) hashed as sets, so
+/// reordering keys changes nothing (SPEC §5). Each process records the hash it was started with;
+/// the planner rolls an instance whose hash is not the desired one.
+pub fn spec_hash(s: &AppSpec) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same spec hashes alike for the supervisor's whole life.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    if let Ok(Value::Object(m)) = serde_json::to_value(&s.app) {
+        let mut keys: Vec<&String> = m
+            .keys()
+            .filter(|k| !NOT_EFFECTIVE.contains(&k.as_str()))
+            .collect();
+        keys.sort();
+        for k in keys {
+            k.hash(&mut h);
+            hash_value(&m[k], &mut h);
+        }
+    }
+    s.argv.hash(&mut h);
+    let env: BTreeSet<&(String, String)> = s.environ.iter().collect();
+    env.hash(&mut h);
+    h.finish()
+}
+
+/// A JSON value into a hasher, objects with their keys sorted.
+fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    match v {
+        Value::Null => 0u8.hash(h),
+        Value::Bool(b) => (1u8, b).hash(h),
+        Value::Number(n) => (2u8, n.to_string()).hash(h),
+        Value::String(s) => (3u8, s).hash(h),
+        Value::Array(a) => {
+            (4u8, a.len()).hash(h);
+            for x in a {
+                hash_value(x, h);
+            }
+        }
+        Value::Object(m) => {
+            (5u8, m.len()).hash(h);
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            for k in keys {
+                k.hash(h);
+                hash_value(&m[k], h);
+            }
+        }
+    }
+}
+
 fn same_environ(a: &[(String, String)], b: &[(String, String)]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -193,8 +245,12 @@ mod tests {
 
     fn specs(src: &str) -> IndexMap<String, AppSpec> {
         let dir = std::env::temp_dir();
-        std::fs::write(dir.join("pypm-diff-test.env"), "FROM_FILE=1\n")
-            .unwrap_or_else(|e| panic!("{e}"));
+        // Written once: tests run in parallel and a rewrite truncates it under another's read.
+        static ENV_FILE: std::sync::Once = std::sync::Once::new();
+        ENV_FILE.call_once(|| {
+            std::fs::write(dir.join("pypm-diff-test.env"), "FROM_FILE=1\n")
+                .unwrap_or_else(|e| panic!("{e}"));
+        });
         let host = HostEnv::new([("PATH", "/usr/bin:/bin")], None);
         match crate::resolve::from_source(src, &dir.join("pypm.toml"), "pypm.toml", &host) {
             Ok(d) => d.apps,
@@ -210,6 +266,22 @@ mod tests {
     }
 
     const BASE: &str = "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\n";
+
+    #[test]
+    fn spec_hash_agrees_with_diff() {
+        let hash = |src: &str| -> Vec<u64> { specs(src).values().map(spec_hash).collect() };
+        let a = "[apps.w]\ncommand = \"sleep 1\"\nenv = { ALPHA = \"1\", BETA = \"2\" }\n";
+        let b = "[apps.w]\ncommand = \"sleep 1\"\nenv = { BETA = \"2\", ALPHA = \"1\" }\n";
+        let c = "[apps.w]\ncommand = \"sleep 1\"\nenv = { BETA = \"3\", ALPHA = \"1\" }\n";
+        let d = "[apps.w]\ncommand = \"sleep 1\"\nenv = { ALPHA = \"1\", BETA = \"2\" }\ninstances = 3\n";
+        assert_eq!(hash(a), hash(b), "reordered env");
+        assert_ne!(hash(a), hash(c), "changed env");
+        assert_eq!(hash(a), hash(d), "scaling is not a roll");
+        let e = "[apps.w]\ncommand = \"sleep 2\"\nenv = { ALPHA = \"1\", BETA = \"2\" }\n";
+        assert_ne!(hash(a), hash(e), "command");
+        let f = "[apps.w]\ncommand = \"sleep 1\"\nenv = { ALPHA = \"1\", BETA = \"2\" }\nstop_signal = \"INT\"\n";
+        assert_ne!(hash(a), hash(f), "stop_signal");
+    }
 
     #[test]
     fn reordering_env_keys_changes_nothing() {

@@ -129,7 +129,7 @@ impl History {
                     samples: self
                         .rings
                         .get(&(r.app.clone(), r.instance))
-                        .map(|ring| ring.iter().map(Sample::to_protocol).collect())
+                        .map(|ring| ring.iter().copied().map(Sample::to_protocol).collect())
                         .unwrap_or_default(),
                 })
                 .collect(),
@@ -164,7 +164,7 @@ fn parse_state(s: &str) -> State {
 }
 
 impl Sample {
-    fn to_protocol(&self) -> HistorySample {
+    fn to_protocol(self) -> HistorySample {
         HistorySample {
             t: f64::from(self.t),
             cpu_percent: (!self.cpu.is_nan()).then_some(f64::from(self.cpu)),

@@ -60,7 +60,7 @@ impl Supervisor {
             log::info!("watched files of `{app}` changed: restarting it");
             for ((a, _), i) in self.obs.instances.iter_mut() {
                 if *a == app && i.is_live() {
-                    i.roll_requested = true;
+                    i.ask_restart();
                 }
             }
         }

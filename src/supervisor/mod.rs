@@ -172,7 +172,7 @@ fn signal_logged(pid: i32, start: u64, sig: Signal) -> bool {
 fn wants_of(d: &Desired) -> IndexMap<String, Want> {
     d.apps
         .iter()
-        .map(|(n, s)| (n.clone(), Want::from_app(&s.app)))
+        .map(|(n, s)| (n.clone(), Want::from_spec(s)))
         .collect()
 }
 

@@ -29,6 +29,15 @@ pub struct Want {
     pub has_ready_probe: bool,
     /// `schedule` (tasks) or `restart_schedule` (services).
     pub schedule: Option<Scheduled>,
+    /// [`super::diff::spec_hash`] of the desired spec: an instance started with another is rolled.
+    pub spec_hash: u64,
+    /// A readiness probe's budget: a started instance is `starting` until ready or this long
+    /// has passed (failed start); without a probe it is `running` at once.
+    pub ready_timeout: Option<Duration>,
+    /// `health.failures`: this many consecutive failed health checks fail a running instance.
+    pub health_failures: Option<u32>,
+    /// `memory_max`, in bytes.
+    pub memory_max: Option<u64>,
 }
 
 /// A schedule as the planner sees it: the next due time is data the loop computes from the wall
@@ -43,8 +52,19 @@ pub struct Scheduled {
 }
 
 impl Want {
+    pub fn from_spec(s: &crate::resolve::AppSpec) -> Self {
+        Want {
+            spec_hash: super::diff::spec_hash(s),
+            ..Want::from_app(&s.app)
+        }
+    }
+
     pub fn from_app(a: &crate::config::App) -> Self {
         Want {
+            spec_hash: 0,
+            ready_timeout: a.ready.as_ref().map(|p| p.timeout),
+            health_failures: a.health.as_ref().map(|h| h.failures),
+            memory_max: a.memory_max,
             name: a.name.clone(),
             kind: a.kind,
             enabled: a.enabled,
@@ -73,6 +93,9 @@ pub struct Observed {
     pub instances: IndexMap<Key, Instance>,
     /// Drive everything to stopped, in reverse dependency order.
     pub shutting_down: bool,
+    /// Per app, the spec hash whose roll was given up (a replacement failed before it was
+    /// ready): instances are not rolled to it again until the file or a restart asks anew.
+    pub abandoned: std::collections::HashMap<String, u64>,
 }
 
 impl Observed {
@@ -271,11 +294,18 @@ pub fn plan(
             }
         }
         let observed_max = obs.slots(name);
-        let active_roll = (0..want.instances).find(|i| {
-            obs.instances
-                .get(&(name.clone(), *i))
-                .is_some_and(|x| x.roll_requested)
-        });
+        let scheduled_task =
+            want.kind == Kind::Task && want.schedule.as_ref().is_some_and(|s| !s.at_start);
+        // Rolled: a restart was asked, or its process runs another spec than the file's (a
+        // scheduled task that is not running just runs the new spec next time).
+        let stale = |x: &Instance| {
+            x.restart_asked()
+                || (x.runs_other_spec(want.spec_hash)
+                    && obs.abandoned.get(name) != Some(&want.spec_hash)
+                    && (x.is_live() || !scheduled_task))
+        };
+        let active_roll =
+            (0..want.instances).find(|i| obs.instances.get(&(name.clone(), *i)).is_some_and(stale));
 
         for idx in 0..want.instances.max(observed_max) {
             let key = (name.clone(), idx);
@@ -381,7 +411,7 @@ pub fn plan(
                     }
                 }
             };
-            if i.roll_requested && active_roll == Some(idx) {
+            if active_roll == Some(idx) {
                 if !i.is_live() {
                     // `pypm restart` never starts an app out of dependency order either.
                     wait_or_start(&mut actions);
@@ -410,12 +440,9 @@ pub fn plan(
                     Some(t) if t > now => wake_at(t),
                     _ => actions.push(Action::Start { app: a(), idx }),
                 },
-                State::Stopped | State::Waiting
-                    if want.kind == Kind::Task
-                        && want.schedule.as_ref().is_some_and(|s| !s.at_start) =>
-                {
-                    // A scheduled task runs when its schedule says (`Due` sets
-                    // `roll_requested`), not when the supervisor starts.
+                State::Stopped | State::Waiting if scheduled_task => {
+                    // A scheduled task runs when its schedule says (`Due` asks for
+                    // a restart), not when the supervisor starts.
                     if i.state != State::Stopped || i.reason.as_deref() != Some(SCHEDULED) {
                         actions.push(Action::Settle {
                             app: a(),

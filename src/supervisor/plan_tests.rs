@@ -18,6 +18,10 @@ fn want(name: &str, deps: &[(&str, Condition)]) -> Want {
         min_uptime: Duration::from_secs(1),
         has_ready_probe: false,
         schedule: None,
+        spec_hash: 0,
+        ready_timeout: None,
+        health_failures: None,
+        memory_max: None,
     }
 }
 
@@ -39,7 +43,7 @@ fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i3
                 i.state = State::Running;
                 i.ready = true;
                 i.ever_started = true;
-                i.roll_requested = false;
+                i.record_start(0);
                 i.started_at = Some(now);
             }
             Action::Stop { app, idx, intent } => {
@@ -77,6 +81,7 @@ fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i3
                         start_ticks: None,
                         started_at: i.started_at,
                         started_wall: None,
+                        spec_hash: i.spec_hash,
                         stopping: false,
                         kill_at: None,
                     });
@@ -84,7 +89,7 @@ fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i3
                     i.pid = Some(*next_pid);
                     i.state = State::Starting;
                     i.ready = false;
-                    i.roll_requested = false;
+                    i.record_start(0);
                     i.started_at = Some(now);
                 }
             }
@@ -275,7 +280,7 @@ fn restart_never_starts_an_app_whose_dependency_failed() {
         let mut i = Instance::new("web", 0);
         i.state = State::Waiting;
         i.reason = Some("waiting for `db`, which failed".into());
-        i.roll_requested = true; // `pypm restart web`
+        i.ask_restart(); // `pypm restart web`
         i
     });
     let (a, _) = plan(&d, &obs, now);
@@ -434,7 +439,7 @@ fn roll_replaces_one_instance_at_a_time() {
     let (a, _) = plan(&d, &obs, now);
     apply(&mut obs, &a, now, &mut pid);
     for i in obs.instances.values_mut() {
-        i.roll_requested = true;
+        i.ask_restart();
     }
     let mut stops = Vec::new();
     for _ in 0..12 {
@@ -480,7 +485,7 @@ fn surge_roll_starts_the_replacement_before_stopping_the_old() {
     let (a, _) = plan(&d, &obs, now);
     apply(&mut obs, &a, now, &mut pid);
     for i in obs.instances.values_mut() {
-        i.roll_requested = true;
+        i.ask_restart();
     }
     let key0 = ("a".to_string(), 0);
     // Instance 0: replacement first; nothing is stopped while it is not ready.
@@ -534,7 +539,7 @@ fn surge_without_probe_waits_min_uptime() {
     let (a, _) = plan(&d, &obs, t0);
     apply(&mut obs, &a, t0, &mut pid);
     if let Some(i) = obs.instances.get_mut(&("a".to_string(), 0)) {
-        i.roll_requested = true;
+        i.ask_restart();
     }
     let (a, _) = plan(&d, &obs, t0);
     apply(&mut obs, &a, t0, &mut pid);
@@ -755,6 +760,42 @@ fn a_disabled_or_shutting_down_schedule_is_not_due() {
 /// What the loop does on `Due` for a task: ask for a run (or, if it runs, a replacement).
 fn request_run(obs: &mut Observed, app: &str) {
     if let Some(i) = obs.instances.get_mut(&(app.to_string(), 0)) {
-        i.roll_requested = true;
+        i.ask_restart();
     }
+}
+
+/// Restart on change follows from state: an instance started with another spec's hash is
+/// rolled; one whose roll was given up for this hash is not; a restart asked rolls it again.
+#[test]
+fn an_instance_running_another_spec_is_rolled_until_the_roll_is_given_up() {
+    let mut w = want("api", &[]);
+    w.spec_hash = 2;
+    let d = desired(vec![w]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    obs.instances.insert(("api".into(), 0), {
+        let mut i = Instance::new("api", 0);
+        i.state = State::Running;
+        i.pid = Some(10);
+        i.ready = true;
+        i.ever_started = true;
+        i.record_start(2);
+        i
+    });
+    assert_eq!(plan(&d, &obs, now).0, vec![], "same spec: nothing to do");
+    if let Some(i) = obs.instances.get_mut(&("api".to_string(), 0)) {
+        i.record_start(1);
+    }
+    let roll = vec![Action::Stop {
+        app: "api".into(),
+        idx: 0,
+        intent: StopIntent::Restart,
+    }];
+    assert_eq!(plan(&d, &obs, now).0, roll, "another spec: rolled");
+    obs.abandoned.insert("api".into(), 2);
+    assert_eq!(plan(&d, &obs, now).0, vec![], "roll given up for this spec");
+    if let Some(i) = obs.instances.get_mut(&("api".to_string(), 0)) {
+        i.ask_restart();
+    }
+    assert_eq!(plan(&d, &obs, now).0, roll, "`pypm restart` asks anew");
 }

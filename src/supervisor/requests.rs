@@ -40,7 +40,7 @@ impl Supervisor {
                     if app.as_deref().is_none_or(|x| x == a)
                         && self.wants.get(a).is_some_and(|w| w.enabled)
                     {
-                        i.roll_requested = true;
+                        i.ask_restart();
                         n += 1;
                     }
                 }
@@ -142,17 +142,8 @@ impl Supervisor {
                     // A changed schedule is counted afresh from now.
                     self.sched_due.remove(app);
                     self.sched_from.remove(app);
-                    if let diff::Change::Restart { .. } = change {
-                        // A scheduled task that is not running waits for its schedule.
-                        let scheduled_task = new.apps.get(app).is_some_and(|s| {
-                            s.app.kind == crate::config::Kind::Task && s.app.schedule.is_some()
-                        });
-                        for ((a, _), i) in self.obs.instances.iter_mut() {
-                            if a == app && (i.is_live() || !scheduled_task) {
-                                i.roll_requested = true;
-                            }
-                        }
-                    }
+                    // A `Restart` needs nothing here: the new spec's hash differs from the
+                    // one its processes were started with, and the planner rolls them.
                     if let diff::Change::Start { .. } = change {
                         // A failed or disabled app starts afresh.
                         for ((a, _), i) in self.obs.instances.iter_mut() {

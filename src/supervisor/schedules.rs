@@ -151,7 +151,7 @@ impl Supervisor {
             log::info!("`{app}`: restart_schedule is due ({at}): rolling it");
             for ((a, _), i) in self.obs.instances.iter_mut() {
                 if a == app && i.is_live() {
-                    i.roll_requested = true;
+                    i.ask_restart();
                 }
             }
             self.emit(
@@ -171,7 +171,7 @@ impl Supervisor {
             let pid = i.pid;
             match (live, concurrency) {
                 (false, _) => {
-                    i.roll_requested = true;
+                    i.ask_restart();
                     log::info!("`{app}.{idx}`: schedule due ({at}): starting a run");
                     self.emit(
                         "scheduled",
@@ -182,7 +182,7 @@ impl Supervisor {
                     );
                 }
                 (true, Concurrency::Replace) => {
-                    i.roll_requested = true;
+                    i.ask_restart();
                     log::info!("`{app}.{idx}`: schedule due ({at}): replacing the running run");
                     self.emit(
                         "scheduled",

@@ -84,6 +84,8 @@ pub struct OldProcess {
     pub start_ticks: Option<u64>,
     pub started_at: Option<Instant>,
     pub started_wall: Option<SystemTime>,
+    /// The spec hash it was started with (see [`Instance::spec_hash`]).
+    pub spec_hash: Option<u64>,
     /// The stop signal was sent; SIGKILL at `kill_at`.
     pub stopping: bool,
     pub kill_at: Option<Instant>,
@@ -114,8 +116,13 @@ pub struct Instance {
     pub last_exit: Option<ExitInfo>,
     /// Set once the instance has been spawned at least once.
     pub ever_started: bool,
-    /// A roll asked for this instance; cleared when its replacement runs.
-    pub roll_requested: bool,
+    /// [`super::diff::spec_hash`] of the spec its process was (last) started with: the planner
+    /// rolls the instance when the desired spec's hash differs.
+    pub spec_hash: Option<u64>,
+    /// Restarts asked for (`pypm restart`, a watched file, a schedule) and the count its process
+    /// was started under: the instance is rolled while `started_gen < asked_gen`.
+    pub asked_gen: u64,
+    pub started_gen: u64,
     /// Restart history for `inspect`: (when, why).
     pub history: VecDeque<(SystemTime, String)>,
     /// Starting with a readiness probe: the start fails if not ready by then.
@@ -150,7 +157,9 @@ impl Instance {
             stop_intent: None,
             last_exit: None,
             ever_started: false,
-            roll_requested: false,
+            spec_hash: None,
+            asked_gen: 0,
+            started_gen: 0,
             history: VecDeque::new(),
             ready_deadline: None,
             health_failures: 0,
@@ -174,6 +183,32 @@ impl Instance {
             debug_assert!(false, "{} -> {}", self.state.as_str(), to.as_str());
         }
         self.state = to;
+    }
+
+    /// A restart was asked for since its process started.
+    pub fn restart_asked(&self) -> bool {
+        self.started_gen < self.asked_gen
+    }
+
+    /// Asks for a restart (a roll of a live instance, a run of a task that is not).
+    pub fn ask_restart(&mut self) {
+        self.asked_gen = self.started_gen + 1;
+    }
+
+    /// Its process was started with a spec other than the one whose hash is `desired`.
+    pub fn runs_other_spec(&self, desired: u64) -> bool {
+        self.spec_hash.is_some_and(|h| h != desired)
+    }
+
+    /// A start of the spec hashed `spec` begins: it answers every restart asked so far.
+    pub fn record_start(&mut self, spec: u64) {
+        self.spec_hash = Some(spec);
+        self.started_gen = self.asked_gen;
+    }
+
+    /// The restarts asked for are given up (a roll stopped because its replacement failed).
+    pub fn drop_restart(&mut self) {
+        self.asked_gen = self.started_gen;
     }
 
     /// Has a process (which may be on its way out).
