@@ -45,6 +45,29 @@ impl Supervisor {
                     }
                 }
             }
+            Action::Unhealthy { app, idx } => {
+                let key = (app.clone(), idx);
+                let limit = self.wants.get(&app).and_then(|w| w.health_failures);
+                let Some(i) = self.obs.instances.get_mut(&key) else {
+                    return;
+                };
+                let limit = limit.unwrap_or(i.health_failures);
+                i.health_failures = 0;
+                let detail = i.last_health_detail.take().unwrap_or_default();
+                let pid = i.pid;
+                i.history
+                    .push_back((std::time::SystemTime::now(), format!("unhealthy: {detail}")));
+                self.emit(
+                    "unhealthy",
+                    Some(&app),
+                    Some(idx),
+                    pid,
+                    format!("{limit} consecutive health check failures; restarting: {detail}"),
+                );
+                self.probes.remove(&key);
+                let why = format!("unhealthy ({limit} consecutive health check failures)");
+                self.fail_running(&app, idx, why, now);
+            }
             Action::ReadyTimeout { app, idx } => {
                 let timeout = self
                     .desired

@@ -246,27 +246,9 @@ impl Supervisor {
                     inst.health_failures,
                     r.detail
                 );
-                if inst.health_failures >= limit && inst.state != State::Stopping {
-                    inst.health_failures = 0;
-                    inst.history.push_back((
-                        std::time::SystemTime::now(),
-                        format!("unhealthy: {}", r.detail),
-                    ));
-                    self.dirty = true;
-                    self.emit(
-                        "unhealthy",
-                        Some(&r.app),
-                        Some(r.idx),
-                        Some(r.pid),
-                        format!(
-                            "{limit} consecutive health check failures; restarting: {}",
-                            r.detail
-                        ),
-                    );
-                    self.probes.remove(&key);
-                    let why = format!("unhealthy ({limit} consecutive health check failures)");
-                    self.fail_running(&r.app, r.idx, why, std::time::Instant::now());
-                }
+                // A fact; the planner decides (`Action::Unhealthy`) once the count reaches
+                // the limit.
+                inst.last_health_detail = Some(r.detail);
             }
         }
     }

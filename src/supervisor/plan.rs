@@ -126,6 +126,12 @@ pub enum Action {
         app: String,
         idx: u32,
     },
+    /// `health.failures` consecutive failed health checks: the instance failed; stop it like a
+    /// failed start (counts toward `max_restarts`).
+    Unhealthy {
+        app: String,
+        idx: u32,
+    },
     /// Not ready by its deadline: the start failed; kill it (counts toward `max_restarts`).
     ReadyTimeout {
         app: String,
@@ -426,6 +432,13 @@ pub fn plan(
                         });
                     }
                 }
+                continue;
+            }
+            if let Some(limit) = want.health_failures
+                && i.health_failures >= limit
+                && matches!(i.state, State::Running | State::Starting)
+            {
+                actions.push(Action::Unhealthy { app: a(), idx });
                 continue;
             }
             match i.state {

@@ -53,7 +53,9 @@ fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i3
                     i.kill_at = Some(now + Duration::from_secs(10));
                 }
             }
-            Action::Kill { app, idx } | Action::ReadyTimeout { app, idx } => {
+            Action::Kill { app, idx }
+            | Action::ReadyTimeout { app, idx }
+            | Action::Unhealthy { app, idx } => {
                 if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
                     i.kill_at = None;
                     i.ready_deadline = None;
@@ -798,4 +800,37 @@ fn an_instance_running_another_spec_is_rolled_until_the_roll_is_given_up() {
         i.ask_restart();
     }
     assert_eq!(plan(&d, &obs, now).0, roll, "`pypm restart` asks anew");
+}
+
+/// The health threshold is the planner's: the handler only counts failed checks.
+#[test]
+fn health_failures_at_the_limit_fail_the_instance() {
+    let mut w = want("api", &[]);
+    w.health_failures = Some(3);
+    let d = desired(vec![w]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    let key = ("api".to_string(), 0);
+    obs.instances.insert(key.clone(), {
+        let mut i = Instance::new("api", 0);
+        i.state = State::Running;
+        i.pid = Some(10);
+        i.ready = true;
+        i.ever_started = true;
+        i.health_failures = 2;
+        i
+    });
+    assert_eq!(plan(&d, &obs, now).0, vec![], "2 of 3: nothing yet");
+    if let Some(i) = obs.instances.get_mut(&key) {
+        i.health_failures = 3;
+    }
+    let unhealthy = vec![Action::Unhealthy {
+        app: "api".into(),
+        idx: 0,
+    }];
+    assert_eq!(plan(&d, &obs, now).0, unhealthy);
+    if let Some(i) = obs.instances.get_mut(&key) {
+        i.state = State::Stopping;
+    }
+    assert_eq!(plan(&d, &obs, now).0, vec![], "already stopping");
 }

@@ -129,6 +129,8 @@ pub struct Instance {
     pub ready_deadline: Option<Instant>,
     /// Consecutive failed health checks.
     pub health_failures: u32,
+    /// What the last failed health check said (for the `unhealthy` event).
+    pub last_health_detail: Option<String>,
     /// Why pypm killed it, when that kill is itself a failure (readiness timeout).
     pub fail_reason: Option<String>,
     /// During a zero-downtime roll: the process being replaced.
@@ -163,6 +165,7 @@ impl Instance {
             history: VecDeque::new(),
             ready_deadline: None,
             health_failures: 0,
+            last_health_detail: None,
             fail_reason: None,
             old: None,
             log_problem: None,
