@@ -68,6 +68,12 @@ impl Supervisor {
                 let why = format!("unhealthy ({limit} consecutive health check failures)");
                 self.fail_running(&app, idx, why, now);
             }
+            Action::OverMemory { app, idx } => self.fail_over_memory(&app, idx, now),
+            Action::SampleMemory => self.sample_memory(now),
+            Action::KillAll => {
+                self.kill_all();
+                self.aborting = true;
+            }
             Action::ReadyTimeout { app, idx } => {
                 let timeout = self
                     .desired

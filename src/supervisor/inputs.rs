@@ -4,9 +4,6 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-/// How often `memory_max` is checked when no cgroup enforces it.
-pub(super) const MEMORY_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
-
 impl Supervisor {
     /// (Re)starts the file watcher for the current desired state.
     pub(super) fn rewatch(&mut self) {
@@ -32,7 +29,6 @@ impl Supervisor {
 
     /// Debounced file changes whose time has come.
     pub(super) fn fire_timers(&mut self, now: Instant) {
-        self.check_memory(now);
         self.sample_history(now);
         if self.reload_at.is_some_and(|t| t <= now) {
             self.reload_at = None;
@@ -113,42 +109,24 @@ impl Supervisor {
         }
     }
 
-    /// `memory_max` without a cgroup (SPEC §6): every [`MEMORY_SAMPLE_INTERVAL`] the RSS of each
-    /// live instance's whole process tree is compared with its app's limit; an instance over it
-    /// gets a `memory_limit` event and is stopped like a failed one (`stop_signal`, SIGKILL
-    /// after `stop_timeout`, then restarted with backoff, counting toward `max_restarts`).
-    /// Sets `memory_check_at` to the next sample while any limited app runs.
-    pub(super) fn check_memory(&mut self, now: Instant) {
-        if !self
-            .desired
-            .apps
-            .values()
-            .any(|a| a.app.memory_max.is_some())
-        {
-            self.memory_check_at = None;
-            return;
-        }
-        if self.memory_check_at.is_some_and(|t| t > now) {
-            return;
-        }
+    /// `memory_max` (SPEC §6), the planner's `SampleMemory`: records, for each live instance of
+    /// a limited app, whether it is over its limit — the RSS of its whole process tree above
+    /// `memory_max`, or (kernel-enforced) the cgroup's OOM killer ended a process of its tree
+    /// without ending the instance. The planner then fails it (`OverMemory`).
+    pub(super) fn sample_memory(&mut self, now: Instant) {
+        self.obs.memory_sampled_at = Some(now);
         let limited: Vec<((String, u32), i32, u64)> = self
             .obs
             .instances
             .iter()
             .filter(|(_, i)| i.state == State::Running || i.state == State::Starting)
             .filter_map(|((app, idx), i)| {
-                let max = self.desired.apps.get(app)?.app.memory_max?;
+                let max = self.wants.get(app)?.memory_max?;
                 Some(((app.clone(), *idx), i.pid?, max))
             })
             .collect();
-        if limited.is_empty() {
-            self.memory_check_at = None;
-            return;
-        }
-        self.memory_check_at = Some(now + MEMORY_SAMPLE_INTERVAL);
         let fmt = crate::config::units::format_size;
-        // Kernel-enforced: the OOM killer ended a process of the instance's tree without ending
-        // the instance itself (a worker, a subprocess). The whole instance is restarted.
+        let mut over = Vec::new();
         let mut sampled = Vec::new();
         for ((app, idx), pid, max) in limited {
             let Some((cg, seen)) = self
@@ -168,7 +146,7 @@ impl Supervisor {
                 "memory limit: the kernel's OOM killer ended a process of the instance (cgroup memory_max {})",
                 fmt(max)
             );
-            self.restart_over_memory(&app, idx, pid, why, now);
+            over.push(((app, idx), why));
         }
         let roots: Vec<i32> = sampled.iter().map(|(_, pid, _)| *pid).collect();
         let usage = crate::process::sample(&roots);
@@ -176,25 +154,35 @@ impl Supervisor {
             let Some(rss) = usage.get(&pid).map(|u| u.rss_bytes) else {
                 continue;
             };
-            if rss <= max {
-                continue;
+            if rss > max {
+                let why = format!("memory limit: RSS {} > memory_max {}", fmt(rss), fmt(max));
+                over.push(((app, idx), why));
             }
-            let why = format!("memory limit: RSS {} > memory_max {}", fmt(rss), fmt(max));
-            self.restart_over_memory(&app, idx, pid, why, now);
+        }
+        for (key, why) in over {
+            if let Some(i) = self.obs.instances.get_mut(&key) {
+                i.over_memory = Some(why);
+            }
         }
     }
 
-    /// `memory_max` was hit (either way it is enforced): the event, then the whole instance is
-    /// stopped and restarted as after a failure.
-    fn restart_over_memory(&mut self, app: &str, idx: u32, pid: i32, why: String, now: Instant) {
+    /// The planner's `OverMemory`: the event, then the whole instance is stopped and restarted
+    /// as after a failure.
+    pub(super) fn fail_over_memory(&mut self, app: &str, idx: u32, now: Instant) {
+        let key = (app.to_string(), idx);
+        let Some(i) = self.obs.instances.get_mut(&key) else {
+            return;
+        };
+        let why = i.over_memory.take().unwrap_or_default();
+        let pid = i.pid;
         self.emit(
             "memory_limit",
             Some(app),
             Some(idx),
-            Some(pid),
+            pid,
             format!("{why}; restarting"),
         );
-        self.probes.remove(&(app.to_string(), idx));
+        self.probes.remove(&key);
         self.fail_running(app, idx, why, now);
     }
 

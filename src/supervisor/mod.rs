@@ -97,9 +97,6 @@ struct Supervisor {
     cpu_prev: HashMap<i32, (f64, Instant)>,
     /// The latest /proc sample and when it was taken.
     usage_cache: Option<(Instant, UsageByPid)>,
-    /// The next `memory_max` sample (`Supervisor::check_memory`), while a limited app runs.
-    memory_check_at: Option<Instant>,
-    signals_seen: u32,
     dirty: bool,
     /// Start-up or a reload touched code and heap an idle supervisor does not need: give them
     /// back once nothing is starting (`process::release_startup_memory`).
@@ -279,8 +276,6 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         state_dir,
         cpu_prev: HashMap::new(),
         usage_cache: None,
-        memory_check_at: None,
-        signals_seen: 0,
         dirty: true,
         release_pending: true,
         sweep_due: false,
@@ -364,7 +359,6 @@ impl Supervisor {
             let (actions, wake) = plan::plan(&self.wants, &self.obs, now);
             let wake = [
                 wake,
-                self.memory_check_at,
                 self.reload_at,
                 self.restart_at.values().min().copied(),
                 self.history.wake_at(),
@@ -384,6 +378,9 @@ impl Supervisor {
                 if !starts.is_empty() {
                     self.dirty = true;
                     self.start_batch(&starts, now);
+                }
+                if self.aborting {
+                    return;
                 }
                 log::debug!(
                     "planned and applied {n} actions in {:.2} ms",
@@ -435,9 +432,6 @@ impl Supervisor {
             while let Ok(e) = rx.try_recv() {
                 self.handle(e);
             }
-            if self.aborting {
-                return;
-            }
         }
     }
 
@@ -477,23 +471,22 @@ impl Supervisor {
                 let _ = self.reload();
             }
             SIGTERM | SIGINT => {
-                self.signals_seen += 1;
-                if self.signals_seen == 1 {
+                // A fact; the planner decides (a second signal: `Action::KillAll`).
+                self.obs.stop_signals += 1;
+                if self.obs.stop_signals == 1 {
                     log::info!("stopping every app (signal again to kill at once)");
                     self.obs.shutting_down = true;
                 } else {
-                    // Killed now, not waited for: the loop ends and `finish` still writes the
-                    // events, state.json and removes the socket and pid file.
                     log::warn!("second signal: killing every app now");
-                    self.kill_all();
-                    self.aborting = true;
                 }
             }
             _ => {}
         }
     }
 
-    fn kill_all(&mut self) {
+    /// Killed now, not waited for: the loop ends and `finish` still writes the events,
+    /// state.json and removes the socket and pid file.
+    pub(super) fn kill_all(&mut self) {
         let mut killed = Vec::new();
         for ((app, idx), i) in &self.obs.instances {
             if let (Some(pid), Some(start)) = (i.pid, i.start_ticks)

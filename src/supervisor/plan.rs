@@ -85,6 +85,9 @@ impl Want {
 
 pub type Key = (String, u32);
 
+/// How often `memory_max` is sampled while a limited instance runs.
+pub const MEMORY_SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The reason a scheduled task shows before its first run.
 pub const SCHEDULED: &str = "waiting for its schedule";
 
@@ -96,6 +99,11 @@ pub struct Observed {
     /// Per app, the spec hash whose roll was given up (a replacement failed before it was
     /// ready): instances are not rolled to it again until the file or a restart asks anew.
     pub abandoned: std::collections::HashMap<String, u64>,
+    /// Stop signals (SIGTERM, SIGINT) received: the first shuts down in order, a second kills
+    /// everything at once.
+    pub stop_signals: u32,
+    /// When `memory_max` was last sampled.
+    pub memory_sampled_at: Option<Instant>,
 }
 
 impl Observed {
@@ -132,6 +140,15 @@ pub enum Action {
         app: String,
         idx: u32,
     },
+    /// The last memory sample found the instance over `memory_max`: stop it like a failed one.
+    OverMemory {
+        app: String,
+        idx: u32,
+    },
+    /// Sample the memory of every instance whose app has `memory_max`.
+    SampleMemory,
+    /// Told twice to stop: SIGKILL every process now; the loop ends.
+    KillAll,
     /// Not ready by its deadline: the start failed; kill it (counts toward `max_restarts`).
     ReadyTimeout {
         app: String,
@@ -260,6 +277,21 @@ pub fn plan(
     let mut actions = Vec::new();
     let mut wake: Option<Instant> = None;
     let mut wake_at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
+
+    if obs.stop_signals >= 2 && obs.instances.values().any(Instance::has_any_process) {
+        return (vec![Action::KillAll], None);
+    }
+    let memory_limited = obs.instances.iter().any(|((app, _), i)| {
+        i.is_live()
+            && matches!(i.state, State::Running | State::Starting)
+            && desired.get(app).is_some_and(|w| w.memory_max.is_some())
+    });
+    if memory_limited {
+        match obs.memory_sampled_at.map(|t| t + MEMORY_SAMPLE_INTERVAL) {
+            Some(t) if t > now => wake_at(t),
+            _ => actions.push(Action::SampleMemory),
+        }
+    }
 
     // Apps that some live instance still depends on cannot be stopped yet during shutdown:
     // directly, or through apps that no longer run (a completed task between a database and
@@ -439,6 +471,13 @@ pub fn plan(
                 && matches!(i.state, State::Running | State::Starting)
             {
                 actions.push(Action::Unhealthy { app: a(), idx });
+                continue;
+            }
+            if want.memory_max.is_some()
+                && i.over_memory.is_some()
+                && matches!(i.state, State::Running | State::Starting)
+            {
+                actions.push(Action::OverMemory { app: a(), idx });
                 continue;
             }
             match i.state {

@@ -55,10 +55,21 @@ fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i3
             }
             Action::Kill { app, idx }
             | Action::ReadyTimeout { app, idx }
-            | Action::Unhealthy { app, idx } => {
+            | Action::Unhealthy { app, idx }
+            | Action::OverMemory { app, idx } => {
                 if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
                     i.kill_at = None;
                     i.ready_deadline = None;
+                    i.over_memory = None;
+                    i.health_failures = 0;
+                }
+            }
+            Action::SampleMemory => obs.memory_sampled_at = Some(now),
+            Action::KillAll => {
+                for i in obs.instances.values_mut() {
+                    i.pid = None;
+                    i.old = None;
+                    i.state = State::Stopped;
                 }
             }
             Action::Wait { app, idx, reason } | Action::Settle { app, idx, reason } => {
@@ -759,6 +770,17 @@ fn a_disabled_or_shutting_down_schedule_is_not_due() {
     assert!(!actions.contains(&Action::Due { app: "job".into() }));
 }
 
+/// A running, ready instance of `app` with `pid`, started with the spec hashed `spec`.
+fn running(app: &str, idx: u32, pid: i32, spec: u64) -> Instance {
+    let mut i = Instance::new(app, idx);
+    i.state = State::Running;
+    i.pid = Some(pid);
+    i.ready = true;
+    i.ever_started = true;
+    i.record_start(spec);
+    i
+}
+
 /// What the loop does on `Due` for a task: ask for a run (or, if it runs, a replacement).
 fn request_run(obs: &mut Observed, app: &str) {
     if let Some(i) = obs.instances.get_mut(&(app.to_string(), 0)) {
@@ -775,15 +797,8 @@ fn an_instance_running_another_spec_is_rolled_until_the_roll_is_given_up() {
     let d = desired(vec![w]);
     let now = Instant::now();
     let mut obs = Observed::default();
-    obs.instances.insert(("api".into(), 0), {
-        let mut i = Instance::new("api", 0);
-        i.state = State::Running;
-        i.pid = Some(10);
-        i.ready = true;
-        i.ever_started = true;
-        i.record_start(2);
-        i
-    });
+    obs.instances
+        .insert(("api".into(), 0), running("api", 0, 10, 2));
     assert_eq!(plan(&d, &obs, now).0, vec![], "same spec: nothing to do");
     if let Some(i) = obs.instances.get_mut(&("api".to_string(), 0)) {
         i.record_start(1);
@@ -812,11 +827,7 @@ fn health_failures_at_the_limit_fail_the_instance() {
     let mut obs = Observed::default();
     let key = ("api".to_string(), 0);
     obs.instances.insert(key.clone(), {
-        let mut i = Instance::new("api", 0);
-        i.state = State::Running;
-        i.pid = Some(10);
-        i.ready = true;
-        i.ever_started = true;
+        let mut i = running("api", 0, 10, 0);
         i.health_failures = 2;
         i
     });
@@ -833,4 +844,74 @@ fn health_failures_at_the_limit_fail_the_instance() {
         i.state = State::Stopping;
     }
     assert_eq!(plan(&d, &obs, now).0, vec![], "already stopping");
+}
+
+/// `memory_max` is the planner's: it asks for a sample every interval while a limited
+/// instance runs, and fails an instance the sample found over the limit.
+#[test]
+fn memory_is_sampled_on_schedule_and_an_instance_over_it_fails() {
+    let mut w = want("api", &[]);
+    w.memory_max = Some(1 << 20);
+    let d = desired(vec![w, want("free", &[])]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    let key = ("api".to_string(), 0);
+    obs.instances.insert(key.clone(), running("api", 0, 10, 0));
+    obs.instances
+        .insert(("free".into(), 0), running("free", 0, 11, 0));
+    assert_eq!(plan(&d, &obs, now).0, vec![Action::SampleMemory]);
+    obs.memory_sampled_at = Some(now);
+    let (actions, wake) = plan(&d, &obs, now);
+    assert_eq!(actions, vec![], "sampled just now");
+    assert_eq!(wake, Some(now + MEMORY_SAMPLE_INTERVAL));
+    let later = now + MEMORY_SAMPLE_INTERVAL;
+    assert_eq!(plan(&d, &obs, later).0, vec![Action::SampleMemory]);
+    if let Some(i) = obs.instances.get_mut(&key) {
+        i.over_memory = Some("RSS 2 MiB > memory_max 1 MiB".into());
+    }
+    let over = vec![Action::OverMemory {
+        app: "api".into(),
+        idx: 0,
+    }];
+    assert_eq!(plan(&d, &obs, now).0, over);
+    if let Some(i) = obs.instances.get_mut(&key) {
+        i.state = State::Stopping;
+    }
+    let (actions, wake) = plan(&d, &obs, now);
+    assert_eq!(actions, vec![], "already stopping; nothing limited runs");
+    assert_eq!(wake, None, "no sample while no limited instance runs");
+}
+
+/// A second stop signal is a decision too: everything is killed at once, nothing else planned.
+#[test]
+fn a_second_stop_signal_kills_everything() {
+    let d = desired(vec![
+        want("db", &[]),
+        want("api", &[("db", Condition::Started)]),
+    ]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    obs.instances
+        .insert(("db".into(), 0), running("db", 0, 10, 0));
+    obs.instances
+        .insert(("api".into(), 0), running("api", 0, 11, 0));
+    obs.shutting_down = true;
+    obs.stop_signals = 1;
+    let (first, _) = plan(&d, &obs, now);
+    assert!(
+        first
+            .iter()
+            .all(|a| matches!(a, Action::Stop { app, .. } if app == "api")),
+        "one signal: an ordered stop, dependents first: {first:?}"
+    );
+    obs.stop_signals = 2;
+    assert_eq!(plan(&d, &obs, now), (vec![Action::KillAll], None));
+    for i in obs.instances.values_mut() {
+        i.pid = None;
+        i.state = State::Stopped;
+    }
+    assert!(
+        !plan(&d, &obs, now).0.contains(&Action::KillAll),
+        "nothing left to kill"
+    );
 }

@@ -256,7 +256,7 @@ impl Supervisor {
                 _ => format!(
                     "{}: enforced by sampling the RSS of the instance's process tree every {}s and restarting it when over (event memory_limit); no cgroup can be created here",
                     fmt(m),
-                    super::inputs::MEMORY_SAMPLE_INTERVAL.as_secs()
+                    super::plan::MEMORY_SAMPLE_INTERVAL.as_secs()
                 ),
             }),
             "cpu_max": cpu_max.map(|c| match cg {

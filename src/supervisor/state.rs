@@ -131,6 +131,8 @@ pub struct Instance {
     pub health_failures: u32,
     /// What the last failed health check said (for the `unhealthy` event).
     pub last_health_detail: Option<String>,
+    /// The last memory sample found it over `memory_max` (why, for the `memory_limit` event).
+    pub over_memory: Option<String>,
     /// Why pypm killed it, when that kill is itself a failure (readiness timeout).
     pub fail_reason: Option<String>,
     /// During a zero-downtime roll: the process being replaced.
@@ -166,6 +168,7 @@ impl Instance {
             ready_deadline: None,
             health_failures: 0,
             last_health_detail: None,
+            over_memory: None,
             fail_reason: None,
             old: None,
             log_problem: None,
@@ -266,6 +269,7 @@ pub fn on_exit(
     let forced = inst.fail_reason.take();
     inst.ready_deadline = None;
     inst.health_failures = 0;
+    inst.over_memory = None;
     inst.pid = None;
     inst.start_ticks = None;
     inst.kill_at = None;
