@@ -65,6 +65,15 @@ pub enum Command {
     Import(ImportArgs),
     /// Print the dashboard URL with its token (needs `http` in [pypm] and a running supervisor)
     Dashboard,
+    /// Watch it live in the terminal: instances with CPU/memory history, logs, events
+    ///
+    /// A table of instances (state, pid, uptime, restarts, CPU and memory with sparklines of the
+    /// last minutes), the selected app's logs (stdout `out`, stderr `err`), the last events, and
+    /// the file's error when it is invalid. Keys: ↑/↓ select, `r` restart the selected app,
+    /// `R` reload the file, `l` show or hide the logs, `/` filter apps, `q` quit. Works in
+    /// 80×24 and over SSH; `NO_COLOR` turns colours off. When the supervisor goes away it says
+    /// so, and picks up the next one.
+    Monit,
     /// Manage an OS service unit that runs `pypm up` for this file at boot
     ///
     /// A systemd unit (a system unit when run as root, else a user unit; `--user`/`--system`

@@ -11,6 +11,7 @@ mod import;
 mod init;
 mod inspect;
 mod logs;
+mod monit;
 mod service;
 mod start;
 mod status;
@@ -155,6 +156,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Down => client_cmds::down(config),
         Command::Import(args) => import::import(&args.file),
         Command::Dashboard => dashboard::dashboard(config),
+        Command::Monit => monit::monit(config),
         Command::Service(args) => service::service(config, &args.action),
         Command::Completions(args) => completions::completions(args.shell),
         Command::Manpages(args) => completions::manpages(&args.dir),

@@ -11,6 +11,7 @@ mod http;
 mod limits;
 mod listen;
 mod logs;
+mod monit;
 mod notify;
 mod probes;
 mod reconcile;
