@@ -31,8 +31,11 @@ use crate::control::protocol::{ErrorKind, Request, Response};
 use crate::control::server::Handler;
 use crate::logs::{FOLLOW_INTERVAL, Stream, sources, tail_follow};
 
-/// The dashboard: one static page that polls `/api/status` and listens to `/api/events`.
+/// The dashboard: one static page fed by `/api/status?follow=1`, `/api/events`, `/api/history`,
+/// `/api/logs` and `/api/plan` (docs/monitoring.md).
 const DASHBOARD: &str = include_str!("dashboard.html");
+/// A followed status (`/api/status?follow=1`) is sent at least this often.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
 
 /// A quiet Server-Sent Events stream sends a comment this often, so a client that went away is
 /// noticed (the write fails) and its thread ends.
@@ -330,6 +333,9 @@ fn handle(req: tiny_http::Request, ctx: &Ctx) {
         }
         (Method::Get, ["api", "status"]) => {
             let app = param(&url, "app").map(str::to_string);
+            if param(&url, "follow").is_some_and(|v| v != "0") {
+                return status_stream(req, ctx, app);
+            }
             answer(req, h(Request::Status { app, light: false }))
         }
         (Method::Get, ["api", "apps", app]) => answer(
@@ -500,6 +506,40 @@ fn logs(req: tiny_http::Request, ctx: &Ctx, app: &str, url: &str) {
         }
     };
     let _ = run();
+}
+
+/// `GET /api/status?follow=1`: the status now, then again after every event and at least every
+/// [`STATUS_EVERY`], as Server-Sent Events (the dashboard's live table).
+fn status_stream(req: tiny_http::Request, ctx: &Ctx, app: Option<String>) {
+    let Some(_slot) = StreamSlot::take(ctx) else {
+        return error(req, 503, "too many open streams");
+    };
+    let (id, rx) = ctx.bus.subscribe("an /api/status stream");
+    let Ok(mut w) = sse_start(req) else {
+        ctx.bus.unsubscribe(id);
+        return;
+    };
+    let mut run = || -> io::Result<()> {
+        loop {
+            let report = match (ctx.handler)(Request::Status {
+                app: app.clone(),
+                light: false,
+            }) {
+                Response::Status(r) => serde_json::to_value(&r).unwrap_or_default(),
+                Response::Error { message, .. } => serde_json::json!({ "error": message }),
+                _ => serde_json::Value::Null,
+            };
+            sse_send(&mut w, &report)?;
+            match rx.recv_timeout(STATUS_EVERY) {
+                // A burst of events (a roll, a crash loop) is one refresh.
+                Ok(_) => while rx.try_recv().is_ok() {},
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    };
+    let _ = run();
+    ctx.bus.unsubscribe(id);
 }
 
 /// `GET /api/events`: every event from now on, one Server-Sent Event each (the objects of

@@ -338,8 +338,29 @@ fn events_and_logs_stream_as_server_sent_events() {
         assert_eq!(n(&e), last + 1, "lines in order, none skipped: {e}");
         last = n(&e);
     }
+    // The followed status: now, then again after a restart (an event), with the new pid.
+    let mut st = open("/api/status?follow=1&app=idle");
+    let now = next_data(&mut st);
+    let idle_pid = p.pid_of("idle").expect("idle runs");
+    assert_eq!(now["instances"][0]["pid"], idle_pid, "{now}");
+    assert!(now["config_error"].is_null(), "{now}");
+    p.pypm_ok(&["restart", "idle"], 0);
+    let new_pid = p.pid_of("idle").expect("idle runs again");
+    assert_ne!(new_pid, idle_pid);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut latest = now;
+    while Instant::now() < deadline && latest["instances"][0]["pid"] != new_pid {
+        latest = next_data(&mut st);
+    }
+    assert_eq!(latest["instances"][0]["pid"], new_pid, "{latest}");
+    assert_eq!(
+        latest["instances"].as_array().map(Vec::len),
+        Some(1),
+        "only `idle`"
+    );
     drop(ev);
     drop(lg);
+    drop(st);
     p.pypm_ok(&["down"], 0);
 }
 

@@ -6,6 +6,7 @@
 mod harness;
 
 mod basics;
+mod dashboard;
 mod deps;
 mod http;
 mod limits;

@@ -128,14 +128,8 @@ impl Feeds {
         if m.disconnected.take().is_some() && !m.rows.is_empty() {
             m.message = Some("the supervisor is back".into());
         }
-        m.config_error = status.config_error.as_ref().map(|e| {
-            let at = match (e.line, e.column) {
-                (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
-                (Some(l), None) => format!(" (line {l})"),
-                _ => String::new(),
-            };
-            format!("{}{at}", e.message)
-        });
+        // The message already names the place (`pypm.toml:3:1: …`).
+        m.config_error = status.config_error.as_ref().map(|e| e.message.clone());
         if status.config_error.is_none() || self.log_dir.is_none() {
             let host: std::collections::HashMap<String, String> = std::env::vars().collect();
             if let Ok(cfg) = crate::config::load(&self.config, &m.file, &host) {
