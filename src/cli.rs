@@ -74,6 +74,13 @@ pub enum Command {
     /// 80×24 and over SSH; `NO_COLOR` turns colours off. When the supervisor goes away it says
     /// so, and picks up the next one.
     Monit,
+    /// Write the apps as Kubernetes manifests, a Nomad job, a compose.yaml or systemd units
+    ///
+    /// Reads the file like `check` (an invalid file exports nothing) and prints the result, or
+    /// writes it into `-o DIR`. What has no equivalent in the target is listed in comments at
+    /// the top of the output and counted on stderr. Kubernetes needs `--image`: the container
+    /// image the commands run in. Mappings: docs/export.md.
+    Export(ExportArgs),
     /// Manage an OS service unit that runs `pypm up` for this file at boot
     ///
     /// A systemd unit (a system unit when run as root, else a user unit; `--user`/`--system`
@@ -138,6 +145,34 @@ pub enum Shell {
 pub struct ManpagesArgs {
     /// The directory to write `pypm.1`, `pypm-up.1`, ... into (created if missing)
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to write: kubernetes (YAML), nomad (HCL job), compose (compose.yaml), systemd (units)
+    pub target: ExportTarget,
+    /// Only this app (repeat for several) [default: every app]
+    #[arg(long = "app", short = 'a', value_name = "APP", add = ArgValueCandidates::new(crate::commands::app_candidates))]
+    pub app: Vec<String>,
+    /// Write the files into DIR (created if missing) instead of printing them; `-` prints
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The container image the commands run in (required for kubernetes; compose defaults to
+    /// python:3-slim; nomad switches from raw_exec to the docker driver)
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// The namespace of every object (kubernetes) or of the job (nomad)
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+/// The engines `pypm export` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportTarget {
+    Kubernetes,
+    Nomad,
+    Compose,
+    Systemd,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod client_cmds;
 mod completions;
 mod dashboard;
 mod edit;
+mod export;
 mod import;
 mod init;
 mod inspect;
@@ -155,6 +156,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Plan(args) => client_cmds::plan(config, args.json),
         Command::Down => client_cmds::down(config),
         Command::Import(args) => import::import(&args.file),
+        Command::Export(args) => export::export(config, &args),
         Command::Dashboard => dashboard::dashboard(config),
         Command::Monit => monit::monit(config),
         Command::Service(args) => service::service(config, &args.action),
