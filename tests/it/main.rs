@@ -8,6 +8,7 @@ mod harness;
 mod basics;
 mod dashboard;
 mod deps;
+mod export;
 mod http;
 mod limits;
 mod listen;

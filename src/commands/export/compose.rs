@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Export, File, common_notes, dns_name, go_duration, secs, yaml::to_yaml};
+use super::{Export, File, common_notes, dns_name, go_duration, yaml::to_yaml};
 use crate::config::{App, Condition, Listen, ProbeCheck, RestartPolicy};
 
 /// Without `--image`: an image with a Python, the commands' interpreter.
@@ -18,7 +18,9 @@ pub fn export(x: &Export) -> Vec<File> {
     let mut services = Map::new();
     for a in &x.apps {
         notes.extend(common_notes(a, "compose"));
-        services.insert(dns_name(&a.name), service(x, a, &mut notes));
+        let mut svc = service(x, a, &mut notes);
+        escape_dollars(&mut svc);
+        services.insert(dns_name(&a.name), svc);
     }
     // No top-level `name`: docker-compose 1.x rejects it; the project is the directory's name.
     let doc = json!({ "services": services });
@@ -27,6 +29,16 @@ pub fn export(x: &Export) -> Vec<File> {
         body: to_yaml(&doc),
         notes,
     }]
+}
+
+/// compose interpolates `$VAR` in every value: a literal `$` is written `$$`.
+fn escape_dollars(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Array(a) => a.iter_mut().for_each(escape_dollars),
+        Value::Object(m) => m.values_mut().for_each(escape_dollars),
+        _ => {}
+    }
 }
 
 /// A probe as a compose healthcheck `test` (the image has Python: http and tcp checks use it).
@@ -70,15 +82,8 @@ fn service(x: &Export, a: &App, notes: &mut Vec<String>) -> Value {
         .chain(std::iter::once(("PYPM_APP".to_string(), json!(a.name))))
         .collect();
     if !a.env_file.is_empty() {
-        let files: Vec<String> = a
-            .env_file
-            .iter()
-            .map(|p| {
-                p.strip_prefix(&x.config.dir)
-                    .map(|r| format!("./{}", r.display()))
-                    .unwrap_or_else(|_| p.display().to_string())
-            })
-            .collect();
+        // Absolute: compose reads them relative to the compose file, which `-o` puts elsewhere.
+        let files: Vec<String> = a.env_file.iter().map(|p| p.display().to_string()).collect();
         s.insert("env_file".into(), json!(files));
     }
     s.insert("environment".into(), Value::Object(env));
@@ -88,10 +93,10 @@ fn service(x: &Export, a: &App, notes: &mut Vec<String>) -> Value {
         let condition = match c {
             Condition::Started => "service_started",
             Condition::Ready
-                if dep
-                    .ready
-                    .as_ref()
-                    .is_some_and(|p| health_test(&p.check).is_some()) =>
+                if [&dep.ready, &dep.health]
+                    .into_iter()
+                    .flatten()
+                    .any(|p| health_test(&p.check).is_some()) =>
             {
                 "service_healthy"
             }
@@ -111,29 +116,37 @@ fn service(x: &Export, a: &App, notes: &mut Vec<String>) -> Value {
     }
     // compose has one healthcheck: the ready probe (what `service_healthy` waits for), else
     // the health probe.
-    let probe = a.ready.as_ref().or(a.health.as_ref());
-    if let Some(p) = probe {
-        match health_test(&p.check) {
-            Some(test) => {
-                let mut h = Map::new();
-                h.insert("test".into(), test);
-                h.insert("interval".into(), json!(go_duration(p.interval)));
-                h.insert(
-                    "timeout".into(),
-                    json!(format!("{}s", secs(p.timeout).clamp(1, 30))),
-                );
-                h.insert("retries".into(), json!(p.failures.max(1)));
-                if let Some(r) = &a.ready {
-                    h.insert("start_period".into(), json!(go_duration(r.timeout)));
+    // compose has one healthcheck: the `ready` probe when compose can run it (what
+    // `service_healthy` waits for), else the `health` probe.
+    let runnable: Vec<(&str, &crate::config::Probe, Value)> =
+        [("ready", &a.ready), ("health", &a.health)]
+            .into_iter()
+            .filter_map(|(w, p)| Some((w, p.as_ref()?)))
+            .filter_map(|(w, p)| match health_test(&p.check) {
+                Some(t) => Some((w, p, t)),
+                None => {
+                    notes.push(format!(
+                    "{}: the `{w}` probe is a `log` or `notify` probe, which compose cannot run",
+                    a.name
+                ));
+                    None
                 }
-                s.insert("healthcheck".into(), Value::Object(h));
-            }
-            None => notes.push(format!(
-                "{}: its probe is a `log` or `notify` probe, which compose cannot run",
-                a.name
-            )),
+            })
+            .collect();
+    if let Some((which, p, test)) = runnable.first() {
+        let mut h = Map::new();
+        h.insert("test".into(), test.clone());
+        h.insert("interval".into(), json!(go_duration(p.interval)));
+        h.insert(
+            "timeout".into(),
+            json!(format!("{}s", super::check_timeout(p, *which == "ready"))),
+        );
+        h.insert("retries".into(), json!(p.failures.max(1)));
+        if *which == "ready" {
+            h.insert("start_period".into(), json!(go_duration(p.timeout)));
         }
-        if a.ready.is_some() && a.health.is_some() {
+        s.insert("healthcheck".into(), Value::Object(h));
+        if runnable.len() > 1 {
             notes.push(format!(
                 "{}: compose has one healthcheck: the `ready` probe is exported, `health` is not (compose does not restart unhealthy containers)",
                 a.name

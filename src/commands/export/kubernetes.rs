@@ -219,7 +219,7 @@ fn container(x: &Export, a: &App, notes: &mut Vec<String>) -> Map<String, Value>
         c.insert("ports".into(), Value::Array(ports));
     }
     if let Some(p) = &a.ready {
-        match probe(p) {
+        match probe(p, true) {
             Some(mut probe) => {
                 // Ready: checked every interval; `timeout` is the start's whole budget, which a
                 // startupProbe expresses as failureThreshold × period.
@@ -236,10 +236,9 @@ fn container(x: &Export, a: &App, notes: &mut Vec<String>) -> Map<String, Value>
         }
     }
     if let Some(p) = &a.health {
-        match probe(p) {
+        match probe(p, false) {
             Some(mut probe) => {
                 probe.insert("periodSeconds".into(), json!(secs(p.interval).max(1)));
-                probe.insert("timeoutSeconds".into(), json!(secs(p.timeout).max(1)));
                 probe.insert("failureThreshold".into(), json!(p.failures.max(1)));
                 c.insert("livenessProbe".into(), Value::Object(probe));
             }
@@ -307,7 +306,7 @@ fn no_probe(a: &App, which: &str, p: &Probe) -> String {
 }
 
 /// An http/tcp/exec probe as a Kubernetes probe (the pod's own address).
-fn probe(p: &Probe) -> Option<Map<String, Value>> {
+fn probe(p: &Probe, ready: bool) -> Option<Map<String, Value>> {
     let mut m = Map::new();
     match &p.check {
         ProbeCheck::Http(url) => {
@@ -330,7 +329,10 @@ fn probe(p: &Probe) -> Option<Map<String, Value>> {
         }
         ProbeCheck::Log(_) | ProbeCheck::Notify => return None,
     }
-    m.insert("timeoutSeconds".into(), json!(secs(p.timeout).clamp(1, 60)));
+    m.insert(
+        "timeoutSeconds".into(),
+        json!(super::check_timeout(p, ready)),
+    );
     Some(m)
 }
 

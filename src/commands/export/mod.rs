@@ -152,6 +152,17 @@ pub fn secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// One check's timeout in whole seconds (1..=60): a `ready` probe's `timeout` is the start's
+/// whole budget, so one check of it gets at most 5 s; a `health` probe's is per check.
+pub fn check_timeout(p: &crate::config::Probe, ready: bool) -> u64 {
+    let t = if ready {
+        p.timeout.min(Duration::from_secs(5))
+    } else {
+        p.timeout
+    };
+    secs(t).clamp(1, 60)
+}
+
 /// `10s`, `1m30s`, `500ms` (Go duration syntax: compose, Nomad).
 pub fn go_duration(d: Duration) -> String {
     let ms = d.as_millis();

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Export, File, common_notes, dns_name, go_duration, secs};
+use super::{Export, File, common_notes, dns_name, go_duration};
 use crate::config::{App, Condition, Listen, Probe, ProbeCheck, RestartPolicy};
 
 /// A piece of HCL: an attribute or a block.
@@ -334,10 +334,12 @@ fn check(
         }
     };
     body.insert(0, attr("name", s(format!("{}-{which}", dns_name(&a.name)))));
-    body.push(attr("interval", s(go_duration(p.interval))));
+    // Nomad's minimum for both is 1 s.
+    let interval = p.interval.max(std::time::Duration::from_secs(1));
+    body.push(attr("interval", s(go_duration(interval))));
     body.push(attr(
         "timeout",
-        s(format!("{}s", secs(p.timeout).clamp(1, 60))),
+        s(format!("{}s", super::check_timeout(p, which == "ready"))),
     ));
     if which == "health" {
         body.push(block(
