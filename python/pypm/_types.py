@@ -117,8 +117,8 @@ class Status:
 
 @dataclass(frozen=True)
 class PlanChange:
-    """One change applying the file would make: ``verb`` is ``start``, ``stop``, ``restart`` or
-    ``scale N → M``."""
+    """One change applying the file would make: ``verb`` is ``start``, ``stop``, ``restart``,
+    ``scale N → M`` or ``reschedule``."""
 
     app: str
     verb: str

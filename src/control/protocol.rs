@@ -202,6 +202,12 @@ pub struct MetricsRow {
     pub memory_bytes: Option<u64>,
     /// Unix time the running process started.
     pub start_time_seconds: Option<f64>,
+    /// A task's: Unix time its last successful run ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_last_success_seconds: Option<f64>,
+    /// A task's: how long its last run took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_last_duration_seconds: Option<f64>,
 }
 
 /// Recent samples per instance, oldest first (`Request::History`).
@@ -249,7 +255,7 @@ pub struct PlanReport {
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PlanChange {
     pub app: String,
-    /// `start`, `stop`, `restart` or `scale N → M`.
+    /// `start`, `stop`, `restart`, `scale N → M` or `reschedule`.
     pub verb: String,
     pub reason: String,
 }

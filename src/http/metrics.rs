@@ -83,6 +83,24 @@ pub fn render(m: &MetricsReport) -> String {
         &mut rows().filter_map(|(r, id)| r.start_time_seconds.map(|t| format!("{{{id}}} {t:.3}"))),
     );
     family(
+        "pypm_task_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time a task's last successful run ended.",
+        &mut rows().filter_map(|(r, id)| {
+            r.task_last_success_seconds
+                .map(|t| format!("{{{id}}} {t:.3}"))
+        }),
+    );
+    family(
+        "pypm_task_last_duration_seconds",
+        "gauge",
+        "How long a task's last run took.",
+        &mut rows().filter_map(|(r, id)| {
+            r.task_last_duration_seconds
+                .map(|t| format!("{{{id}}} {t:.3}"))
+        }),
+    );
+    family(
         "pypm_config_error",
         "gauge",
         "1 while the configuration file on disk is invalid (the last valid one is applied).",
@@ -109,6 +127,8 @@ mod tests {
                     cpu_seconds: Some(1.5),
                     memory_bytes: Some(4096),
                     start_time_seconds: Some(1_800_000_000.25),
+                    task_last_success_seconds: None,
+                    task_last_duration_seconds: None,
                 },
                 MetricsRow {
                     app: "worker".into(),
@@ -118,6 +138,8 @@ mod tests {
                     cpu_seconds: None,
                     memory_bytes: None,
                     start_time_seconds: None,
+                    task_last_success_seconds: Some(1_800_000_100.5),
+                    task_last_duration_seconds: Some(2.25),
                 },
             ],
         };
@@ -134,6 +156,8 @@ mod tests {
             "pypm_instance_cpu_seconds_total{app=\"api\",instance=\"0\"} 1.5",
             "pypm_instance_memory_bytes{app=\"api\",instance=\"0\"} 4096",
             "pypm_instance_start_time_seconds{app=\"api\",instance=\"0\"} 1800000000.250",
+            "pypm_task_last_success_timestamp_seconds{app=\"worker\",instance=\"1\"} 1800000100.500",
+            "pypm_task_last_duration_seconds{app=\"worker\",instance=\"1\"} 2.250",
             "pypm_config_error 0",
         ] {
             assert!(

@@ -26,6 +26,11 @@ pub enum Change {
         from: u32,
         to: u32,
     },
+    /// Only when it runs changed (`schedule`, `timezone`, `concurrency`, `catch_up`, `jitter`,
+    /// `restart_schedule`): nothing is restarted, the next run is counted afresh.
+    Reschedule {
+        reason: String,
+    },
 }
 
 impl Change {
@@ -34,6 +39,7 @@ impl Change {
             Change::Start { reason } => ("start".to_string(), reason.clone()),
             Change::Stop { reason } => ("stop".to_string(), reason.clone()),
             Change::Restart { reason } => ("restart".to_string(), reason.clone()),
+            Change::Reschedule { reason } => ("reschedule".to_string(), reason.clone()),
             Change::Scale { from, to } => (
                 format!("scale {from} → {to}"),
                 "instances changed".to_string(),
@@ -48,7 +54,40 @@ impl Change {
 }
 
 /// Keys that change nothing about a running process.
-const NOT_EFFECTIVE: &[&str] = &["name", "instances", "enabled", "env", "env_file_vars"];
+const NOT_EFFECTIVE: &[&str] = &[
+    "name",
+    "instances",
+    "enabled",
+    "env",
+    "env_file_vars",
+    "schedule",
+    "timezone",
+    "concurrency",
+    "catch_up",
+    "jitter",
+    "restart_schedule",
+];
+
+/// Keys that say when an app runs (a [`Change::Reschedule`]), not how.
+const SCHEDULE_KEYS: &[&str] = &[
+    "schedule",
+    "timezone",
+    "concurrency",
+    "catch_up",
+    "jitter",
+    "restart_schedule",
+];
+
+/// The schedule keys whose values differ, as `schedule changed`, ….
+pub fn changed_schedule_keys(old: &AppSpec, new: &AppSpec) -> Vec<String> {
+    let a = serde_json::to_value(&old.app).unwrap_or(Value::Null);
+    let b = serde_json::to_value(&new.app).unwrap_or(Value::Null);
+    SCHEDULE_KEYS
+        .iter()
+        .filter(|k| a.get(**k) != b.get(**k))
+        .map(|k| format!("{k} changed"))
+        .collect()
+}
 
 /// The keys whose values differ between two specs of one app, for the reason text.
 pub fn changed_keys(old: &AppSpec, new: &AppSpec) -> Vec<String> {
@@ -206,8 +245,14 @@ pub fn diff(
             (true, true) => {}
         }
         let keys = changed_keys(o, n);
+        let schedule = changed_schedule_keys(o, n);
         if !keys.is_empty() {
-            let mut reason = keys.join(", ");
+            let mut reason = keys
+                .iter()
+                .chain(&schedule)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
             if o.app.instances != n.app.instances {
                 reason.push_str(&format!(
                     ", instances {} → {}",
@@ -221,6 +266,13 @@ pub fn diff(
                 Change::Scale {
                     from: o.app.instances,
                     to: n.app.instances,
+                },
+            ));
+        } else if !schedule.is_empty() {
+            out.push((
+                name.clone(),
+                Change::Reschedule {
+                    reason: schedule.join(", "),
                 },
             ));
         }
@@ -266,6 +318,29 @@ mod tests {
     }
 
     const BASE: &str = "[apps.api]\ncommand = \"sleep 1\"\nenv = { DEBUG = \"0\" }\n[apps.worker]\ncommand = \"sleep 2\"\ninstances = 2\n";
+
+    #[test]
+    fn a_schedule_change_is_a_reschedule_not_a_restart() {
+        let old = "[apps.job]\ncommand = \"sleep 1\"\nkind = \"task\"\nschedule = \"0 3 * * *\"\n[apps.web]\ncommand = \"sleep 9\"\nrestart_schedule = \"0 4 * * *\"\n";
+        let new = "[apps.job]\ncommand = \"sleep 1\"\nkind = \"task\"\nschedule = \"0 5 * * *\"\ntimezone = \"UTC\"\n[apps.web]\ncommand = \"sleep 9\"\nrestart_schedule = \"0 6 * * *\"\n";
+        assert_eq!(
+            plan_lines(old, new),
+            [
+                "job: reschedule (schedule changed, timezone changed)",
+                "web: reschedule (restart_schedule changed)"
+            ]
+        );
+        let hash = |src: &str| -> Vec<u64> { specs(src).values().map(spec_hash).collect() };
+        assert_eq!(hash(old), hash(new), "no process runs another spec");
+        let both = new.replace("sleep 9", "sleep 8");
+        assert_eq!(
+            plan_lines(old, &both),
+            [
+                "job: reschedule (schedule changed, timezone changed)",
+                "web: restart (command changed, restart_schedule changed)"
+            ]
+        );
+    }
 
     #[test]
     fn spec_hash_agrees_with_diff() {

@@ -97,7 +97,10 @@ impl Supervisor {
                 cpu_percent,
                 memory_bytes: u.map(|u| u.rss_bytes),
                 ready: i.ready && i.state == State::Running,
-                reason: i.reason.clone().or_else(|| i.log_problem.clone()),
+                reason: self
+                    .schedule_reason(&name, i)
+                    .or_else(|| i.reason.clone())
+                    .or_else(|| i.log_problem.clone()),
                 last_exit: i.last_exit.as_ref().map(|e| LastExit {
                     code: e.code,
                     signal: e.signal.map(signal_name),
@@ -165,7 +168,13 @@ impl Supervisor {
                     .and_then(|s| wall.checked_sub(now.saturating_duration_since(s)))
                     .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                     .map(|d| d.as_secs_f64());
+                let run = i.and_then(|i| i.last_run);
                 MetricsRow {
+                    task_last_success_seconds: run
+                        .and_then(|r| r.last_success)
+                        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs_f64()),
+                    task_last_duration_seconds: run.map(|r| r.duration.as_secs_f64()),
                     cpu_seconds: usage.map(|(u, _)| u.cpu_seconds),
                     start_time_seconds,
                     app: r.app,

@@ -81,6 +81,36 @@ impl Supervisor {
         }
     }
 
+    /// A scheduled task's reason in `status` while no run goes: what it is waiting for (or how
+    /// its last run ended), the last run's result and duration, and when the next run is — a
+    /// `failed` scheduled task still runs again at its next time.
+    pub(super) fn schedule_reason(&self, name: &str, i: &super::Instance) -> Option<String> {
+        let spec = self.desired.apps.get(name)?;
+        if spec.app.kind != Kind::Task || spec.app.parsed_schedule().is_none() || i.is_live() {
+            return None;
+        }
+        let mut parts = vec![
+            i.reason
+                .clone()
+                .unwrap_or_else(|| super::plan::SCHEDULED.to_string()),
+        ];
+        if let Some(run) = i.last_run {
+            parts.push(format!(
+                "last run {} after {}",
+                if run.ok { "succeeded" } else { "failed" },
+                crate::config::units::format_duration(run.duration)
+            ));
+        }
+        parts.push(match self.sched_due.get(name) {
+            Some(d) => format!(
+                "next run {}",
+                d.wall.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            None => "no next run".into(),
+        });
+        Some(parts.join("; "))
+    }
+
     /// What `state.json` keeps of the schedules: the last due run of each scheduled app.
     pub(super) fn saved_last_runs(&self) -> std::collections::BTreeMap<String, String> {
         self.sched_from

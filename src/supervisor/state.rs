@@ -60,6 +60,14 @@ impl State {
     }
 }
 
+/// What a task's runs left: the last one's duration and result, the last success's end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskRun {
+    pub duration: Duration,
+    pub ok: bool,
+    pub last_success: Option<SystemTime>,
+}
+
 /// Why pypm is stopping an instance: decides what happens once it has exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopIntent {
@@ -133,6 +141,8 @@ pub struct Instance {
     pub last_health_detail: Option<String>,
     /// The last memory sample found it over `memory_max` (why, for the `memory_limit` event).
     pub over_memory: Option<String>,
+    /// A task's last run: how long it took, and when it last succeeded (status, `/metrics`).
+    pub last_run: Option<TaskRun>,
     /// Why pypm killed it, when that kill is itself a failure (readiness timeout).
     pub fail_reason: Option<String>,
     /// During a zero-downtime roll: the process being replaced.
@@ -169,6 +179,7 @@ impl Instance {
             health_failures: 0,
             last_health_detail: None,
             over_memory: None,
+            last_run: None,
             fail_reason: None,
             old: None,
             log_problem: None,
@@ -310,6 +321,18 @@ pub fn on_exit(
     // A task is meant to exit: `min_uptime` only judges services.
     let success = clean && (stable || app.kind == Kind::Task);
     let too_soon = clean && !success;
+    if app.kind == Kind::Task {
+        let ended = SystemTime::now();
+        inst.last_run = Some(TaskRun {
+            duration: uptime.unwrap_or_default(),
+            ok: success,
+            last_success: if success {
+                Some(ended)
+            } else {
+                inst.last_run.and_then(|r| r.last_success)
+            },
+        });
+    }
 
     if success {
         match (app.kind, app.restart) {

@@ -187,3 +187,63 @@ fn restart_schedule_rolls_a_service() {
     );
     p.pypm_ok(&["down"], 0);
 }
+
+#[test]
+fn status_and_metrics_show_the_last_run_and_the_next() {
+    let p = Project::new();
+    let port = free_port();
+    let job = p.sh("job", "sleep 0.2\nexit 0\n");
+    p.write_config(&format!(
+        "[pypm]\nhttp = \"127.0.0.1:{port}\"\n\n[apps.job]\ncommand = {job}\nkind = \"task\"\nschedule = \"* * * * * *\"\ntimezone = \"UTC\"\n"
+    ));
+    p.up_d();
+    // Before or between runs, the reason says when the next one is; after one, how it went.
+    let mut reason = String::new();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let row = p.row("job");
+            reason = row["reason"].as_str().unwrap_or_default().to_string();
+            row["state"] != "running" && reason.contains("last run succeeded after")
+        }),
+        "status after a run: {reason:?}"
+    );
+    assert!(reason.contains("; next run 20"), "{reason}");
+    let metrics = match http_get(port, "/metrics", Duration::from_secs(10)) {
+        Outcome::Ok(body) => body,
+        other => panic!("/metrics: {other:?}"),
+    };
+    for family in [
+        "pypm_task_last_success_timestamp_seconds{app=\"job\",instance=\"0\"} ",
+        "pypm_task_last_duration_seconds{app=\"job\",instance=\"0\"} ",
+    ] {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(family))
+            .unwrap_or_else(|| panic!("no `{family}` in\n{metrics}"));
+        let v: f64 = line[family.len()..].parse().expect("a number");
+        assert!(v > 0.0, "{line}");
+    }
+    p.pypm_ok(&["down"], 0);
+}
+
+#[test]
+fn a_schedule_change_is_planned_as_a_reschedule_and_restarts_nothing() {
+    let p = Project::new();
+    let svc = p.sh("svc", "exec sleep 300\n");
+    let cfg = |at: &str| format!("[apps.svc]\ncommand = {svc}\nrestart_schedule = \"{at}\"\n");
+    p.write_config(&cfg("0 4 * * *"));
+    p.up_d();
+    let pid = p.pid_of("svc").expect("svc runs");
+    p.write_config(&cfg("0 5 * * *"));
+    let out = p.pypm(&["plan", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan --json");
+    assert_eq!(plan["changes"][0]["verb"], "reschedule", "{plan:#}");
+    assert_eq!(
+        plan["changes"][0]["reason"], "restart_schedule changed",
+        "{plan:#}"
+    );
+    p.pypm_ok(&["reload"], 0);
+    p.assert_pid_kept("svc", pid, Duration::from_millis(500));
+    p.pypm_ok(&["down"], 0);
+}
