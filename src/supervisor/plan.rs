@@ -384,6 +384,28 @@ pub fn plan(
                 continue;
             }
 
+            // `concurrency = "allow"`: a run that fell due while the last one still goes runs
+            // in an extra slot past `instances`; it starts once and its record goes when it ends.
+            let overflow = scheduled_task
+                && idx >= want.instances
+                && want.enabled
+                && !obs.shutting_down
+                && want
+                    .schedule
+                    .as_ref()
+                    .is_some_and(|s| s.concurrency == crate::config::Concurrency::Allow);
+            if overflow && let Some(i) = inst {
+                if i.is_live() {
+                    continue;
+                }
+                if !i.ever_started && i.restart_asked() {
+                    actions.push(Action::Start { app: a(), idx });
+                } else {
+                    actions.push(Action::Forget { app: a(), idx });
+                }
+                continue;
+            }
+
             if !wanted {
                 match inst {
                     Some(i) if i.is_live() => {

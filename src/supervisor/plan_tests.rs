@@ -915,3 +915,46 @@ fn a_second_stop_signal_kills_everything() {
         "nothing left to kill"
     );
 }
+
+/// `concurrency = "allow"`: a run asked for in a slot past `instances` starts once, is left
+/// alone while it runs, and its record goes when it ends.
+#[test]
+fn an_allowed_overlapping_run_starts_once_and_is_forgotten_when_done() {
+    let mut w = want("job", &[]);
+    w.kind = Kind::Task;
+    w.schedule = Some(Scheduled {
+        due: None,
+        concurrency: crate::config::Concurrency::Allow,
+        at_start: false,
+    });
+    let d = desired(vec![w]);
+    let now = Instant::now();
+    let mut obs = Observed::default();
+    obs.instances
+        .insert(("job".into(), 0), running("job", 0, 10, 0));
+    let extra = ("job".to_string(), 1);
+    obs.instances.insert(extra.clone(), {
+        let mut i = Instance::new("job", 1);
+        i.ask_restart();
+        i
+    });
+    let start = Action::Start {
+        app: "job".into(),
+        idx: 1,
+    };
+    assert_eq!(plan(&d, &obs, now).0, vec![start]);
+    obs.instances
+        .insert(extra.clone(), running("job", 1, 11, 0));
+    assert_eq!(plan(&d, &obs, now).0, vec![], "left alone while it runs");
+    if let Some(i) = obs.instances.get_mut(&extra) {
+        i.pid = None;
+        i.state = State::Completed;
+    }
+    assert_eq!(
+        plan(&d, &obs, now).0,
+        vec![Action::Forget {
+            app: "job".into(),
+            idx: 1
+        }]
+    );
+}

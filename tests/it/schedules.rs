@@ -247,3 +247,36 @@ fn a_schedule_change_is_planned_as_a_reschedule_and_restarts_nothing() {
     p.assert_pid_kept("svc", pid, Duration::from_millis(500));
     p.pypm_ok(&["down"], 0);
 }
+
+#[test]
+fn allow_runs_a_due_run_alongside_the_one_still_going() {
+    let p = Project::new();
+    let job = p.sh("job", "sleep 2.5\n");
+    p.write_config(&format!(
+        "[apps.job]\ncommand = {job}\nkind = \"task\"\nschedule = \"* * * * * *\"\nconcurrency = \"allow\"\n"
+    ));
+    p.up_d();
+    // Two runs at once: two rows with a live pid.
+    let mut rows = serde_json::Value::Null;
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            rows = p.status_json()["instances"].clone();
+            rows.as_array()
+                .is_some_and(|r| r.iter().filter(|r| r["pid"].is_number()).count() >= 2)
+        }),
+        "two runs alongside expected: {rows:#}\n{:#?}",
+        p.events()
+    );
+    let events = p.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "scheduled" && e["app"] == "job" && e["instance"] == 1),
+        "a run in the extra slot: {events:#?}"
+    );
+    assert!(
+        events_of(&events, "skipped", "job", None).is_empty(),
+        "allow never skips: {events:#?}"
+    );
+    p.pypm_ok(&["down"], 0);
+}
