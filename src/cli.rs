@@ -26,6 +26,11 @@ pub struct Cli {
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Apply `[profiles.NAME]` over the file (repeat for several, applied in order) [default:
+    /// $PYPM_PROFILE, comma-separated]
+    #[arg(long, short = 'p', global = true, value_name = "NAME")]
+    pub profile: Vec<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -49,10 +49,12 @@ pub fn from_source(
     host: &HostEnv,
 ) -> Result<Desired, ConfigError> {
     let config = config::parse(source, path, display, &host.vars)?;
+    let sources = config.sources.clone();
     resolve(config, host).map_err(|diagnostics| ConfigError {
         file: display.to_string(),
-        source: source.to_string(),
+        source: sources.text,
         diagnostics,
+        files: sources.files,
     })
 }
 

@@ -132,6 +132,11 @@ pub fn state_dir_for(located: &Located) -> PathBuf {
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     let config = cli.config.as_deref();
+    // `--profile` travels as `$PYPM_PROFILE`: every read of the file here, and the supervisor
+    // `up -d` starts, apply the same profiles.
+    if !cli.profile.is_empty() {
+        crate::process::set_env_at_start("PYPM_PROFILE", &cli.profile.join(","));
+    }
     // A command whose reader went away (`pypm logs | head`) ends quietly, like other Unix tools;
     // the supervisor keeps ignoring SIGPIPE (a client that hangs up must not kill it).
     if !matches!(cli.command, Command::Up(_) | Command::Daemon) {

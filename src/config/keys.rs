@@ -83,7 +83,14 @@ pub const EVENT_NAMES: &[&str] = &[
     "skipped",
 ];
 
-pub const TOP_KEYS: &[&str] = &["pypm", "environments", "apps", "notify"];
+pub const TOP_KEYS: &[&str] = &[
+    "include",
+    "pypm",
+    "environments",
+    "apps",
+    "notify",
+    "profiles",
+];
 
 pub const PYPM_KEYS: &[Key] = &[
     key(
@@ -224,6 +231,12 @@ pub const INTERPRETERS: &[&str] = &["python", "node", "bash", "sh", "none"];
 pub const PROGRAM_KEYS: &[&str] = &["command", "script", "module"];
 
 pub const APP_KEYS: &[Key] = &[
+    key(
+        "extends",
+        Ty::Str,
+        None,
+        "start from another app's keys (its own keys laid over them; chains allowed)",
+    ),
     key(
         "command",
         Ty::Command,
@@ -615,6 +628,34 @@ pub fn json_schema() -> Value {
             json!({"args": {"not": {"required": ["command"]}}}),
         );
     }
+    // A profile's app: any app key, none required (it is laid over the app of the same name).
+    let mut partial_app = app.clone();
+    if let Value::Object(m) = &mut partial_app {
+        m.remove("oneOf");
+        m.remove("dependencies");
+    }
+    // An app that `extends` another needs no program key of its own.
+    if let Value::Object(m) = &mut app
+        && let Some(one_of) = m.remove("oneOf")
+    {
+        m.insert(
+            "anyOf".into(),
+            json!([{"required": ["extends"]}, {"oneOf": one_of}]),
+        );
+    }
+    let profile = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "description": "laid over the file when the profile is active (`pypm --profile NAME`, $PYPM_PROFILE)",
+        "properties": {
+            "pypm": pypm.clone(),
+            "apps": {
+                "type": "object",
+                "propertyNames": {"pattern": APP_NAME_PATTERN},
+                "additionalProperties": partial_app,
+            },
+        },
+    });
     let environment = table_schema(ENVIRONMENT_KEYS, Some(ENVIRONMENT_KINDS));
     let mut notify = table_schema(NOTIFY_KEYS, Some(NOTIFY_KINDS));
     if let Value::Object(m) = &mut notify
@@ -637,6 +678,18 @@ pub fn json_schema() -> Value {
         "type": "object",
         "additionalProperties": false,
         "properties": {
+            "include": {
+                "description": "files merged into this one, in order (paths relative to this file; globs sorted)",
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "array", "items": {"type": "string"}},
+                ],
+            },
+            "profiles": {
+                "type": "object",
+                "description": "per-environment overrides: [profiles.NAME.pypm], [profiles.NAME.apps.APP]",
+                "additionalProperties": profile,
+            },
             "pypm": pypm,
             "environments": {
                 "type": "object",

@@ -6,6 +6,7 @@
 
 mod app;
 mod app_env;
+pub mod layers;
 pub mod expand;
 pub mod keys;
 mod read;
@@ -33,6 +34,11 @@ pub struct Config {
     /// Apps in the order the file declares them.
     pub apps: IndexMap<String, App>,
     pub notify: Vec<Notifier>,
+    /// The profiles applied (`$PYPM_PROFILE`, `pypm --profile`), in order.
+    pub profiles: Vec<String>,
+    /// The texts of the file and of what it includes (for positions in messages).
+    #[serde(skip)]
+    pub sources: layers::Sources,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -257,6 +263,9 @@ pub struct ConfigError {
     pub file: String,
     pub source: String,
     pub diagnostics: Vec<Diagnostic>,
+    /// With `include`: the files of `source` (a virtual text, every file end to end); each
+    /// diagnostic is shown in the file its span falls in. Empty: `source` is `file`'s text.
+    pub files: Vec<layers::SourceFile>,
 }
 
 impl ConfigError {
@@ -268,29 +277,59 @@ impl ConfigError {
                 format!("cannot read `{}`: {err}", file.display()),
                 None,
             )],
+            files: Vec::new(),
+        }
+    }
+
+    /// The file a diagnostic's span falls in, its text, and the span within it.
+    fn place(&self, d: &Diagnostic) -> (&str, &str, Option<crate::diagnostic::Span>) {
+        let file = d
+            .span
+            .as_ref()
+            .and_then(|s| self.files.iter().find(|f| s.start >= f.start && s.start <= f.start + f.len));
+        match (file, &d.span) {
+            (Some(f), Some(s)) if self.files.len() > 1 => (
+                f.display.as_str(),
+                &self.source[f.start..f.start + f.len],
+                Some(s.start - f.start..s.end.saturating_sub(f.start).min(f.len)),
+            ),
+            _ => (self.file.as_str(), self.source.as_str(), d.span.clone()),
         }
     }
 
     /// Every diagnostic, rendered.
     pub fn render(&self) -> String {
-        Renderer {
-            file: &self.file,
-            source: &self.source,
+        if self.files.len() <= 1 {
+            return Renderer {
+                file: &self.file,
+                source: &self.source,
+            }
+            .render_all(&self.diagnostics);
         }
-        .render_all(&self.diagnostics)
+        let mut out = String::new();
+        for (k, d) in self.diagnostics.iter().enumerate() {
+            let (file, source, span) = self.place(d);
+            let mut local = d.clone();
+            local.span = span;
+            if k > 0 {
+                out.push('\n');
+            }
+            out.push_str(&Renderer { file, source }.render(&local));
+        }
+        out
     }
 
     /// The first error's one-line summary with its position, for `status` and events.
     pub fn summary(&self) -> (String, Option<(usize, usize)>) {
         match self.diagnostics.first() {
             Some(d) => {
-                let pos = d
-                    .span
+                let (file, source, span) = self.place(d);
+                let pos = span
                     .as_ref()
-                    .map(|s| crate::diagnostic::line_col(&self.source, s.start));
+                    .map(|s| crate::diagnostic::line_col(source, s.start));
                 let msg = match pos {
-                    Some((l, c)) => format!("{}:{l}:{c}: {}", self.file, d.message),
-                    None => format!("{}: {}", self.file, d.message),
+                    Some((l, c)) => format!("{file}:{l}:{c}: {}", d.message),
+                    None => format!("{file}: {}", d.message),
                 };
                 (msg, pos)
             }
@@ -330,10 +369,11 @@ pub fn parse(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    read::read(source, path, &dir, host).map_err(|diagnostics| ConfigError {
+    read::read(source, path, &dir, display, host).map_err(|(sources, diagnostics)| ConfigError {
         file: display.to_string(),
-        source: source.to_string(),
+        source: sources.text,
         diagnostics,
+        files: sources.files,
     })
 }
 

@@ -20,24 +20,24 @@ pub(super) fn read(
     source: &str,
     path: &Path,
     dir: &Path,
+    display: &str,
     host: &HashMap<String, String>,
-) -> Result<Config, Vec<Diagnostic>> {
-    let root = match DeTable::parse(source) {
-        Ok(t) => t,
-        Err(e) => {
-            let msg = e.message().trim().replace('\n', "; ");
-            return Err(vec![Diagnostic::new(
-                format!("invalid TOML: {msg}"),
-                e.span(),
-            )]);
-        }
+) -> Result<Config, (super::layers::Sources, Vec<Diagnostic>)> {
+    use super::layers;
+    // The effective document: includes merged, the active profiles laid over, `extends` done.
+    let (sources, order, mut diags) = layers::gather(source, path, display);
+    let Some(mut root) = layers::merge(&sources, &order, &mut diags) else {
+        return Err((sources.clone(), diags));
     };
+    let profiles = active_profiles(host);
+    layers::apply_profiles(&mut root, &profiles, &mut diags);
+    layers::apply_extends(&mut root, &mut diags);
     let mut cx = Cx {
-        src: source,
-        diags: Vec::new(),
+        src: &sources.text,
+        diags,
     };
-    let root = root.get_ref();
-    for (k, _) in root.iter() {
+    let root = &root;
+    for (k, v) in root.iter() {
         let name: &str = k.get_ref();
         if !keys::TOP_KEYS.contains(&name) {
             cx.err_help(
@@ -45,6 +45,19 @@ pub(super) fn read(
                 format!("unknown top-level key `{name}`"),
                 did_you_mean(name, keys::TOP_KEYS.iter().copied()),
             );
+        }
+        if name == "include" {
+            let ok = match v.get_ref() {
+                DeValue::String(_) => true,
+                DeValue::Array(a) => a.iter().all(|x| matches!(x.get_ref(), DeValue::String(_))),
+                _ => false,
+            };
+            if !ok {
+                cx.err(
+                    v.span(),
+                    "`include` must be a file name or an array of file names (globs allowed)",
+                );
+            }
         }
     }
     let host_vars = Vars::new(host);
@@ -62,10 +75,27 @@ pub(super) fn read(
             environments,
             apps: apps.into_iter().map(|(k, (a, _))| (k, a)).collect(),
             notify,
+            profiles,
+            sources,
         })
     } else {
-        Err(cx.diags)
+        let diags = cx.diags;
+        Err((sources, diags))
     }
+}
+
+/// The profiles to apply, in order: `$PYPM_PROFILE` (comma-separated; `pypm --profile X`
+/// sets it for the supervisor it starts).
+pub fn active_profiles(host: &HashMap<String, String>) -> Vec<String> {
+    host.get("PYPM_PROFILE")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Only `[pypm] state_dir` (expanded, absolute): what a client needs to find the supervisor of

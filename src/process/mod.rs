@@ -126,6 +126,16 @@ pub fn restore_default_sigpipe() {
     }
 }
 
+/// Sets an environment variable of this process (and of everything it starts). For `main`'s
+/// first steps only, before any thread exists (`std::env::set_var` is unsound while another
+/// thread reads the environment).
+pub fn set_env_at_start(key: &str, value: &str) {
+    // SAFETY: called from `commands::run` before any thread is spawned.
+    unsafe {
+        std::env::set_var(key, value);
+    }
+}
+
 /// Resource usage of one process tree (or of the supervisor itself, see [`own_usage`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Usage {
