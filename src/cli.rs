@@ -43,6 +43,10 @@ pub enum Command {
     Down,
     /// Validate the file without running anything (exit 0 valid, 1 invalid)
     Check(CheckArgs),
+    /// Print the effective file: includes merged, `--profile`s and `extends` applied (as TOML)
+    ///
+    /// With `-v`, one `key = value` line per key with the file, line and column it came from.
+    Config(ConfigArgs),
     /// Show what applying the file would change (exit 0 no change, 2 changes, 1 invalid, 3 no
     /// supervisor: then it lists what `up` would start)
     Plan(JsonArgs),
@@ -221,6 +225,13 @@ pub struct UpArgs {
     /// With -d: the longest to wait for instances to leave `starting`
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub wait: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// One line per key, with where it came from (`# FILE:LINE:COL`)
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Args)]

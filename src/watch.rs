@@ -31,6 +31,12 @@ pub fn watch_list(d: &Desired) -> Vec<(PathBuf, bool)> {
         if let Some(dir) = d.config.path.parent() {
             dirs.insert((dir.to_path_buf(), false));
         }
+        // The files it includes.
+        for f in d.config.sources.files.iter().skip(1) {
+            if let Some(dir) = f.path.parent() {
+                dirs.insert((dir.to_path_buf(), false));
+            }
+        }
         for spec in d.apps.values() {
             for f in &spec.app.env_file {
                 if let Some(dir) = f.parent() {
@@ -68,6 +74,12 @@ pub fn classify(d: &Desired, path: &Path) -> Meaning {
     let mut m = Meaning::default();
     if d.config.pypm.watch_config
         && (path == d.config.path
+            || d.config
+                .sources
+                .files
+                .iter()
+                .skip(1)
+                .any(|f| f.path == path)
             || d.apps
                 .values()
                 .any(|s| s.app.env_file.iter().any(|f| f == path)))

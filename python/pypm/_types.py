@@ -93,6 +93,8 @@ class Status:
     config_file: str
     config_error: Optional[ConfigError]
     instances: List[Instance] = field(default_factory=list)
+    #: The profiles the supervisor applies (``[profiles.NAME]``), in order.
+    profiles: List[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, d: Dict[str, Any]) -> "Status":
@@ -101,6 +103,7 @@ class Status:
             config_file=d["config_file"],
             config_error=ConfigError.from_json(ce) if ce else None,
             instances=[Instance.from_json(r) for r in d.get("instances", [])],
+            profiles=list(d.get("profiles", [])),
         )
 
     def app(self, name: str) -> List[Instance]:

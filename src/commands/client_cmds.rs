@@ -85,7 +85,13 @@ pub fn restart(config: Option<&Path>, app: Option<String>) -> Result<(), Failure
 
 pub fn reload(config: Option<&Path>) -> Result<(), Failure> {
     let t = target(config)?;
-    match ask(&t, Request::Reload, SLOW)? {
+    match ask(
+        &t,
+        Request::Reload {
+            profiles: crate::config::requested_profiles(),
+        },
+        SLOW,
+    )? {
         Response::Done { message } => {
             println!("{message}");
             Ok(())
@@ -163,14 +169,20 @@ fn pid_alive(pid: u32) -> bool {
 
 pub fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
     let t = target(config)?;
-    let report =
-        match client::request_for(&t.state_dir, Some(&t.located.path), Request::Plan, QUICK) {
-            Ok(Response::Plan(report)) => report,
-            Ok(Response::Error { message, code, .. }) => return Err(from_error(message, code)),
-            Ok(other) => return Err(unexpected("plan", &other)),
-            Err(ClientError::NotRunning) => local_plan(&t.located)?,
-            Err(e) => return Err(client_failure(e)),
-        };
+    let report = match client::request_for(
+        &t.state_dir,
+        Some(&t.located.path),
+        Request::Plan {
+            profiles: crate::config::requested_profiles(),
+        },
+        QUICK,
+    ) {
+        Ok(Response::Plan(report)) => report,
+        Ok(Response::Error { message, code, .. }) => return Err(from_error(message, code)),
+        Ok(other) => return Err(unexpected("plan", &other)),
+        Err(ClientError::NotRunning) => local_plan(&t.located)?,
+        Err(e) => return Err(client_failure(e)),
+    };
     if json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::Error(format!("error: cannot encode the plan: {e}")))?;

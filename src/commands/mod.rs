@@ -144,6 +144,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
     match cli.command {
         Command::Check(args) => check::check(config, args.verbose),
+        Command::Config(args) => {
+            let located = locate(config)?;
+            let host: std::collections::HashMap<String, String> = std::env::vars().collect();
+            let text =
+                crate::config::effective(&located.path, &located.display, &host, args.verbose)
+                    .map_err(Failure::Config)?;
+            print!("{text}");
+            Ok(())
+        }
         Command::Schema => {
             print!("{}", crate::config::keys::json_schema_text());
             Ok(())

@@ -48,6 +48,9 @@ pub(super) fn unknown_app(app: &str, rows: &[Row]) -> Failure {
 /// The human status: a config error line when the file is broken, then the table.
 pub fn render(report: &StatusReport) -> String {
     let mut out = String::new();
+    if !report.profiles.is_empty() {
+        out.push_str(&format!("profiles: {}\n", report.profiles.join(", ")));
+    }
     if let Some(e) = &report.config_error {
         out.push_str(&config_error_line(e));
         out.push('\n');
@@ -231,6 +234,7 @@ mod tests {
         api.memory_bytes = Some(12_897_485);
         api.ready = true;
         let report = StatusReport {
+            profiles: Vec::new(),
             config_file: "pypm.toml".into(),
             config_error: None,
             instances: vec![api, row("worker", "waiting")],
@@ -253,6 +257,7 @@ mod tests {
             at: "2026-01-01T00:00:00Z".into(),
         });
         let report = StatusReport {
+            profiles: Vec::new(),
             config_file: "pypm.toml".into(),
             config_error: Some(ConfigErrorInfo {
                 message: "unknown key `comand`".into(),
@@ -282,6 +287,7 @@ mod tests {
     #[test]
     fn json_keeps_spec_key_order() {
         let report = StatusReport {
+            profiles: Vec::new(),
             config_file: "pypm.toml".into(),
             config_error: None,
             instances: vec![row("api", "stopped")],

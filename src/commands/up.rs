@@ -43,7 +43,14 @@ pub fn up(config: Option<&Path>, args: &UpArgs) -> Result<(), Failure> {
             return Err(start_failure(StartError::AlreadyRunning(located.display)));
         }
         let timeout = Duration::from_secs(60);
-        match client::request_for(&state_dir, Some(&located.path), Request::Reload, timeout) {
+        match client::request_for(
+            &state_dir,
+            Some(&located.path),
+            Request::Reload {
+                profiles: crate::config::requested_profiles(),
+            },
+            timeout,
+        ) {
             Ok(Response::Done { message }) => println!("applied `{}`: {message}", located.display),
             // The supervisor of this state_dir runs another file: this one cannot start here.
             Ok(Response::Error {

@@ -14,8 +14,8 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use toml::de::{DeArray, DeTable, DeValue};
 use toml::Spanned;
+use toml::de::{DeArray, DeTable, DeValue};
 
 use crate::diagnostic::{Diagnostic, did_you_mean, line_col};
 
@@ -199,7 +199,10 @@ impl Gather {
                         self.pending.push(Pending {
                             file: idx,
                             span: Some(span.clone()),
-                            message: format!("cannot read included file `{}`: {e}", self.display_of(&f)),
+                            message: format!(
+                                "cannot read included file `{}`: {e}",
+                                self.display_of(&f)
+                            ),
                         });
                         continue;
                     }
@@ -218,7 +221,11 @@ impl Gather {
 
 /// Reads the main file's includes and builds the virtual source. Returns it with the merge
 /// order and the problems met (missing files, cycles) as diagnostics on virtual spans.
-pub fn gather(main_src: &str, path: &Path, display: &str) -> (Sources, Vec<usize>, Vec<Diagnostic>) {
+pub fn gather(
+    main_src: &str,
+    path: &Path,
+    display: &str,
+) -> (Sources, Vec<usize>, Vec<Diagnostic>) {
     let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let mut g = Gather {
         texts: vec![(canon.clone(), display.to_string(), main_src.to_string())],
@@ -257,13 +264,20 @@ pub fn gather(main_src: &str, path: &Path, display: &str) -> (Sources, Vec<usize
 }
 
 /// The key of a table entry by name.
-fn entry<'a, 's>(t: &'a DeTable<'s>, name: &str) -> Option<(&'a Spanned<toml::de::DeString<'s>>, &'a Val<'s>)> {
+fn entry<'a, 's>(
+    t: &'a DeTable<'s>,
+    name: &str,
+) -> Option<(&'a Spanned<toml::de::DeString<'s>>, &'a Val<'s>)> {
     t.iter().find(|(k, _)| k.get_ref().as_ref() == name)
 }
 
 /// Merges the files (in `order`) into one table; apps and environments defined twice are
 /// errors naming both places.
-pub fn merge<'s>(sources: &'s Sources, order: &[usize], diags: &mut Vec<Diagnostic>) -> Option<DeTable<'s>> {
+pub fn merge<'s>(
+    sources: &'s Sources,
+    order: &[usize],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<DeTable<'s>> {
     let mut parsed: Vec<Option<DeTable<'s>>> = vec![None; sources.files.len()];
     for (i, f) in sources.files.iter().enumerate() {
         let text = &sources.text[f.start..f.start + f.len];
@@ -305,8 +319,12 @@ pub fn merge<'s>(sources: &'s Sources, order: &[usize], diags: &mut Vec<Diagnost
                     }
                 },
                 _ => match (root.get_mut(name.as_str()), v.get_ref()) {
-                    (Some(base), DeValue::Table(_)) if matches!(base.get_ref(), DeValue::Table(_)) => {
-                        if let (DeValue::Table(bt), DeValue::Table(ot)) = (base.get_mut(), v.into_inner()) {
+                    (Some(base), DeValue::Table(_))
+                        if matches!(base.get_ref(), DeValue::Table(_)) =>
+                    {
+                        if let (DeValue::Table(bt), DeValue::Table(ot)) =
+                            (base.get_mut(), v.into_inner())
+                        {
                             deep_merge(bt, ot);
                         }
                     }
@@ -329,7 +347,11 @@ fn merge_named<'s>(
     sources: &Sources,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let what = if key.get_ref().as_ref() == "apps" { "app" } else { "environment" };
+    let what = if key.get_ref().as_ref() == "apps" {
+        "app"
+    } else {
+        "environment"
+    };
     let DeValue::Table(more) = v.get_ref() else {
         root.insert(key, v);
         return;
@@ -424,7 +446,9 @@ pub fn apply_profiles<'s>(root: &mut DeTable<'s>, active: &[String], diags: &mut
                         format!("unknown key `{other}` in `[profiles.{name}]`"),
                         Some(k.span()),
                     )
-                    .with_help("a profile holds `[profiles.NAME.pypm]` and `[profiles.NAME.apps.APP]`"),
+                    .with_help(
+                        "a profile holds `[profiles.NAME.pypm]` and `[profiles.NAME.apps.APP]`",
+                    ),
                 ),
             }
         }
@@ -435,14 +459,23 @@ fn list(names: &[String]) -> String {
     if names.is_empty() {
         "none".into()
     } else {
-        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 /// `root[key]` merged with `v` (inserted when absent).
 fn overlay<'s>(root: &mut DeTable<'s>, key: &str, k: Spanned<toml::de::DeString<'s>>, v: Val<'s>) {
     match root.get_mut(key) {
-        Some(base) if matches!((base.get_ref(), v.get_ref()), (DeValue::Table(_), DeValue::Table(_))) => {
+        Some(base)
+            if matches!(
+                (base.get_ref(), v.get_ref()),
+                (DeValue::Table(_), DeValue::Table(_))
+            ) =>
+        {
             if let (DeValue::Table(bt), DeValue::Table(ot)) = (base.get_mut(), v.into_inner()) {
                 deep_merge(bt, ot);
             }
@@ -460,7 +493,10 @@ pub fn apply_extends(root: &mut DeTable<'_>, diags: &mut Vec<Diagnostic>) {
     let Some(DeValue::Table(apps)) = root.get_mut("apps").map(|a| a.get_mut()) else {
         return;
     };
-    let names: Vec<String> = apps.keys().map(|k| k.get_ref().as_ref().to_string()).collect();
+    let names: Vec<String> = apps
+        .keys()
+        .map(|k| k.get_ref().as_ref().to_string())
+        .collect();
     let mut done: Vec<String> = Vec::new();
     for name in &names {
         resolve_extends(apps, name, &names, &mut Vec::new(), &mut done, diags);
@@ -469,7 +505,9 @@ pub fn apply_extends(root: &mut DeTable<'_>, diags: &mut Vec<Diagnostic>) {
 
 fn extends_of<'s>(apps: &DeTable<'s>, name: &str) -> Option<(String, Range<usize>)> {
     let (_, a) = entry(apps, name)?;
-    let DeValue::Table(t) = a.get_ref() else { return None };
+    let DeValue::Table(t) = a.get_ref() else {
+        return None;
+    };
     let (_, e) = entry(t, "extends")?;
     match e.get_ref() {
         DeValue::String(s) => Some((s.to_string(), e.span())),
@@ -502,7 +540,7 @@ fn resolve_extends(
         done.push(name.to_string());
         return;
     }
-    if !names.iter().any(|n| *n == parent) {
+    if !names.contains(&parent) {
         let d = Diagnostic::new(
             format!("app `{name}` extends `{parent}`, which is not an app of the file"),
             Some(span),
@@ -515,8 +553,12 @@ fn resolve_extends(
     stack.push(name.to_string());
     resolve_extends(apps, &parent, names, stack, done, diags);
     stack.pop();
-    let Some((_, p)) = entry(apps, &parent) else { return };
-    let DeValue::Table(mut base) = p.get_ref().clone() else { return };
+    let Some((_, p)) = entry(apps, &parent) else {
+        return;
+    };
+    let DeValue::Table(mut base) = p.get_ref().clone() else {
+        return;
+    };
     // Its own place, not the parent's: `enabled` and `instances` are inherited like the rest.
     base.remove("extends");
     if let Some(child) = apps.get_mut(name)
@@ -530,9 +572,75 @@ fn resolve_extends(
     done.push(name.to_string());
 }
 
+/// A merged value as a plain TOML value (for `pypm config`).
+pub fn to_value(v: &DeValue<'_>) -> toml::Value {
+    match v {
+        DeValue::String(s) => toml::Value::String(s.to_string()),
+        DeValue::Integer(i) => {
+            let digits = i.as_str().replace('_', "");
+            let digits = digits
+                .trim_start_matches("0x")
+                .trim_start_matches("0o")
+                .trim_start_matches("0b");
+            toml::Value::Integer(i64::from_str_radix(digits, i.radix()).unwrap_or_default())
+        }
+        DeValue::Float(f) => {
+            let t = f.as_str().replace('_', "");
+            let x = match t.as_str() {
+                "inf" | "+inf" => f64::INFINITY,
+                "-inf" => f64::NEG_INFINITY,
+                "nan" | "+nan" | "-nan" => f64::NAN,
+                other => other.parse().unwrap_or_default(),
+            };
+            toml::Value::Float(x)
+        }
+        DeValue::Boolean(b) => toml::Value::Boolean(*b),
+        DeValue::Datetime(d) => toml::Value::Datetime(*d),
+        DeValue::Array(a) => toml::Value::Array(a.iter().map(|x| to_value(x.get_ref())).collect()),
+        DeValue::Table(t) => toml::Value::Table(
+            t.iter()
+                .map(|(k, v)| (k.get_ref().as_ref().to_string(), to_value(v.get_ref())))
+                .collect(),
+        ),
+    }
+}
+
+/// Every leaf of the merged table: (dotted key, value, span start), for `pypm config -v`.
+pub fn leaves(t: &DeTable<'_>) -> Vec<(String, toml::Value, usize)> {
+    fn bare(k: &str) -> String {
+        if !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            k.to_string()
+        } else {
+            format!("{k:?}")
+        }
+    }
+    fn walk(prefix: &str, t: &DeTable<'_>, out: &mut Vec<(String, toml::Value, usize)>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                bare(k.get_ref().as_ref())
+            } else {
+                format!("{prefix}.{}", bare(k.get_ref().as_ref()))
+            };
+            match v.get_ref() {
+                DeValue::Table(inner) if !inner.is_empty() => walk(&key, inner, out),
+                other => out.push((key, to_value(other), v.span().start)),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", t, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (what, files as (name, text), active profiles, expected merged table or first error)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
 
     fn merged(files: &[(&str, &str)], profiles: &[&str]) -> (String, Vec<String>) {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -558,8 +666,19 @@ mod tests {
         let msgs = diags
             .iter()
             .map(|d| {
-                let at = d.span.as_ref().map(|s| sources.locate(s.start)).unwrap_or_default();
-                format!("{at}: {}{}", d.message, d.help.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())
+                let at = d
+                    .span
+                    .as_ref()
+                    .map(|s| sources.locate(s.start))
+                    .unwrap_or_default();
+                format!(
+                    "{at}: {}{}",
+                    d.message,
+                    d.help
+                        .as_ref()
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default()
+                )
             })
             .collect();
         (out, msgs)
@@ -574,8 +693,20 @@ mod tests {
                 DeValue::Float(f) => f.as_str().to_string(),
                 DeValue::Boolean(b) => b.to_string(),
                 DeValue::Datetime(d) => d.to_string(),
-                DeValue::Array(a) => format!("[{}]", a.iter().map(|x| val(x.get_ref())).collect::<Vec<_>>().join(", ")),
-                DeValue::Table(t) => format!("{{{}}}", t.iter().map(|(k, v)| format!("{} = {}", k.get_ref().as_ref(), val(v.get_ref()))).collect::<Vec<_>>().join(", ")),
+                DeValue::Array(a) => format!(
+                    "[{}]",
+                    a.iter()
+                        .map(|x| val(x.get_ref()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                DeValue::Table(t) => format!(
+                    "{{{}}}",
+                    t.iter()
+                        .map(|(k, v)| format!("{} = {}", k.get_ref().as_ref(), val(v.get_ref())))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             }
         }
         val(&DeValue::Table(t.clone()))
@@ -584,58 +715,95 @@ mod tests {
     #[test]
     fn merge_rules() {
         // (what, files, profiles, expected merged table or the first error)
-        let cases: &[(&str, &[(&str, &str)], &[&str], &str)] = &[
+        let cases: &[Case] = &[
             (
                 "an include adds apps",
-                &[("pypm.toml", "include = [\"more.toml\"]\n[apps.a]\ncommand = \"x\"\n"), ("more.toml", "[apps.b]\ncommand = \"y\"\n")],
+                &[
+                    (
+                        "pypm.toml",
+                        "include = [\"more.toml\"]\n[apps.a]\ncommand = \"x\"\n",
+                    ),
+                    ("more.toml", "[apps.b]\ncommand = \"y\"\n"),
+                ],
                 &[],
                 "{apps = {b = {command = \"y\"}, a = {command = \"x\"}}, include = [\"more.toml\"]}",
             ),
             (
                 "[pypm] merges key by key, the including file last",
-                &[("pypm.toml", "include = [\"base.toml\"]\n[pypm]\nlog_dir = \"l\"\n"), ("base.toml", "[pypm]\nstate_dir = \"s\"\nlog_dir = \"old\"\n")],
+                &[
+                    (
+                        "pypm.toml",
+                        "include = [\"base.toml\"]\n[pypm]\nlog_dir = \"l\"\n",
+                    ),
+                    (
+                        "base.toml",
+                        "[pypm]\nstate_dir = \"s\"\nlog_dir = \"old\"\n",
+                    ),
+                ],
                 &[],
                 "{pypm = {state_dir = \"s\", log_dir = \"l\"}, include = [\"base.toml\"]}",
             ),
             (
                 "globs are sorted",
-                &[("pypm.toml", "include = [\"svc/*.toml\"]\n"), ("svc/b.toml", "[apps.b]\ncommand = \"b\"\n"), ("svc/a.toml", "[apps.a]\ncommand = \"a\"\n")],
+                &[
+                    ("pypm.toml", "include = [\"svc/*.toml\"]\n"),
+                    ("svc/b.toml", "[apps.b]\ncommand = \"b\"\n"),
+                    ("svc/a.toml", "[apps.a]\ncommand = \"a\"\n"),
+                ],
                 &[],
                 "{apps = {a = {command = \"a\"}, b = {command = \"b\"}}, include = [\"svc/*.toml\"]}",
             ),
             (
                 "a profile: tables merge, arrays and scalars replace, env merges",
-                &[("pypm.toml", "[apps.api]\ncommand = \"x\"\ninstances = 1\nwatch = [\"*.py\"]\nenv = { A = \"1\", B = \"2\" }\n[profiles.prod.apps.api]\ninstances = 4\nwatch = []\nenv = { B = \"3\" }\n")],
+                &[(
+                    "pypm.toml",
+                    "[apps.api]\ncommand = \"x\"\ninstances = 1\nwatch = [\"*.py\"]\nenv = { A = \"1\", B = \"2\" }\n[profiles.prod.apps.api]\ninstances = 4\nwatch = []\nenv = { B = \"3\" }\n",
+                )],
                 &["prod"],
                 "{apps = {api = {command = \"x\", env = {A = \"1\", B = \"3\"}, instances = 4, watch = []}}}",
             ),
             (
                 "profiles apply in order",
-                &[("pypm.toml", "[apps.api]\ncommand = \"x\"\n[profiles.a.apps.api]\ninstances = 2\n[profiles.b.apps.api]\ninstances = 3\n")],
+                &[(
+                    "pypm.toml",
+                    "[apps.api]\ncommand = \"x\"\n[profiles.a.apps.api]\ninstances = 2\n[profiles.b.apps.api]\ninstances = 3\n",
+                )],
                 &["b", "a"],
                 "{apps = {api = {command = \"x\", instances = 2}}}",
             ),
             (
                 "enabled = false in a profile removes the app",
-                &[("pypm.toml", "[apps.api]\ncommand = \"x\"\n[apps.dev]\ncommand = \"y\"\n[profiles.prod.apps.dev]\nenabled = false\n")],
+                &[(
+                    "pypm.toml",
+                    "[apps.api]\ncommand = \"x\"\n[apps.dev]\ncommand = \"y\"\n[profiles.prod.apps.dev]\nenabled = false\n",
+                )],
                 &["prod"],
                 "{apps = {api = {command = \"x\"}}}",
             ),
             (
                 "a profile may add an app and [pypm] keys",
-                &[("pypm.toml", "[apps.api]\ncommand = \"x\"\n[profiles.ci.pypm]\nlog_dir = \"ci-logs\"\n[profiles.ci.apps.tests]\ncommand = \"pytest\"\nkind = \"task\"\n")],
+                &[(
+                    "pypm.toml",
+                    "[apps.api]\ncommand = \"x\"\n[profiles.ci.pypm]\nlog_dir = \"ci-logs\"\n[profiles.ci.apps.tests]\ncommand = \"pytest\"\nkind = \"task\"\n",
+                )],
                 &["ci"],
                 "{apps = {api = {command = \"x\"}, tests = {command = \"pytest\", kind = \"task\"}}, pypm = {log_dir = \"ci-logs\"}}",
             ),
             (
                 "an inactive profile changes nothing",
-                &[("pypm.toml", "[apps.api]\ncommand = \"x\"\n[profiles.prod.apps.api]\ninstances = 4\n")],
+                &[(
+                    "pypm.toml",
+                    "[apps.api]\ncommand = \"x\"\n[profiles.prod.apps.api]\ninstances = 4\n",
+                )],
                 &[],
                 "{apps = {api = {command = \"x\"}}}",
             ),
             (
                 "extends: chained, own keys win, tables merge",
-                &[("pypm.toml", "[apps.base]\ncommand = \"w\"\nenv = { A = \"1\" }\n[apps.mid]\nextends = \"base\"\nargs_like = 1\n[apps.leaf]\nextends = \"mid\"\ncommand = \"v\"\nenv = { B = \"2\" }\n")],
+                &[(
+                    "pypm.toml",
+                    "[apps.base]\ncommand = \"w\"\nenv = { A = \"1\" }\n[apps.mid]\nextends = \"base\"\nargs_like = 1\n[apps.leaf]\nextends = \"mid\"\ncommand = \"v\"\nenv = { B = \"2\" }\n",
+                )],
                 &[],
                 "{apps = {base = {command = \"w\", env = {A = \"1\"}}, mid = {command = \"w\", env = {A = \"1\"}, args_like = 1}, leaf = {env = {A = \"1\", B = \"2\"}, args_like = 1, command = \"v\"}}}",
             ),
@@ -649,16 +817,25 @@ mod tests {
 
     #[test]
     fn errors_name_the_file_line_and_column_they_come_from() {
-        let cases: &[(&str, &[(&str, &str)], &[&str], &str)] = &[
+        let cases: &[Case] = &[
             (
                 "an app defined twice",
-                &[("pypm.toml", "include = [\"a.toml\"]\n\n[apps.api]\ncommand = \"x\"\n"), ("a.toml", "[apps.api]\ncommand = \"y\"\n")],
+                &[
+                    (
+                        "pypm.toml",
+                        "include = [\"a.toml\"]\n\n[apps.api]\ncommand = \"x\"\n",
+                    ),
+                    ("a.toml", "[apps.api]\ncommand = \"y\"\n"),
+                ],
                 &[],
                 "pypm.toml:3:7: app `api` is defined twice (it is also defined at a.toml:1:7; to change it per environment, use `[profiles.NAME.apps.api]`)",
             ),
             (
                 "a cycle",
-                &[("pypm.toml", "include = [\"a.toml\"]\n"), ("a.toml", "include = [\"pypm.toml\"]\n")],
+                &[
+                    ("pypm.toml", "include = [\"a.toml\"]\n"),
+                    ("a.toml", "include = [\"pypm.toml\"]\n"),
+                ],
                 &[],
                 "a.toml:1:12: include cycle: pypm.toml → a.toml → pypm.toml",
             ),
@@ -670,26 +847,39 @@ mod tests {
             ),
             (
                 "a syntax error in an included file",
-                &[("pypm.toml", "include = [\"a.toml\"]\n"), ("a.toml", "\n[apps.x\n")],
+                &[
+                    ("pypm.toml", "include = [\"a.toml\"]\n"),
+                    ("a.toml", "\n[apps.x\n"),
+                ],
                 &[],
                 "a.toml:2:8: invalid TOML: unclosed table, expected `]`",
             ),
             (
                 "an unknown profile",
-                &[("pypm.toml", "[apps.api]\ncommand = \"x\"\n[profiles.production.apps.api]\ninstances = 2\n")],
+                &[(
+                    "pypm.toml",
+                    "[apps.api]\ncommand = \"x\"\n[profiles.production.apps.api]\ninstances = 2\n",
+                )],
                 &["prodution"],
                 "pypm.toml:3:2: no profile `prodution`; the file defines `production` (did you mean `production`?)",
             ),
             (
                 "an extends cycle",
-                &[("pypm.toml", "[apps.a]\nextends = \"b\"\n[apps.b]\nextends = \"a\"\n")],
+                &[(
+                    "pypm.toml",
+                    "[apps.a]\nextends = \"b\"\n[apps.b]\nextends = \"a\"\n",
+                )],
                 &[],
                 "pypm.toml:2:11: `extends` cycle: a → b → a",
             ),
         ];
         for (what, files, profiles, want) in cases {
             let (_, errs) = merged(files, profiles);
-            assert_eq!(errs.first().map(String::as_str), Some(*want), "{what}: {errs:?}");
+            assert_eq!(
+                errs.first().map(String::as_str),
+                Some(*want),
+                "{what}: {errs:?}"
+            );
         }
     }
 }

@@ -6,9 +6,9 @@
 
 mod app;
 mod app_env;
-pub mod layers;
 pub mod expand;
 pub mod keys;
+pub mod layers;
 mod read;
 mod table;
 pub mod units;
@@ -283,10 +283,11 @@ impl ConfigError {
 
     /// The file a diagnostic's span falls in, its text, and the span within it.
     fn place(&self, d: &Diagnostic) -> (&str, &str, Option<crate::diagnostic::Span>) {
-        let file = d
-            .span
-            .as_ref()
-            .and_then(|s| self.files.iter().find(|f| s.start >= f.start && s.start <= f.start + f.len));
+        let file = d.span.as_ref().and_then(|s| {
+            self.files
+                .iter()
+                .find(|f| s.start >= f.start && s.start <= f.start + f.len)
+        });
         match (file, &d.span) {
             (Some(f), Some(s)) if self.files.len() > 1 => (
                 f.display.as_str(),
@@ -375,6 +376,34 @@ pub fn parse(
         diagnostics,
         files: sources.files,
     })
+}
+
+/// `pypm config`: the effective file (includes, profiles and `extends` applied) as TOML, or
+/// with `verbose` one `key = value  # FILE:LINE:COL` line per key.
+pub fn effective(
+    path: &Path,
+    display: &str,
+    host: &HashMap<String, String>,
+    verbose: bool,
+) -> Result<String, ConfigError> {
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    read::effective(&source, &abs, display, host, verbose).map_err(|(sources, diagnostics)| {
+        ConfigError {
+            file: display.to_string(),
+            source: sources.text,
+            diagnostics,
+            files: sources.files,
+        }
+    })
+}
+
+/// The profiles this command was asked for (`--profile`, `$PYPM_PROFILE`), for a supervisor
+/// that may run with others: `None` when nothing was asked (it keeps its own).
+pub fn requested_profiles() -> Option<Vec<String>> {
+    let v = std::env::var("PYPM_PROFILE").ok()?;
+    let host = HashMap::from([("PYPM_PROFILE".to_string(), v)]);
+    Some(read::active_profiles(&host))
 }
 
 /// The state directory `[pypm] state_dir` of the file at `path`, reading nothing else; `None` when

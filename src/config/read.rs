@@ -84,6 +84,41 @@ pub(super) fn read(
     }
 }
 
+/// The effective file as `pypm config` prints it: the merged document as TOML, and under
+/// `verbose` each key on its own line with the place it came from. `Err` on a file that does
+/// not merge (syntax, includes, profiles, extends); the keys' values are not validated here.
+pub fn effective(
+    source: &str,
+    path: &Path,
+    display: &str,
+    host: &HashMap<String, String>,
+    verbose: bool,
+) -> Result<String, (super::layers::Sources, Vec<Diagnostic>)> {
+    use super::layers;
+    let (sources, order, mut diags) = layers::gather(source, path, display);
+    let Some(mut root) = layers::merge(&sources, &order, &mut diags) else {
+        return Err((sources.clone(), diags));
+    };
+    layers::apply_profiles(&mut root, &active_profiles(host), &mut diags);
+    layers::apply_extends(&mut root, &mut diags);
+    if !diags.is_empty() {
+        return Err((sources.clone(), diags));
+    }
+    root.remove("include");
+    if verbose {
+        let mut out = String::new();
+        for (k, v, at) in layers::leaves(&root) {
+            out.push_str(&format!("{k} = {v}  # {}\n", sources.locate(at)));
+        }
+        return Ok(out);
+    }
+    let table = match layers::to_value(&DeValue::Table(root)) {
+        toml::Value::Table(t) => t,
+        _ => toml::Table::new(),
+    };
+    Ok(toml::to_string_pretty(&table).unwrap_or_default())
+}
+
 /// The profiles to apply, in order: `$PYPM_PROFILE` (comma-separated; `pypm --profile X`
 /// sets it for the supervisor it starts).
 pub fn active_profiles(host: &HashMap<String, String>) -> Vec<String> {

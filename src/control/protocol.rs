@@ -36,10 +36,17 @@ pub enum Request {
     Inspect { app: String },
     /// Roll an app's instances (or every app's).
     Restart { app: Option<String> },
-    /// Re-read the file and apply it.
-    Reload,
-    /// What applying the file would change.
-    Plan,
+    /// Re-read the file and apply it. `profiles`: switch to these profiles first (from then
+    /// on the supervisor applies them on every reload); absent, it keeps its own.
+    Reload {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profiles: Option<Vec<String>>,
+    },
+    /// What applying the file would change (with `profiles` instead of the supervisor's).
+    Plan {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profiles: Option<Vec<String>>,
+    },
     /// Stop every app in reverse dependency order, then exit.
     Shutdown,
     /// The supervisor's pid and the file it runs.
@@ -128,6 +135,9 @@ impl Response {
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct StatusReport {
     pub config_file: String,
+    /// The profiles the supervisor applies (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
     pub config_error: Option<ConfigErrorInfo>,
     pub instances: Vec<Row>,
 }

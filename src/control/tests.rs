@@ -23,6 +23,7 @@ fn fake_handler(req: Request) -> Response {
             http: None,
         },
         Request::Status { app, .. } => Response::Status(StatusReport {
+            profiles: Vec::new(),
             config_file: format!("for {}", app.unwrap_or_default()),
             config_error: None,
             instances: vec![],

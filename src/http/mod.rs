@@ -351,8 +351,8 @@ fn handle(req: tiny_http::Request, ctx: &Ctx) {
             }),
         ),
         (Method::Post, ["api", "restart"]) => answer(req, h(Request::Restart { app: None })),
-        (Method::Post, ["api", "reload"]) => answer(req, h(Request::Reload)),
-        (Method::Get, ["api", "plan"]) => answer(req, h(Request::Plan)),
+        (Method::Post, ["api", "reload"]) => answer(req, h(Request::Reload { profiles: None })),
+        (Method::Get, ["api", "plan"]) => answer(req, h(Request::Plan { profiles: None })),
         (Method::Get, ["api", "history"]) => {
             let app = param(&url, "app").map(str::to_string);
             answer(req, h(Request::History { app }))

@@ -660,6 +660,7 @@ impl Supervisor {
             pid: std::process::id(),
             run_tag: self.reaper.run_tag().map(str::to_string),
             last_runs: self.saved_last_runs(),
+            profiles: self.desired.config.profiles.clone(),
             config_file: self.opts.config_path.display().to_string(),
             instances: self
                 .obs
@@ -738,6 +739,7 @@ impl Supervisor {
                 instances: Vec::new(),
                 run_tag: None,
                 last_runs,
+                profiles: Vec::new(),
             },
         );
         stopper.stop();

@@ -36,6 +36,9 @@ pub struct SavedState {
     /// when the next supervisor starts (systemd `Persistent=`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub last_runs: std::collections::BTreeMap<String, String>,
+    /// The profiles the supervisor applies (`--profile`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
 }
 
 fn private_file(path: &Path, append: bool) -> io::Result<File> {

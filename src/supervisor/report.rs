@@ -114,6 +114,7 @@ impl Supervisor {
     pub(super) fn status(&mut self, app: Option<&str>, light: bool) -> StatusReport {
         StatusReport {
             config_file: self.opts.config_path.display().to_string(),
+            profiles: self.desired.config.profiles.clone(),
             config_error: self.config_error.as_ref().map(|e| {
                 let (message, pos) = e.summary();
                 ConfigErrorInfo {

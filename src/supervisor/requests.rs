@@ -52,13 +52,28 @@ impl Supervisor {
                 };
                 Response::Done { message }
             }
-            Request::Reload => self.reload(),
+            Request::Reload { profiles } => {
+                let Some(p) = profiles else {
+                    return self.reload();
+                };
+                // Switch profiles: kept only if the file is valid with them.
+                let old = self.host.vars.get("PYPM_PROFILE").cloned();
+                self.set_profiles(&p);
+                let resp = self.reload();
+                if matches!(resp, Response::Error { .. }) {
+                    match old {
+                        Some(o) => self.host.vars.insert("PYPM_PROFILE".into(), o),
+                        None => self.host.vars.remove("PYPM_PROFILE"),
+                    };
+                }
+                resp
+            }
             Request::Metrics => Response::Metrics(self.metrics()),
             Request::History { app } => match self.check_app(app.as_deref()) {
                 Some(err) => err,
                 None => Response::History(self.history_report(app.as_deref())),
             },
-            Request::Plan => self.plan_report(),
+            Request::Plan { profiles } => self.plan_report(profiles.as_deref()),
             Request::Shutdown => {
                 self.obs.shutting_down = true;
                 Response::Done {
@@ -86,8 +101,30 @@ impl Supervisor {
         resolve::load(&self.opts.config_path, &self.opts.display, &self.host)
     }
 
-    pub(super) fn plan_report(&self) -> Response {
-        match self.load_file() {
+    /// The profiles every later read of the file applies.
+    pub(super) fn set_profiles(&mut self, profiles: &[String]) {
+        if profiles.is_empty() {
+            self.host.vars.remove("PYPM_PROFILE");
+        } else {
+            self.host
+                .vars
+                .insert("PYPM_PROFILE".into(), profiles.join(","));
+        }
+    }
+
+    pub(super) fn plan_report(&self, profiles: Option<&[String]>) -> Response {
+        let loaded = match profiles {
+            None => self.load_file(),
+            Some(p) => {
+                let mut host = self.host.clone();
+                host.vars.insert("PYPM_PROFILE".into(), p.join(","));
+                if p.is_empty() {
+                    host.vars.remove("PYPM_PROFILE");
+                }
+                resolve::load(&self.opts.config_path, &self.opts.display, &host)
+            }
+        };
+        match loaded {
             Ok(new) => Response::Plan(crate::control::protocol::PlanReport {
                 config_file: self.opts.display.clone(),
                 running: true,

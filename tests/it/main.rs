@@ -16,6 +16,7 @@ mod logs;
 mod monit;
 mod notify;
 mod probes;
+mod profiles;
 mod reconcile;
 mod reload;
 mod restarts;

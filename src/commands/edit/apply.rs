@@ -126,7 +126,12 @@ pub fn apply(e: &Edited, apps: &[String], opts: ApplyOpts) -> Result<(), Failure
         }
         crate::commands::up::spawn_daemon(located, sd)?;
     } else {
-        match client::request_for(sd, Some(&located.path), Request::Reload, SLOW) {
+        match client::request_for(
+            sd,
+            Some(&located.path),
+            Request::Reload { profiles: None },
+            SLOW,
+        ) {
             Ok(Response::Done { message }) => {
                 if message != "no changes" {
                     println!("applied: {message}");

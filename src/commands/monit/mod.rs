@@ -286,7 +286,7 @@ fn run(term: &mut ratatui::DefaultTerminal, t: &Target, color: bool) -> Result<(
                 match m.on_key(k) {
                     Some(Intent::Quit) => return Ok(()),
                     Some(Intent::Restart(app)) => feeds.act(Request::Restart { app: Some(app) }),
-                    Some(Intent::Reload) => feeds.act(Request::Reload),
+                    Some(Intent::Reload) => feeds.act(Request::Reload { profiles: None }),
                     None => {}
                 }
             }
