@@ -132,7 +132,11 @@ module.exports = {
         .lines()
         .take_while(|l| l.starts_with('#') || l.is_empty())
         .collect();
-    for part in ["cron_restart", "cluster", "renamed from `api server`"] {
+    assert!(
+        apps.values().any(|a| a.get("restart_schedule").is_some()),
+        "cron_restart → restart_schedule:\n{toml_text}"
+    );
+    for part in ["cluster", "renamed from `api server`"] {
         assert!(
             comments.iter().any(|l| l.contains(part)),
             "no comment about {part}:\n{toml_text}"
@@ -140,7 +144,7 @@ module.exports = {
     }
     assert!(
         stderr.starts_with("imported 2 apps from `ecosystem.config.js`")
-            && stderr.contains("5 notes"),
+            && stderr.contains("4 notes"),
         "{stderr}"
     );
     assert_eq!(
@@ -335,4 +339,32 @@ fn import_without_a_file_is_a_usage_error() {
     let (_d, root) = project(&[]);
     let out = pypm(&root, &["import"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+}
+
+#[test]
+fn pm2_env_blocks_become_profiles_that_check_and_config_apply() {
+    let eco = r#"{"apps": [{
+        "name": "api",
+        "script": "app.py",
+        "interpreter": "python3",
+        "env": {"MODE": "dev", "PORT": "8000"},
+        "env_production": {"MODE": "prod"},
+        "env_staging": {"MODE": "staging"}
+    }]}"#;
+    let (_dir, root) = project(&[("ecosystem.json", eco), ("app.py", "print('hi')\n")]);
+    let (out, _) = import_and_check(&root, "ecosystem.json");
+    assert!(out.contains("[profiles.production.apps.api]"), "{out}");
+    assert!(out.contains("[profiles.staging.apps.api]"), "{out}");
+    assert!(!out.contains("env_production` not imported"), "{out}");
+    let check = pypm(&root, &["--profile", "production", "check"]);
+    assert!(check.status.success(), "{}", describe(&check));
+    let effective = pypm(&root, &["--profile", "production", "config"]);
+    let t: toml::Table = text(&effective.stdout).parse().expect("config prints TOML");
+    let env = &t["apps"]["api"]["env"];
+    assert_eq!(
+        env["MODE"].as_str(),
+        Some("prod"),
+        "the profile wins: {t:#?}"
+    );
+    assert_eq!(env["PORT"].as_str(), Some("8000"), "env merges: {t:#?}");
 }

@@ -633,6 +633,15 @@ pub fn json_schema() -> Value {
     if let Value::Object(m) = &mut partial_app {
         m.remove("oneOf");
         m.remove("dependencies");
+        // A profile may change one key of a probe (its check stays the app's).
+        if let Some(Value::Object(props)) = m.get_mut("properties") {
+            for probe in ["ready", "health"] {
+                if let Some(Value::Object(p)) = props.get_mut(probe) {
+                    p.remove("oneOf");
+                    p.remove("anyOf");
+                }
+            }
+        }
     }
     // An app that `extends` another needs no program key of its own.
     if let Value::Object(m) = &mut app

@@ -884,3 +884,32 @@ fn schedule_defaults_and_errors() {
         assert!(e.contains(want), "{src}\n---\n{e}");
     }
 }
+
+/// With `include`, each error is shown in the file it is in, with that file's line and column;
+/// `summary` (status, events) names the same place.
+#[test]
+fn errors_in_included_files_point_into_them() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir_all(dir.path().join("services")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("services/worker.toml"),
+        "# the worker\n[apps.worker]\ncommand = \"sleep 1\"\nrestart = \"sometimes\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let main =
+        "include = [\"services/*.toml\"]\n\n[apps.web]\ncommand = \"sleep 1\"\ninstances = 0\n";
+    let path = dir.path().join("pypm.toml");
+    std::fs::write(&path, main).unwrap_or_else(|e| panic!("{e}"));
+    let host = HashMap::new();
+    let err = match load(&path, "pypm.toml", &host) {
+        Err(e) => e,
+        Ok(_) => panic!("the file has errors"),
+    };
+    insta::assert_snapshot!(err.render());
+    let (summary, pos) = err.summary();
+    assert!(
+        summary.starts_with("services/worker.toml:4:11: "),
+        "{summary}"
+    );
+    assert_eq!(pos, Some((4, 11)));
+}

@@ -117,8 +117,9 @@ fn pypm(config: &Path) -> Command {
     c
 }
 
+/// The apps of the effective file (includes merged), as `pypm config` prints it.
 fn app_names(config: &Path) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(config).expect("read the file");
+    let text = ok(pypm(config).arg("config"), "pypm config");
     let t: toml::Table = text.parse().expect("TOML");
     t.get("apps")
         .and_then(|a| a.as_table())

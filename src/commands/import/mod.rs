@@ -61,11 +61,16 @@ impl AppOut {
     }
 }
 
+/// One `[profiles.PROFILE.apps.APP]` table: (profile, app, keys).
+pub type ProfileApp = (String, String, Vec<(String, toml::Value)>);
+
 /// The result of a conversion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Imported {
     pub format: Format,
     pub apps: Vec<AppOut>,
+    /// `[profiles.PROFILE.apps.APP]` tables: PM2's `env_<name>` blocks (profile, app, keys).
+    pub profiles: Vec<ProfileApp>,
     /// What had no equivalent (or was approximated), one sentence each.
     pub notes: Vec<String>,
 }
@@ -122,6 +127,7 @@ pub fn convert(name: &str, text: &str, dir: &Path) -> Result<Imported, ImportErr
     Ok(Imported {
         format,
         apps: b.apps,
+        profiles: b.profiles,
         notes: b.notes,
     })
 }
@@ -163,6 +169,7 @@ fn detect(name: &str, text: &str) -> Option<Format> {
 #[derive(Default)]
 struct Builder {
     apps: Vec<AppOut>,
+    profiles: Vec<ProfileApp>,
     notes: Vec<String>,
 }
 
@@ -275,6 +282,12 @@ pub fn render(imported: &Imported, source: &str) -> String {
     for app in &imported.apps {
         let _ = writeln!(out, "\n[apps.{}]", app.name);
         for (k, v) in &app.keys {
+            let _ = writeln!(out, "{} = {}", toml_key(k), toml_value(v));
+        }
+    }
+    for (profile, app, keys) in &imported.profiles {
+        let _ = writeln!(out, "\n[profiles.{}.apps.{app}]", toml_key(profile));
+        for (k, v) in keys {
             let _ = writeln!(out, "{} = {}", toml_key(k), toml_value(v));
         }
     }

@@ -303,12 +303,13 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
                 app.set("env", env);
             }
             notes.push(format!(
-                "no `env`: `{key}` imported as `env` (PM2 applies it only with `--env {}`)",
+                "no `env`: `{key}` imported as `env` too (PM2 applies it only with `--env {}`; here it is also `[profiles.{}]`)",
+                &key["env_".len()..],
                 &key["env_".len()..]
             ));
-            handled.push(key.as_str());
         }
     }
+    let mut profile_envs: Vec<(String, toml::Table)> = Vec::new();
     let mut log_keys: Vec<&str> = Vec::new();
 
     if let Some(cwd) = obj.get("cwd").and_then(Value::as_str) {
@@ -336,9 +337,24 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
                     app.set("env", env);
                 }
             }
-            (k, _) if k.starts_with("env_") => notes.push(format!(
-                "`{k}` not imported (pypm has one `env`: copy the values you deploy with into `env` or an `env_file`)"
-            )),
+            (k, Value::Object(vars)) if k.starts_with("env_") => {
+                // PM2's `--env NAME` is pypm's `--profile NAME`.
+                let mut env = toml::Table::new();
+                for (ek, ev) in vars {
+                    match scalar(ev) {
+                        Some(s) => {
+                            env.insert(ek.clone(), toml::Value::String(lit(&s)));
+                        }
+                        None => notes.push(format!("`{k}.{ek}` is not a string; not imported")),
+                    }
+                }
+                if !env.is_empty() {
+                    profile_envs.push((k["env_".len()..].to_string(), env));
+                }
+            }
+            (k, _) if k.starts_with("env_") => {
+                notes.push(format!("`{k}` is not an object; not imported"))
+            }
             ("instances", v) => {
                 let n = match v {
                     Value::Number(n) => n.as_i64(),
@@ -460,9 +476,15 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
                 | "merge_logs" | "combine_logs" | "log_type" | "disable_logs",
                 _,
             ) => log_keys.push(key),
-            ("cron_restart", v) => notes.push(format!(
-                "`cron_restart = {v}` has no equivalent: run `pypm restart {name}` from cron or a systemd timer"
-            )),
+            // PM2's `cron_restart` is pypm's `restart_schedule` (a rolling restart at those times).
+            ("cron_restart", v) => match scalar(v) {
+                Some(c) if crate::schedule::Schedule::parse(&c).is_ok() => {
+                    app.set("restart_schedule", lit(&c))
+                }
+                _ => notes.push(format!(
+                    "`cron_restart = {v}` is not a cron expression pypm reads; not imported"
+                )),
+            },
             ("wait_ready" | "listen_timeout", v) => notes.push(format!(
                 "`{key} = {v}` has no equivalent: declare a readiness probe in [apps.{name}.ready] (http, tcp, log or notify)"
             )),
@@ -494,6 +516,14 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
     }
     for n in notes {
         b.note(&name, n);
+    }
+    for (profile, env) in profile_envs {
+        let profile = crate::init::sanitize_name(&profile);
+        b.profiles.push((
+            profile,
+            app.name.clone(),
+            vec![("env".into(), toml::Value::Table(env))],
+        ));
     }
     b.apps.push(app);
 }

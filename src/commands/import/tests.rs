@@ -155,11 +155,14 @@ fn pm2_settings_map_and_the_rest_is_noted() {
     );
     assert_eq!(a["log_timestamps"].as_bool(), Some(true));
     assert_eq!(a["user"].as_str(), Some("www"));
+    assert_eq!(a["restart_schedule"].as_str(), Some("0 0 * * *"));
+    assert!(
+        !has_note(&notes, "env_production"),
+        "a profile now: {notes:#?}"
+    );
     for part in [
         "renamed from `web app`",
-        "`env_production` not imported",
         "cluster",
-        "`cron_restart",
         "`wait_ready = true`",
         "`foo = 1` has no pypm equivalent",
     ] {
@@ -356,6 +359,7 @@ fn rendered_values_survive_quoting() {
     let imported = Imported {
         format: Format::Procfile,
         apps: vec![app],
+        profiles: Vec::new(),
         notes: vec!["multi\nline".into()],
     };
     let out = render(&imported, "Proc\nfile");
