@@ -14,6 +14,10 @@ use crate::resolve::Desired;
 /// How long after the last change a reload (or a `watch` restart) happens.
 pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// During a storm of saves (each one restarting the debounce), the newest version is applied at
+/// least this often.
+pub const RELOAD_MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Path parts and suffixes that never trigger a `watch` restart.
 const IGNORED_PARTS: &[&str] = &[
     "__pycache__",

@@ -32,12 +32,32 @@ impl Supervisor {
         self.sample_history(now);
         if self.reload_at.is_some_and(|t| t <= now) {
             self.reload_at = None;
+            self.reload_first = None;
             // A file briefly missing or empty mid-save is never applied: the save that
             // completes it triggers another reload.
             let complete = std::fs::metadata(&self.opts.config_path).is_ok_and(|m| m.len() > 0);
+            let seen_valid = self.storm_valid.take();
             if complete {
                 log::info!("`{}` changed: reloading", self.opts.display);
-                let _ = self.reload();
+                let resp = self.reload();
+                // Mid-storm the newest version may be invalid: the newest valid one seen since
+                // the last reload is applied instead, and the file's error stays shown.
+                if matches!(resp, Response::Error { .. })
+                    && let Some(text) = seen_valid
+                {
+                    let error = self.config_error.clone();
+                    let loaded = crate::resolve::from_source(
+                        &text,
+                        &self.opts.config_path,
+                        &self.opts.display,
+                        &self.host,
+                    );
+                    if loaded.is_ok() {
+                        log::info!("applying the newest valid version seen during the saves");
+                        let _ = self.reload_with(loaded);
+                        self.config_error = error;
+                    }
+                }
             } else {
                 log::info!(
                     "`{}` is missing or empty (mid-save?): waiting for the next save",

@@ -121,6 +121,10 @@ struct Supervisor {
     sockets: HashMap<crate::config::Listen, std::os::fd::OwnedFd>,
     /// Debounced: reload the file at this time.
     reload_at: Option<Instant>,
+    /// The first save of the current burst (see `watch::RELOAD_MAX_WAIT`).
+    reload_first: Option<Instant>,
+    /// The newest valid text of the file seen in the current burst of saves.
+    storm_valid: Option<String>,
     /// Debounced: restart these apps (their `watch` globs matched) at these times.
     /// Each scheduled app's next due time (see `schedules.rs`).
     sched_due: HashMap<String, schedules::Due>,
@@ -288,6 +292,8 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         watcher: None,
         sockets: HashMap::new(),
         reload_at: None,
+        reload_first: None,
+        storm_valid: None,
         restart_at: HashMap::new(),
         sched_due: HashMap::new(),
         sched_from: HashMap::new(),
@@ -454,7 +460,25 @@ impl Supervisor {
                 let m = crate::watch::classify(&self.desired, &p);
                 let at = Instant::now() + crate::watch::DEBOUNCE;
                 if m.reload {
-                    self.reload_at = Some(at);
+                    // Remember the newest valid version of this burst of saves (a save that
+                    // leaves the file invalid must not hide the valid one before it).
+                    if let Ok(text) = std::fs::read_to_string(&self.opts.config_path)
+                        && !text.is_empty()
+                        && crate::resolve::from_source(
+                            &text,
+                            &self.opts.config_path,
+                            &self.opts.display,
+                            &self.host,
+                        )
+                        .is_ok()
+                    {
+                        self.storm_valid = Some(text);
+                    }
+                    // Debounced, but a storm of saves is applied at least every
+                    // `RELOAD_MAX_WAIT`: the newest version then, valid or not (an invalid one
+                    // keeps the last valid one running, and the next save is applied in turn).
+                    let first = *self.reload_first.get_or_insert(Instant::now());
+                    self.reload_at = Some(at.min(first + crate::watch::RELOAD_MAX_WAIT));
                 }
                 for app in m.apps {
                     self.restart_at.insert(app, at);

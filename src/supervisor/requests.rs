@@ -146,8 +146,14 @@ impl Supervisor {
 
     /// Reads the file and applies the difference; an invalid file changes nothing.
     pub(super) fn reload(&mut self) -> Response {
+        let loaded = self.load_file();
+        self.reload_with(loaded)
+    }
+
+    /// Applies `loaded` (the file as read now, or a version seen during a storm of saves).
+    pub(super) fn reload_with(&mut self, loaded: Result<Desired, crate::config::ConfigError>) -> Response {
         let began = Instant::now();
-        let resp = self.reload_inner();
+        let resp = self.reload_inner(loaded);
         log::info!(
             "reload took {:.1} ms",
             began.elapsed().as_secs_f64() * 1000.0
@@ -155,8 +161,11 @@ impl Supervisor {
         resp
     }
 
-    pub(super) fn reload_inner(&mut self) -> Response {
-        match self.load_file() {
+    pub(super) fn reload_inner(
+        &mut self,
+        loaded: Result<Desired, crate::config::ConfigError>,
+    ) -> Response {
+        match loaded {
             Err(e) => {
                 let (summary, _) = e.summary();
                 log::error!(

@@ -150,3 +150,49 @@ fn sighup_reloads_the_file() {
     p.wait_state("b", "running", Duration::from_secs(10));
     assert_eq!(p.pid_of("a"), Some(a_pid));
 }
+
+#[test]
+fn a_storm_of_saves_is_applied_at_least_every_half_second_and_ends_on_the_last_valid_one() {
+    let p = Project::new();
+    let app = p.sh("app", "exec sleep 300\n");
+    let cfg = |n: u32| format!("[apps.app]\ncommand = {app}\nenv = {{ VERSION = \"{n}\" }}\n");
+    p.write_config(&cfg(0));
+    p.up_d();
+    let applied = |p: &Project| {
+        p.events()
+            .iter()
+            .filter(|e| e["event"] == "config_applied")
+            .count()
+    };
+    let before = applied(&p);
+    // 60 saves, 50 ms apart (each one restarts the 100 ms debounce); every 10th is invalid.
+    let started = std::time::Instant::now();
+    let mut last_valid = 0;
+    for n in 1..=60 {
+        if n % 10 == 0 {
+            p.write_config("[apps.app\n");
+        } else {
+            p.write_config(&cfg(n));
+            last_valid = n;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let storm = started.elapsed();
+    let during = applied(&p) - before;
+    assert!(
+        during as f64 >= (storm.as_secs_f64() / 0.5) * 0.5,
+        "{during} reloads applied during a {storm:?} storm"
+    );
+    // The storm ends on an invalid save; the last valid one runs.
+    p.write_config("[apps.app\n");
+    let want = last_valid.to_string();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            p.pid_of("app")
+                .is_some_and(|pid| environ_of(pid, "VERSION").as_deref() == Some(want.as_str()))
+        }),
+        "the last valid version ({want}) should run: {:#?}",
+        p.status_json()
+    );
+    p.pypm_ok(&["down"], 0);
+}
