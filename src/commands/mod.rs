@@ -117,16 +117,70 @@ pub fn state_dir_for(located: &Located) -> PathBuf {
     if let Some(state_dir) = crate::config::state_dir(&located.path, &host) {
         return state_dir;
     }
-    let lenient = std::fs::read_to_string(&located.path)
+    let text = std::fs::read_to_string(&located.path).unwrap_or_default();
+    let lenient = text
+        .parse::<toml::Table>()
         .ok()
-        .and_then(|s| s.parse::<toml::Table>().ok())
         .and_then(|t| {
             t.get("pypm")?
                 .get("state_dir")?
                 .as_str()
                 .map(str::to_string)
-        });
+        })
+        // Not even TOML (a save with `[apps.x`): the `state_dir` line of `[pypm]` still says
+        // where the supervisor is, so `down` and `status` keep reaching it.
+        .or_else(|| scan_state_dir(&text));
     dir.join(lenient.as_deref().unwrap_or(".pypm"))
+}
+
+/// `state_dir = "…"` (or `'…'`) in the `[pypm]` table of a file that does not parse, read line
+/// by line.
+fn scan_state_dir(text: &str) -> Option<String> {
+    let mut in_pypm = false;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            in_pypm = l.trim_end_matches(|c: char| c != ']') == "[pypm]";
+            continue;
+        }
+        let l = if in_pypm {
+            l
+        } else if let Some(rest) = l.strip_prefix("pypm.") {
+            rest.trim_start()
+        } else {
+            continue;
+        };
+        let Some(rest) = l.strip_prefix("state_dir") else {
+            continue;
+        };
+        let Some(value) = rest.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let quote = value.chars().next()?;
+        if quote != '"' && quote != '\'' {
+            return None;
+        }
+        let end = value[1..].find(quote)?;
+        return Some(value[1..1 + end].to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_state_dir_line_is_found_in_a_file_that_does_not_parse() {
+        let scan = super::scan_state_dir;
+        assert_eq!(
+            scan("[pypm]\nstate_dir = \"state\"  # here\n\n[apps.x\ncommand = 1\n").as_deref(),
+            Some("state")
+        );
+        assert_eq!(scan("[apps.a]\nstate_dir = \"no\"\n[pypm]\nstate_dir='s2'\n").as_deref(), Some("s2"));
+        assert_eq!(scan("pypm.state_dir = \"dotted\"\n[apps.x\n").as_deref(), Some("dotted"));
+        assert_eq!(scan("[apps.a]\nstate_dir = \"not pypm's\"\n"), None);
+        assert_eq!(scan("[pypm] # comment\nstate_dir = \"c\"\n").as_deref(), Some("c"));
+    }
 }
 
 /// Runs one command.

@@ -196,3 +196,22 @@ fn a_storm_of_saves_is_applied_at_least_every_half_second_and_ends_on_the_last_v
     );
     p.pypm_ok(&["down"], 0);
 }
+
+#[test]
+fn a_file_that_no_longer_parses_still_leads_the_cli_to_its_supervisor() {
+    let p = Project::new();
+    let app = p.sh("app", "exec sleep 300\n");
+    let good = format!("[pypm]\nstate_dir = \"state\"\n\n[apps.app]\ncommand = {app}\n");
+    p.write_config(&good);
+    p.pypm_ok(&["up", "-d", "--wait", "20s"], 0);
+    let pid = p.pid_of("app").expect("app runs");
+    p.write_config(&format!("{good}\n[apps.x\n"));
+    // `status` reaches it (and shows the file's error); `down` stops it and the app.
+    let out = p.pypm(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    assert_eq!(s["instances"][0]["pid"], pid, "{s:#}");
+    let out = p.pypm_ok(&["down"], 0);
+    assert!(out.contains("stopped"), "{out}");
+    assert!(wait_until(Duration::from_secs(10), || !alive(pid)), "app {pid} still runs");
+}
