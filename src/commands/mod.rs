@@ -167,22 +167,6 @@ fn scan_state_dir(text: &str) -> Option<String> {
     None
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_state_dir_line_is_found_in_a_file_that_does_not_parse() {
-        let scan = super::scan_state_dir;
-        assert_eq!(
-            scan("[pypm]\nstate_dir = \"state\"  # here\n\n[apps.x\ncommand = 1\n").as_deref(),
-            Some("state")
-        );
-        assert_eq!(scan("[apps.a]\nstate_dir = \"no\"\n[pypm]\nstate_dir='s2'\n").as_deref(), Some("s2"));
-        assert_eq!(scan("pypm.state_dir = \"dotted\"\n[apps.x\n").as_deref(), Some("dotted"));
-        assert_eq!(scan("[apps.a]\nstate_dir = \"not pypm's\"\n"), None);
-        assert_eq!(scan("[pypm] # comment\nstate_dir = \"c\"\n").as_deref(), Some("c"));
-    }
-}
-
 /// Runs one command.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     let config = cli.config.as_deref();
@@ -236,5 +220,30 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Scale(args) => app_verbs::scale(config, &args),
         Command::Set(args) => app_verbs::set(config, &args),
         Command::Unset(args) => app_verbs::unset(config, &args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_state_dir_line_is_found_in_a_file_that_does_not_parse() {
+        let scan = super::scan_state_dir;
+        assert_eq!(
+            scan("[pypm]\nstate_dir = \"state\"  # here\n\n[apps.x\ncommand = 1\n").as_deref(),
+            Some("state")
+        );
+        assert_eq!(
+            scan("[apps.a]\nstate_dir = \"no\"\n[pypm]\nstate_dir='s2'\n").as_deref(),
+            Some("s2")
+        );
+        assert_eq!(
+            scan("pypm.state_dir = \"dotted\"\n[apps.x\n").as_deref(),
+            Some("dotted")
+        );
+        assert_eq!(scan("[apps.a]\nstate_dir = \"not pypm's\"\n"), None);
+        assert_eq!(
+            scan("[pypm] # comment\nstate_dir = \"c\"\n").as_deref(),
+            Some("c")
+        );
     }
 }

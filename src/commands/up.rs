@@ -87,7 +87,31 @@ pub fn up(config: Option<&Path>, args: &UpArgs) -> Result<(), Failure> {
 /// `pypm daemon`: the supervisor in this process, for `up -d`.
 pub fn daemon(config: Option<&Path>) -> Result<(), Failure> {
     let located = locate(config)?;
-    init_logger();
+    // A detached supervisor logs into `state_dir/pypm.log`, rotated like events.jsonl
+    // (`events_max_size`, `events_max_files`); its stderr (the same file, opened by `up -d`)
+    // only carries what comes before this.
+    let host: std::collections::HashMap<String, String> = std::env::vars().collect();
+    match crate::config::load(&located.path, &located.display, &host) {
+        Ok(cfg) => {
+            let sink = crate::supervisor::persist::RotatingFile::open(
+                &cfg.pypm.state_dir.join("pypm.log"),
+                cfg.pypm.events_max_size,
+                cfg.pypm.events_max_files,
+            );
+            match sink {
+                Ok(sink) => {
+                    let _ = env_logger::Builder::from_env(
+                        env_logger::Env::new().filter_or("PYPM_LOG", "info"),
+                    )
+                    .format_target(false)
+                    .target(env_logger::Target::Pipe(Box::new(sink)))
+                    .try_init();
+                }
+                Err(_) => init_logger(),
+            }
+        }
+        Err(_) => init_logger(),
+    }
     supervisor::run(Options {
         config_path: located.path,
         display: located.display,

@@ -129,6 +129,18 @@ pub const PYPM_KEYS: &[Key] = &[
         Some("true"),
         "hot reload when this file or an env_file changes",
     ),
+    key(
+        "events_max_size",
+        Ty::Size,
+        Some("\"10M\""),
+        "rotate state_dir/events.jsonl (and a detached supervisor's pypm.log) at this size",
+    ),
+    key(
+        "events_max_files",
+        Ty::Int { min: 0, max: 1000 },
+        Some("3"),
+        "rotated events.jsonl (and pypm.log) files kept",
+    ),
 ];
 
 pub const ENVIRONMENT_KINDS: &[&str] = &["venv", "conda", "python"];

@@ -49,6 +49,10 @@ pub struct Settings {
     pub http_public: bool,
     pub statsd: Option<String>,
     pub watch_config: bool,
+    /// `events.jsonl` (and a detached supervisor's `pypm.log`) rotate at this size …
+    pub events_max_size: u64,
+    /// … keeping this many rotated files.
+    pub events_max_files: u32,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

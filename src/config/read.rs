@@ -208,6 +208,8 @@ pub(super) fn read_settings(cx: &mut Cx, v: Option<&Val>, dir: &Path, vars: &Var
         http_public,
         statsd,
         watch_config: t.bool(cx, "watch_config").unwrap_or(true),
+        events_max_size: t.size(cx, "events_max_size").unwrap_or(10 * 1024 * 1024),
+        events_max_files: t.int(cx, "events_max_files").unwrap_or(3) as u32,
     }
 }
 

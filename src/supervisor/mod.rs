@@ -267,6 +267,10 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             crate::http::token::path(&state_dir).display()
         ))
     })?;
+    let events_max = (
+        desired.config.pypm.events_max_size,
+        desired.config.pypm.events_max_files,
+    );
     let mut sup = Supervisor {
         wants: wants_of(&desired),
         desired,
@@ -275,7 +279,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         obs: Observed::default(),
         by_pid: HashMap::new(),
         config_error: None,
-        events: EventLog::open(&state_dir, bus.clone()),
+        events: EventLog::open(&state_dir, bus.clone(), events_max.0, events_max.1),
         pump,
         state_dir,
         cpu_prev: HashMap::new(),

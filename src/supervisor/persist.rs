@@ -151,9 +151,74 @@ impl EventRecord {
     }
 }
 
-/// Appends events to `state_dir/events.jsonl`.
+/// An append-only file rotated at `max_size` into `PATH.1` … `PATH.N` (the detached
+/// supervisor's `pypm.log`).
+pub struct RotatingFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    max_size: u64,
+    max_files: u32,
+}
+
+impl RotatingFile {
+    pub fn open(path: &Path, max_size: u64, max_files: u32) -> io::Result<RotatingFile> {
+        let file = private_file(path, true)?;
+        let len = file.metadata().map_or(0, |m| m.len());
+        Ok(RotatingFile {
+            path: path.to_path_buf(),
+            file,
+            len,
+            max_size: max_size.max(1),
+            max_files,
+        })
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        let rotated = |k: u32| crate::logs::rotated_path(&self.path, k);
+        if self.max_files == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            let _ = std::fs::remove_file(rotated(self.max_files));
+            for k in (1..self.max_files).rev() {
+                let _ = std::fs::rename(rotated(k), rotated(k + 1));
+            }
+            std::fs::rename(&self.path, rotated(1))?;
+        }
+        self.file = private_file(&self.path, true)?;
+        self.len = 0;
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.len > 0 && self.len + buf.len() as u64 > self.max_size {
+            // A failed rotation keeps writing to the file as it is.
+            let _ = self.rotate();
+        }
+        let n = self.file.write(buf)?;
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Appends events to `state_dir/events.jsonl`, rotating it at `events_max_size` into
+/// `events.jsonl.1` … `.N` (`events_max_files`), the apps' rename scheme: a reader that follows
+/// the file reads the old one to its end, then the new one from its start, and loses nothing.
 pub struct EventLog {
     file: Option<File>,
+    path: PathBuf,
+    /// Bytes in the live file.
+    len: u64,
+    max_size: u64,
+    max_files: u32,
+    /// Events that could not be written (disk full, …), reported once they can be again.
+    lost: u64,
     /// Notifiers, StatsD and the HTTP API's event streams (see [`crate::bus`]).
     bus: crate::bus::EventBus,
     /// Appended since the last [`EventLog::flush`].
@@ -161,13 +226,27 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    pub fn open(state_dir: &Path, bus: crate::bus::EventBus) -> EventLog {
+    pub fn open(
+        state_dir: &Path,
+        bus: crate::bus::EventBus,
+        max_size: u64,
+        max_files: u32,
+    ) -> EventLog {
         let path = state_dir.join("events.jsonl");
         let file = private_file(&path, true)
             .map_err(|e| log::error!("cannot open `{}`: {e}", path.display()))
             .ok();
+        let len = file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(0, |m| m.len());
         EventLog {
             file,
+            path,
+            len,
+            max_size: max_size.max(1),
+            max_files,
+            lost: 0,
             bus,
             queued: Vec::new(),
         }
@@ -180,7 +259,30 @@ impl EventLog {
         self.queued.push(e.clone());
     }
 
-    /// Logs and appends the queued events, in order, with one write.
+    /// `events.jsonl` → `.1` → … → `.N`; the oldest goes.
+    fn rotate(&mut self) {
+        self.file = None;
+        let rotated = |k: u32| crate::logs::rotated_path(&self.path, k);
+        if self.max_files == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            let _ = std::fs::remove_file(rotated(self.max_files));
+            for k in (1..self.max_files).rev() {
+                let _ = std::fs::rename(rotated(k), rotated(k + 1));
+            }
+            if let Err(e) = std::fs::rename(&self.path, rotated(1)) {
+                log::error!("cannot rotate `{}`: {e}", self.path.display());
+            }
+        }
+        self.file = private_file(&self.path, true)
+            .map_err(|e| log::error!("cannot open `{}`: {e}", self.path.display()))
+            .ok();
+        self.len = 0;
+    }
+
+    /// Logs and appends the queued events, in order. Each flush is one write; a short write
+    /// (disk full) is cut back, so the file holds whole records only — never a torn line glued
+    /// to the next one.
     pub fn flush(&mut self) {
         if self.queued.is_empty() {
             return;
@@ -199,10 +301,32 @@ impl EventLog {
                 lines.push(b'\n');
             }
         }
-        if let Some(f) = &mut self.file
-            && let Err(err) = f.write_all(&lines)
-        {
-            log::error!("cannot append to events.jsonl: {err}");
+        if self.len > 0 && self.len + lines.len() as u64 > self.max_size {
+            self.rotate();
+        }
+        if let Some(f) = &mut self.file {
+            match f.write_all(&lines) {
+                Ok(()) => {
+                    self.len += lines.len() as u64;
+                    if self.lost > 0 {
+                        log::warn!(
+                            "events.jsonl is written again; {} events could not be written before",
+                            self.lost
+                        );
+                        self.lost = 0;
+                    }
+                }
+                Err(err) => {
+                    // Whole records or none: back to where this write began.
+                    let _ = f.set_len(self.len);
+                    if self.lost == 0 {
+                        log::error!(
+                            "cannot append to events.jsonl: {err}; events are lost until it can"
+                        );
+                    }
+                    self.lost += self.queued.len() as u64;
+                }
+            }
         }
         self.bus.publish(&self.queued);
         self.queued.clear();

@@ -151,7 +151,10 @@ impl Supervisor {
     }
 
     /// Applies `loaded` (the file as read now, or a version seen during a storm of saves).
-    pub(super) fn reload_with(&mut self, loaded: Result<Desired, crate::config::ConfigError>) -> Response {
+    pub(super) fn reload_with(
+        &mut self,
+        loaded: Result<Desired, crate::config::ConfigError>,
+    ) -> Response {
         let began = Instant::now();
         let resp = self.reload_inner(loaded);
         log::info!(

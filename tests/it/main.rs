@@ -6,6 +6,7 @@
 mod harness;
 
 mod basics;
+mod bounded;
 mod dashboard;
 mod deps;
 mod export;

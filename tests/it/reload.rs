@@ -213,5 +213,8 @@ fn a_file_that_no_longer_parses_still_leads_the_cli_to_its_supervisor() {
     assert_eq!(s["instances"][0]["pid"], pid, "{s:#}");
     let out = p.pypm_ok(&["down"], 0);
     assert!(out.contains("stopped"), "{out}");
-    assert!(wait_until(Duration::from_secs(10), || !alive(pid)), "app {pid} still runs");
+    assert!(
+        wait_until(Duration::from_secs(10), || !alive(pid)),
+        "app {pid} still runs"
+    );
 }
