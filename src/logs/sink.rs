@@ -61,7 +61,22 @@ impl LogFile {
                     self.size += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // A full disk whose live file was deleted (to free space) or moved away:
+                    // retrying into the open, unlinked file would never free anything. The
+                    // next flush opens the path anew and continues there.
+                    if self.replaced() {
+                        self.file = None;
+                        // A line cut by the failed write is written whole into the new file
+                        // (its start went with the old one).
+                        self.written = self.pending[..self.written]
+                            .iter()
+                            .rposition(|b| *b == b'\n')
+                            .map_or(0, |k| k + 1);
+                        self.run_end = self.written;
+                    }
+                    return Err(e);
+                }
             }
         }
         self.pending.clear();
@@ -96,12 +111,18 @@ impl LogFile {
                 // The rest fits the current file, so flush writes it there: no line is split
                 // across a rotation.
                 _ => {
+                    // Pending keeps the whole line the write stopped in (from its start), with
+                    // its written part marked done: flush finishes it in this file, and a file
+                    // replaced meanwhile gets it whole (see `flush`).
+                    let all: Vec<u8> = parts.concat();
+                    let line_start = all[..done]
+                        .iter()
+                        .rposition(|b| *b == b'\n')
+                        .map_or(0, |k| k + 1);
                     self.pending.clear();
-                    self.written = 0;
-                    self.run_end = 0;
-                    for p in after(parts, done) {
-                        self.pending.extend_from_slice(p);
-                    }
+                    self.pending.extend_from_slice(&all[line_start..]);
+                    self.written = done - line_start;
+                    self.run_end = self.pending.len();
                     return;
                 }
             }
@@ -133,6 +154,19 @@ impl LogFile {
             self.rotate()?;
         }
         Ok(())
+    }
+
+    /// The open file is no longer the one at `path` (deleted, or another file there).
+    fn replaced(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Some(f) = &self.file else {
+            return false;
+        };
+        match (f.metadata(), fs::metadata(&self.path)) {
+            (Ok(open), Ok(at_path)) => (open.dev(), open.ino()) != (at_path.dev(), at_path.ino()),
+            (Ok(_), Err(_)) => true,
+            _ => false,
+        }
     }
 
     fn open(&mut self) -> io::Result<()> {
@@ -225,6 +259,23 @@ mod tests {
         assert_eq!(read(&rotated_path(&live, 1)), "dddddddddddddd\n");
         assert_eq!(read(&live), "e\n");
         assert!(!rotated_path(&live, 3).exists());
+    }
+
+    #[test]
+    fn a_deleted_or_replaced_live_file_is_noticed() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("a.log");
+        let mut f = LogFile::new(path.clone(), 0, 1, false);
+        f.append(&[b"one\n"]);
+        assert!(!f.replaced());
+        fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(f.replaced(), "deleted");
+        f.file = None;
+        f.append(&[b"two\n"]);
+        assert_eq!(read(&path), "two\n", "a new file at the path");
+        fs::rename(&path, dir.path().join("moved")).unwrap_or_else(|e| panic!("{e}"));
+        fs::write(&path, "other\n").unwrap_or_else(|e| panic!("{e}"));
+        assert!(f.replaced(), "another file at the path");
     }
 
     #[test]

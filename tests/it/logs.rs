@@ -287,3 +287,68 @@ fn an_instance_kept_through_a_scale_across_one_writes_the_file_its_new_name_says
         }
     }
 }
+
+#[test]
+fn deleting_the_live_log_file_on_a_full_disk_frees_the_space_and_writing_goes_on() {
+    let p = Project::new();
+    let mnt = p.path("logs");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    // ~1.3 MB of numbered lines into a 1 MB disk.
+    let chatty = p.sh("chatty", &format!("seq 1 200000\n{IDLE}"));
+    p.write_config(&format!(
+        "[pypm]\nlog_dir = \"logs\"\n\n[apps.chatty]\ncommand = {chatty}\nlog_max_size = \"1G\"\n"
+    ));
+    p.up_d();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            p.row("chatty")["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("disk full"))
+        }),
+        "status never showed the full disk: {:#}",
+        p.status_json()
+    );
+    let live = mnt.join("chatty.out.log");
+    std::fs::remove_file(&live).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            std::fs::read_to_string(&live).is_ok_and(|t| t.ends_with("\n200000\n"))
+        }),
+        "writing did not go on into a new file after the full one was deleted"
+    );
+    // The new file holds whole, consecutive lines up to the last (the deleted one had the rest).
+    let text = std::fs::read_to_string(&live).unwrap();
+    let nums: Vec<u64> = text
+        .lines()
+        .map(|l| l.parse().expect("a whole number line"))
+        .collect();
+    assert!(
+        nums.windows(2).all(|w| w[1] == w[0] + 1),
+        "lines in the new file are not consecutive: {:?}",
+        nums.windows(2)
+            .filter(|w| w[1] != w[0] + 1)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    p.pypm_ok(&["down"], 0);
+}
