@@ -81,6 +81,7 @@ pub const EVENT_NAMES: &[&str] = &[
     "log_error",
     "scheduled",
     "skipped",
+    "restart_loop",
 ];
 
 pub const TOP_KEYS: &[&str] = &[

@@ -83,6 +83,7 @@ impl Supervisor {
         };
         state::on_exit(&spec.app, inst, e.code, e.signal, Instant::now());
         let (state, reason) = (inst.state, inst.reason.clone().unwrap_or_default());
+        let looping = std::mem::take(&mut inst.loop_alert).then_some(inst.restart_times.len());
         if matches!(state, State::Backoff | State::Failed) {
             inst.history
                 .push_back((std::time::SystemTime::now(), reason.clone()));
@@ -97,5 +98,20 @@ impl Supervisor {
             _ => return,
         };
         self.emit(event, Some(&app), Some(idx), None, reason);
+        // Still restarted, but more often than `max_restarts` allows failures: said once per
+        // window (notifiers send it like `failed`).
+        if let Some(n) = looping {
+            self.emit(
+                "restart_loop",
+                Some(&app),
+                Some(idx),
+                None,
+                format!(
+                    "{n} restarts within {} (max_restarts = {}); it is still restarted",
+                    crate::config::units::format_duration(spec.app.restart_window),
+                    spec.app.max_restarts
+                ),
+            );
+        }
     }
 }

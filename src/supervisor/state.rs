@@ -143,6 +143,13 @@ pub struct Instance {
     pub over_memory: Option<String>,
     /// A task's last run: how long it took, and when it last succeeded (status, `/metrics`).
     pub last_run: Option<TaskRun>,
+    /// Every restart within the last `restart_window`, whatever the exit (the restart rate).
+    pub restart_times: VecDeque<Instant>,
+    /// More than `max_restarts` restarts within one `restart_window` while still restarting
+    /// (clean exits with `restart = "always"`): the `restart_loop` event is due. Set once per
+    /// window.
+    pub loop_alert: bool,
+    loop_alerted_at: Option<Instant>,
     /// Why pypm killed it, when that kill is itself a failure (readiness timeout).
     pub fail_reason: Option<String>,
     /// During a zero-downtime roll: the process being replaced.
@@ -180,6 +187,9 @@ impl Instance {
             last_health_detail: None,
             over_memory: None,
             last_run: None,
+            restart_times: VecDeque::new(),
+            loop_alert: false,
+            loop_alerted_at: None,
             fail_reason: None,
             old: None,
             log_problem: None,
@@ -339,7 +349,8 @@ pub fn on_exit(
             (Kind::Task, RestartPolicy::Always) | (Kind::Service, RestartPolicy::Always) => {
                 inst.transition(State::Backoff);
                 inst.retry_at = Some(now + app.restart_delay);
-                inst.reason = Some(format!("{what}; restarting"));
+                let rate = count_restart(app, inst, now);
+                inst.reason = Some(format!("{what}; restarting{rate}"));
             }
             (Kind::Task, _) => {
                 inst.transition(State::Completed);
@@ -387,10 +398,41 @@ pub fn on_exit(
     inst.recent_restarts.push_back(now);
     inst.transition(State::Backoff);
     inst.retry_at = Some(now + delay);
+    let rate = count_restart(app, inst, now);
     inst.reason = Some(format!(
-        "{why}; restarting in {}",
+        "{why}; restarting in {}{rate}",
         crate::config::units::format_duration(delay)
     ));
+}
+
+/// Counts a restart toward the restart rate (`status` shows it from the second restart within
+/// `restart_window`) and raises `loop_alert` once per window past `max_restarts`.
+fn count_restart(app: &App, inst: &mut Instance, now: Instant) -> String {
+    while inst
+        .restart_times
+        .front()
+        .is_some_and(|t| now.saturating_duration_since(*t) > app.restart_window)
+    {
+        inst.restart_times.pop_front();
+    }
+    inst.restart_times.push_back(now);
+    let n = inst.restart_times.len();
+    if n as u32 > app.max_restarts
+        && inst
+            .loop_alerted_at
+            .is_none_or(|t| now.saturating_duration_since(t) > app.restart_window)
+    {
+        inst.loop_alert = true;
+        inst.loop_alerted_at = Some(now);
+    }
+    if n >= 2 {
+        format!(
+            " ({n} restarts in the last {})",
+            crate::config::units::format_duration(app.restart_window)
+        )
+    } else {
+        String::new()
+    }
 }
 
 #[cfg(test)]

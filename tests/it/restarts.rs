@@ -249,3 +249,39 @@ fn memory_max_without_a_cgroup_restarts_an_instance_over_it_with_a_memory_limit_
     assert_eq!(hit.len(), 1, "{events:#?}");
     assert!(p.procs_with("hog.py").is_empty(), "the hog still runs");
 }
+
+#[test]
+fn a_loop_of_clean_exits_is_still_restarted_but_said_once_per_window() {
+    let p = Project::new();
+    let blink = p.sh("blink", "sleep 0.05\nexit 0\n");
+    p.write_config(&format!(
+        "[apps.blink]\ncommand = {blink}\nrestart = \"always\"\nmin_uptime = \"10ms\"\nrestart_delay = \"10ms\"\nmax_restarts = 3\nrestart_window = \"1m\"\n"
+    ));
+    p.up_d();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            events_of(&p.events(), "restarting", "blink", Some(0)).len() >= 8
+        }),
+        "it keeps restarting: {:#?}",
+        p.events()
+    );
+    let events = p.events();
+    let loops = events_of(&events, "restart_loop", "blink", Some(0));
+    assert_eq!(loops.len(), 1, "said once in the window: {events:#?}");
+    assert!(
+        loops[0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("still restarted"),
+        "{loops:#?}"
+    );
+    let mut reason = String::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            reason = p.row("blink")["reason"].as_str().unwrap_or("").to_string();
+            reason.contains("restarts in the last 1m")
+        }),
+        "the restart rate in status: {reason:?}"
+    );
+    p.pypm_ok(&["down"], 0);
+}
