@@ -8,7 +8,7 @@ mod completions;
 mod dashboard;
 mod edit;
 mod export;
-mod import;
+pub mod import;
 mod init;
 mod inspect;
 mod logs;

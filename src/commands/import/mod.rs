@@ -231,7 +231,9 @@ fn toml_key(k: &str) -> String {
     {
         k.to_string()
     } else {
-        toml::Value::String(k.to_string()).to_string()
+        // A key is a one-line basic string: JSON's escapes are TOML's (a fuzzed key held a
+        // newline, which a multi-line string cannot carry as a key).
+        crate::init::toml_str(k)
     }
 }
 
@@ -259,9 +261,22 @@ fn toml_value(v: &toml::Value) -> String {
 }
 
 /// The printed `pypm.toml`: a header, what had no equivalent, then one table per app.
+/// `s` as the text of a TOML comment: one line, no control characters (which TOML forbids in
+/// comments), those shown as `\u{…}` escapes. Found by fuzzing (fuzz/, `import_pm2`).
+fn comment_text(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\n' | '\r' => " ".to_string(),
+            '\t' => "\t".to_string(),
+            c if c.is_control() => format!("\\u{{{:04x}}}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 pub fn render(imported: &Imported, source: &str) -> String {
     let mut out = String::new();
-    let one_line = source.replace(['\n', '\r'], " ");
+    let one_line = comment_text(source);
     let _ = writeln!(
         out,
         "# pypm.toml imported by `pypm import` from `{one_line}` ({}).",
@@ -276,7 +291,7 @@ pub fn render(imported: &Imported, source: &str) -> String {
     } else {
         out.push_str("# Not imported, or only approximated (review these):\n");
         for note in &imported.notes {
-            let _ = writeln!(out, "# - {}", note.replace(['\n', '\r'], " "));
+            let _ = writeln!(out, "# - {}", comment_text(note));
         }
     }
     for app in &imported.apps {

@@ -453,3 +453,29 @@ fn supervisord_includes_directory_logs_and_quoting() {
         "rotation never turned off"
     );
 }
+
+/// A fuzzing finding (fuzz/artifacts/import_pm2): control characters in a name reached a note
+/// and made the output invalid TOML.
+#[test]
+fn control_characters_in_the_source_never_break_the_output() {
+    let eco = "module.exports = {\n  apps: [{ name: 'meg\u{0}\u{7}x', script: 'a.js', out_file: 'o\u{1b}.log' }]\n};";
+    let imported = convert("ecosystem.config.js", eco, std::path::Path::new("/tmp"))
+        .unwrap_or_else(|e| panic!("{}", e.0));
+    let out = render(&imported, "eco\u{0}system.config.js");
+    out.parse::<toml::Table>()
+        .unwrap_or_else(|e| panic!("not TOML: {e}\n{out}"));
+    assert!(out.contains("\\u{0000}"), "{out}");
+}
+
+/// A fuzzing finding: an env key with a newline was written as a multi-line string key.
+#[test]
+fn odd_env_keys_stay_one_line_keys() {
+    let eco = r#"{"apps": [{"name": "w", "script": "a.js", "env": {"A\nB": "1", "q\"k": "2", "\u0001\u007f": "3"}}]}"#;
+    let imported = convert("ecosystem.json", eco, std::path::Path::new("/tmp"))
+        .unwrap_or_else(|e| panic!("{}", e.0));
+    let out = render(&imported, "ecosystem.json");
+    let doc: toml::Table = out.parse().unwrap_or_else(|e| panic!("not TOML: {e}\n{out}"));
+    let env = doc["apps"]["w"]["env"].as_table().cloned().unwrap_or_default();
+    assert_eq!(env.get("A\nB").and_then(|v| v.as_str()), Some("1"), "{out}");
+    assert_eq!(env.get("q\"k").and_then(|v| v.as_str()), Some("2"), "{out}");
+}
