@@ -474,8 +474,13 @@ fn odd_env_keys_stay_one_line_keys() {
     let imported = convert("ecosystem.json", eco, std::path::Path::new("/tmp"))
         .unwrap_or_else(|e| panic!("{}", e.0));
     let out = render(&imported, "ecosystem.json");
-    let doc: toml::Table = out.parse().unwrap_or_else(|e| panic!("not TOML: {e}\n{out}"));
-    let env = doc["apps"]["w"]["env"].as_table().cloned().unwrap_or_default();
+    let doc: toml::Table = out
+        .parse()
+        .unwrap_or_else(|e| panic!("not TOML: {e}\n{out}"));
+    let env = doc["apps"]["w"]["env"]
+        .as_table()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(env.get("A\nB").and_then(|v| v.as_str()), Some("1"), "{out}");
     assert_eq!(env.get("q\"k").and_then(|v| v.as_str()), Some("2"), "{out}");
 }
