@@ -45,13 +45,15 @@ impl Supervisor {
             let at = Instant::now();
             let sampled = crate::process::sample(&roots);
             let mut with_cpu = std::collections::HashMap::with_capacity(sampled.len());
+            // One map, not a scan of every instance per process (that was N² at 3,000 apps).
+            let started_of: std::collections::HashMap<i32, Instant> = self
+                .obs
+                .instances
+                .values()
+                .filter_map(|i| Some((i.pid?, i.started_at?)))
+                .collect();
             for (pid, u) in sampled {
-                let started = self
-                    .obs
-                    .instances
-                    .values()
-                    .find(|i| i.pid == Some(pid))
-                    .and_then(|i| i.started_at);
+                let started = started_of.get(&pid).copied();
                 let prev = self
                     .cpu_prev
                     .get(&pid)
@@ -63,7 +65,8 @@ impl Supervisor {
                 });
                 with_cpu.insert(pid, (u, cpu));
             }
-            self.cpu_prev.retain(|pid, _| roots.contains(pid));
+            let live: std::collections::HashSet<i32> = roots.iter().copied().collect();
+            self.cpu_prev.retain(|pid, _| live.contains(pid));
             self.usage_cache = Some((at, with_cpu));
         }
         let usage = match (&self.usage_cache, sample) {
