@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 
 mod harness;
+mod import_run;
 
 mod basics;
 mod bounded;
