@@ -250,12 +250,28 @@ pub fn export(config: Option<&Path>, args: &ExportArgs) -> Result<(), Failure> {
         project,
         host_argv,
     };
-    let (label, files) = match args.target {
+    // `--app` left out something an exported app depends on: said, not dropped silently.
+    let mut missing = Vec::new();
+    for a in &x.apps {
+        for (d, c) in &a.depends_on {
+            if x.app(d).is_none() {
+                missing.push(format!(
+                    "{}: `depends_on = {{ {d} = \"{}\" }}`: `{d}` is not part of this export (`--app`)",
+                    a.name,
+                    c.as_str()
+                ));
+            }
+        }
+    }
+    let (label, mut files) = match args.target {
         ExportTarget::Kubernetes => ("Kubernetes", kubernetes::export(&x)),
         ExportTarget::Nomad => ("Nomad", nomad::export(&x)),
         ExportTarget::Compose => ("docker compose", compose::export(&x)),
         ExportTarget::Systemd => ("systemd", systemd::export(&x)),
     };
+    if let Some(first) = files.first_mut() {
+        first.notes.splice(0..0, missing);
+    }
     write(&files, &args.output, label)
 }
 
