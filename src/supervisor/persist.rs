@@ -191,6 +191,26 @@ impl RotatingFile {
     }
 }
 
+impl RotatingFile {
+    /// Appends `bytes` with one write, rotating first when they would not fit; a write that
+    /// fails partway (disk full) is cut back, so the file holds whole records only.
+    pub fn append_whole(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.len > 0 && self.len + bytes.len() as u64 > self.max_size {
+            self.rotate()?;
+        }
+        match self.file.write_all(bytes) {
+            Ok(()) => {
+                self.len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(e)
+            }
+        }
+    }
+}
+
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.len > 0 && self.len + buf.len() as u64 > self.max_size {
@@ -211,12 +231,7 @@ impl Write for RotatingFile {
 /// `events.jsonl.1` … `.N` (`events_max_files`), the apps' rename scheme: a reader that follows
 /// the file reads the old one to its end, then the new one from its start, and loses nothing.
 pub struct EventLog {
-    file: Option<File>,
-    path: PathBuf,
-    /// Bytes in the live file.
-    len: u64,
-    max_size: u64,
-    max_files: u32,
+    file: Option<RotatingFile>,
     /// Events that could not be written (disk full, …), reported once they can be again.
     lost: u64,
     /// Notifiers, StatsD and the HTTP API's event streams (see [`crate::bus`]).
@@ -233,19 +248,11 @@ impl EventLog {
         max_files: u32,
     ) -> EventLog {
         let path = state_dir.join("events.jsonl");
-        let file = private_file(&path, true)
+        let file = RotatingFile::open(&path, max_size, max_files)
             .map_err(|e| log::error!("cannot open `{}`: {e}", path.display()))
             .ok();
-        let len = file
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map_or(0, |m| m.len());
         EventLog {
             file,
-            path,
-            len,
-            max_size: max_size.max(1),
-            max_files,
             lost: 0,
             bus,
             queued: Vec::new(),
@@ -257,27 +264,6 @@ impl EventLog {
     /// delays the restart an exit calls for.
     pub fn append(&mut self, e: &EventRecord) {
         self.queued.push(e.clone());
-    }
-
-    /// `events.jsonl` → `.1` → … → `.N`; the oldest goes.
-    fn rotate(&mut self) {
-        self.file = None;
-        let rotated = |k: u32| crate::logs::rotated_path(&self.path, k);
-        if self.max_files == 0 {
-            let _ = std::fs::remove_file(&self.path);
-        } else {
-            let _ = std::fs::remove_file(rotated(self.max_files));
-            for k in (1..self.max_files).rev() {
-                let _ = std::fs::rename(rotated(k), rotated(k + 1));
-            }
-            if let Err(e) = std::fs::rename(&self.path, rotated(1)) {
-                log::error!("cannot rotate `{}`: {e}", self.path.display());
-            }
-        }
-        self.file = private_file(&self.path, true)
-            .map_err(|e| log::error!("cannot open `{}`: {e}", self.path.display()))
-            .ok();
-        self.len = 0;
     }
 
     /// Logs and appends the queued events, in order. Each flush is one write; a short write
@@ -301,13 +287,9 @@ impl EventLog {
                 lines.push(b'\n');
             }
         }
-        if self.len > 0 && self.len + lines.len() as u64 > self.max_size {
-            self.rotate();
-        }
         if let Some(f) = &mut self.file {
-            match f.write_all(&lines) {
+            match f.append_whole(&lines) {
                 Ok(()) => {
-                    self.len += lines.len() as u64;
                     if self.lost > 0 {
                         log::warn!(
                             "events.jsonl is written again; {} events could not be written before",
@@ -317,8 +299,6 @@ impl EventLog {
                     }
                 }
                 Err(err) => {
-                    // Whole records or none: back to where this write began.
-                    let _ = f.set_len(self.len);
                     if self.lost == 0 {
                         log::error!(
                             "cannot append to events.jsonl: {err}; events are lost until it can"
