@@ -193,6 +193,18 @@ impl Gather {
                 if self.texts.iter().any(|(p, _, _)| *p == canon) {
                     continue; // included twice (a diamond): once is enough
                 }
+                // A device or FIFO would be read forever (`include = ["/dev/zero"]`).
+                if !std::fs::metadata(&f).is_ok_and(|m| m.is_file()) && f.exists() {
+                    self.pending.push(Pending {
+                        file: idx,
+                        span: Some(span.clone()),
+                        message: format!(
+                            "included `{}` is not a regular file",
+                            self.display_of(&f)
+                        ),
+                    });
+                    continue;
+                }
                 let text = match std::fs::read_to_string(&f) {
                     Ok(t) => t,
                     Err(e) => {
@@ -862,6 +874,12 @@ mod tests {
                 )],
                 &["prodution"],
                 "pypm.toml:3:2: no profile `prodution`; the file defines `production` (did you mean `production`?)",
+            ),
+            (
+                "a device is not a file",
+                &[("pypm.toml", "include = [\"/dev/zero\"]\n")],
+                &[],
+                "pypm.toml:1:12: included `/dev/zero` is not a regular file",
             ),
             (
                 "an extends cycle",

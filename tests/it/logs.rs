@@ -171,27 +171,9 @@ fn logs_prints_the_last_lines_of_each_stream() {
 fn a_full_disk_is_reported_once_and_writing_resumes() {
     let p = Project::new();
     let mnt = p.path("logs");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&mnt)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED a_full_disk test: cannot mount a tmpfs (needs root)");
+    let Some(_unmount) = tmpfs(&mnt, "4m") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
+    };
     let filler = mnt.join("filler");
     std::fs::write(&filler, vec![0u8; 4 * 1024 * 1024 - 64 * 1024]).ok();
     let chatty = p.sh("chatty", &format!("seq 1 300000\n{IDLE}"));
@@ -292,27 +274,9 @@ fn an_instance_kept_through_a_scale_across_one_writes_the_file_its_new_name_says
 fn deleting_the_live_log_file_on_a_full_disk_frees_the_space_and_writing_goes_on() {
     let p = Project::new();
     let mnt = p.path("logs");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&mnt)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
+    let Some(_unmount) = tmpfs(&mnt, "1m") else {
         return;
-    }
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(mnt.clone());
+    };
     // ~1.3 MB of numbered lines into a 1 MB disk.
     let chatty = p.sh("chatty", &format!("seq 1 200000\n{IDLE}"));
     p.write_config(&format!(
@@ -351,4 +315,33 @@ fn deleting_the_live_log_file_on_a_full_disk_frees_the_space_and_writing_goes_on
             .collect::<Vec<_>>()
     );
     p.pypm_ok(&["down"], 0);
+}
+
+/// Unmounts a test's tmpfs when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A tmpfs of `size` at `dir` (a small full disk), or `None` (said on stderr) where this
+/// process may not mount one (not root).
+fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Unmount> {
+    std::fs::create_dir_all(dir).ok()?;
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs (needs root)");
+        return None;
+    }
+    Some(Unmount(dir.to_path_buf()))
 }

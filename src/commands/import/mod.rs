@@ -80,6 +80,15 @@ pub struct Imported {
 pub struct ImportError(pub String);
 
 pub fn import(file: &Path) -> Result<(), Failure> {
+    // A device or FIFO would be read forever; a config file is a regular file.
+    if let Ok(m) = std::fs::metadata(file)
+        && !m.is_file()
+    {
+        return Err(Failure::Error(format!(
+            "error: `{}` is not a regular file\n\n{ACCEPTED}",
+            file.display()
+        )));
+    }
     let text = std::fs::read_to_string(file)
         .map_err(|e| Failure::Error(format!("error: cannot read `{}`: {e}", file.display())))?;
     let dir = std::path::absolute(file)

@@ -140,6 +140,9 @@ impl Expansions<'_> {
     }
 }
 
+/// The largest included file read (supervisord configs are a few KiB).
+const MAX_INCLUDE: u64 = 4 << 20;
+
 pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
     let mut sections = parse_ini(text);
     // `[include] files = a.conf conf.d/*.conf`: globs relative to the including file, read as
@@ -166,6 +169,24 @@ pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
             ));
         }
         for f in found {
+            // Regular files of a sane size only: a pattern that names `/dev/zero`, a FIFO or a
+            // huge file must not hang or exhaust the importer (a fuzzing finding).
+            let meta = std::fs::metadata(&f);
+            if !meta.as_ref().is_ok_and(|m| m.is_file()) {
+                b.notes.push(format!(
+                    "[include] `{}` is not a regular file; not read",
+                    f.display()
+                ));
+                continue;
+            }
+            if meta.as_ref().is_ok_and(|m| m.len() > MAX_INCLUDE) {
+                b.notes.push(format!(
+                    "[include] `{}` is larger than {} MiB; not read",
+                    f.display(),
+                    MAX_INCLUDE >> 20
+                ));
+                continue;
+            }
             match std::fs::read_to_string(&f) {
                 Ok(t) => sections.extend(parse_ini(&t).into_iter().filter(|s| s.name != "include")),
                 Err(e) => b.notes.push(format!("[include] `{}`: {e}", f.display())),

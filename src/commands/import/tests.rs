@@ -484,3 +484,21 @@ fn odd_env_keys_stay_one_line_keys() {
     assert_eq!(env.get("A\nB").and_then(|v| v.as_str()), Some("1"), "{out}");
     assert_eq!(env.get("q\"k").and_then(|v| v.as_str()), Some("2"), "{out}");
 }
+
+/// A fuzzing finding: `[include] files=` naming a device (or anything not a regular file) was
+/// read to its end; `/dev/zero` never ends.
+#[test]
+fn supervisord_includes_read_regular_files_only() {
+    let conf = "[include]\nfiles=/dev/zero /dev/null\n\n[program:w]\ncommand=sleep 1\n";
+    let imported = convert("supervisord.conf", conf, std::path::Path::new("/tmp"))
+        .unwrap_or_else(|e| panic!("{}", e.0));
+    assert_eq!(imported.apps.len(), 1);
+    assert!(
+        imported
+            .notes
+            .iter()
+            .any(|n| n.contains("/dev/zero") && n.contains("not a regular file")),
+        "{:#?}",
+        imported.notes
+    );
+}
