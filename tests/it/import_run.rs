@@ -18,8 +18,9 @@ fn stub(p: &Project, name: &str) {
     let body = format!(
         r#"#!/bin/sh
 f="{dump}/$PYPM_APP.$PYPM_INSTANCE"
-{{ printf 'argv %s' "$(basename "$0")"; for a in "$@"; do printf ' %s' "$a"; done; echo; echo "cwd $(pwd)"; env | sort; }} > "$f.run"
+# The traps first: once the .run file exists, a stop signal is recorded.
 for s in TERM INT QUIT HUP; do trap "echo $s > '$f.sig'; exit 0" $s; done
+{{ printf 'argv %s' "$(basename "$0")"; for a in "$@"; do printf ' %s' "$a"; done; echo; echo "cwd $(pwd)"; env | sort; }} > "$f.tmp" && mv "$f.tmp" "$f.run"
 while :; do sleep 0.05; done
 "#,
         dump = dump.display()

@@ -87,9 +87,17 @@ pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
             // Heroku and foreman run a Procfile line with `sh -c`: assignments, `${X:-default}`,
             // `&&`, redirections and `$(...)` keep working. The shell expands the variables, so
             // pypm gets the line as written (`$` escaped for pypm as `$$`).
+            // A single simple command is `exec`ed, so the program itself gets the stop signal
+            // and its exit is the instance's (with the shell in between, pypm's stop would
+            // reach the shell first and the program only as a leftover).
+            let line = if is_simple_command(command) {
+                exec_line(command)
+            } else {
+                command.to_string()
+            };
             app.set(
                 "command",
-                vec!["sh".to_string(), "-c".into(), super::lit(command)],
+                vec!["sh".to_string(), "-c".into(), super::lit(&line)],
             );
         } else {
             app.set("command", braced);
@@ -134,4 +142,68 @@ fn assigned_in(command: &str, var: &str) -> bool {
         .split_whitespace()
         .take_while(|w| w.contains('='))
         .any(|w| w.split_once('=').is_some_and(|(k, _)| k == var))
+}
+
+/// One command with its arguments (and leading `VAR=value` words), no lists, pipes,
+/// redirections, subshells or substitutions.
+fn is_simple_command(line: &str) -> bool {
+    !line.contains([';', '&', '|', '<', '>', '(', ')', '`', '\n'])
+        && !line.contains("$(")
+        && line
+            .split_whitespace()
+            .find(|w| !is_assignment(w))
+            .is_some_and(|first| {
+                !matches!(
+                    first,
+                    "if" | "for"
+                        | "while"
+                        | "until"
+                        | "case"
+                        | "exec"
+                        | "{"
+                        | "!"
+                        | "cd"
+                        | "export"
+                )
+            })
+}
+
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(k, _)| {
+        !k.is_empty()
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+    })
+}
+
+/// `A=1 B=2 prog args` → `A=1 B=2 exec prog args` (the assignments reach the program: POSIX
+/// exports assignments before `exec`).
+fn exec_line(line: &str) -> String {
+    let trimmed = line.trim_start();
+    let mut rest = trimmed;
+    let mut head = String::new();
+    while let Some(w) = rest.split_whitespace().next() {
+        if !is_assignment(w) || w.contains(['"', '\'']) {
+            break;
+        }
+        head.push_str(w);
+        head.push(' ');
+        rest = rest[w.len()..].trim_start();
+    }
+    format!("{head}exec {rest}")
+}
+
+#[cfg(test)]
+mod exec_tests {
+    #[test]
+    fn simple_commands_are_execed_and_the_rest_left_to_the_shell() {
+        assert_eq!(
+            super::exec_line("LEVEL=debug python app.py --port $PORT"),
+            "LEVEL=debug exec python app.py --port $PORT"
+        );
+        assert!(super::is_simple_command("python w.py --q ${Q:-default}"));
+        assert!(!super::is_simple_command("cd web && python app.py"));
+        assert!(!super::is_simple_command("python a.py > out.log"));
+        assert!(!super::is_simple_command("echo $(date)"));
+    }
 }

@@ -257,13 +257,14 @@ bin: ~/bin/run
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
-    // The line as written, `$` escaped for pypm: the shell expands `${PORT:-5000}`.
+    // The line as written, `$` escaped for pypm: the shell expands `${PORT:-5000}`; a simple
+    // command is `exec`ed so the program itself gets the stop signal.
     assert_eq!(
         web,
         [
             "sh",
             "-c",
-            "WEB_CONCURRENCY=2 gunicorn app:app -b 0.0.0.0:$${PORT:-5000}"
+            "WEB_CONCURRENCY=2 exec gunicorn app:app -b 0.0.0.0:$${PORT:-5000}"
         ]
     );
     assert_eq!(apps["clock"]["command"].as_str(), Some("python clock.py"));
