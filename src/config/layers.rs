@@ -92,20 +92,23 @@ fn shift_table(t: DeTable<'_>, by: usize) -> DeTable<'_> {
 /// `over` laid over `base`: tables merge key by key, anything else replaces.
 pub fn deep_merge<'s>(base: &mut DeTable<'s>, over: DeTable<'s>) {
     for (k, v) in over {
-        let merged = match (base.get_mut(k.get_ref().as_ref()), v.get_ref()) {
-            (Some(b), DeValue::Table(_)) if matches!(b.get_ref(), DeValue::Table(_)) => {
-                let span = v.span();
-                if let (DeValue::Table(bt), DeValue::Table(ot)) = (b.get_mut(), v.into_inner()) {
-                    deep_merge(bt, ot);
-                }
-                let _ = span;
-                continue;
-            }
-            _ => v,
-        };
-        base.remove(k.get_ref().as_ref());
-        base.insert(k, merged);
+        merge_entry(base, k, v);
     }
+}
+
+/// One entry of [`deep_merge`]: a table into a table merges, anything else replaces (taking
+/// the new key's span, so errors point at the value that won).
+fn merge_entry<'s>(base: &mut DeTable<'s>, k: Spanned<toml::de::DeString<'s>>, v: Val<'s>) {
+    if let Some(b) = base.get_mut(k.get_ref().as_ref())
+        && let (DeValue::Table(bt), DeValue::Table(_)) = (b.get_mut(), v.get_ref())
+    {
+        if let DeValue::Table(ot) = v.into_inner() {
+            deep_merge(bt, ot);
+        }
+        return;
+    }
+    base.remove(k.get_ref().as_ref());
+    base.insert(k, v);
 }
 
 /// A diagnostic found while gathering files, before their offsets are known.
@@ -330,21 +333,7 @@ pub fn merge<'s>(
                         root.insert(k, v);
                     }
                 },
-                _ => match (root.get_mut(name.as_str()), v.get_ref()) {
-                    (Some(base), DeValue::Table(_))
-                        if matches!(base.get_ref(), DeValue::Table(_)) =>
-                    {
-                        if let (DeValue::Table(bt), DeValue::Table(ot)) =
-                            (base.get_mut(), v.into_inner())
-                        {
-                            deep_merge(bt, ot);
-                        }
-                    }
-                    _ => {
-                        root.remove(name.as_str());
-                        root.insert(k, v);
-                    }
-                },
+                _ => merge_entry(&mut root, k, v),
             }
         }
     }
@@ -429,7 +418,7 @@ pub fn apply_profiles<'s>(root: &mut DeTable<'s>, active: &[String], diags: &mut
         };
         for (k, v) in p.clone() {
             match k.get_ref().as_ref() {
-                "pypm" => overlay(root, "pypm", k, v),
+                "pypm" => merge_entry(root, k, v),
                 "apps" => {
                     let DeValue::Table(apps) = v.get_ref() else {
                         diags.push(Diagnostic::new(
@@ -445,7 +434,7 @@ pub fn apply_profiles<'s>(root: &mut DeTable<'s>, active: &[String], diags: &mut
                         })
                         .map(|(n, _)| n.get_ref().as_ref().to_string())
                         .collect();
-                    overlay(root, "apps", k, v.clone());
+                    merge_entry(root, k, v.clone());
                     // `enabled = false` in a profile: not part of this environment at all.
                     if let Some(DeValue::Table(all)) = root.get_mut("apps").map(|a| a.get_mut()) {
                         for r in removed {
@@ -476,26 +465,6 @@ fn list(names: &[String]) -> String {
             .map(|n| format!("`{n}`"))
             .collect::<Vec<_>>()
             .join(", ")
-    }
-}
-
-/// `root[key]` merged with `v` (inserted when absent).
-fn overlay<'s>(root: &mut DeTable<'s>, key: &str, k: Spanned<toml::de::DeString<'s>>, v: Val<'s>) {
-    match root.get_mut(key) {
-        Some(base)
-            if matches!(
-                (base.get_ref(), v.get_ref()),
-                (DeValue::Table(_), DeValue::Table(_))
-            ) =>
-        {
-            if let (DeValue::Table(bt), DeValue::Table(ot)) = (base.get_mut(), v.into_inner()) {
-                deep_merge(bt, ot);
-            }
-        }
-        _ => {
-            root.remove(key);
-            root.insert(k, v);
-        }
     }
 }
 

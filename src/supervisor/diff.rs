@@ -53,22 +53,10 @@ impl Change {
     }
 }
 
-/// Keys that change nothing about a running process.
-const NOT_EFFECTIVE: &[&str] = &[
-    "name",
-    "instances",
-    "enabled",
-    "env",
-    "env_file_vars",
-    "schedule",
-    "timezone",
-    "concurrency",
-    "catch_up",
-    "jitter",
-    "restart_schedule",
-];
+/// Keys that change nothing about a running process (besides [`SCHEDULE_KEYS`]).
+const NOT_EFFECTIVE: &[&str] = &["name", "instances", "enabled", "env", "env_file_vars"];
 
-/// Keys that say when an app runs (a [`Change::Reschedule`]), not how.
+/// Keys that say when an app runs (a [`Change::Reschedule`]), not how: they do not roll it.
 const SCHEDULE_KEYS: &[&str] = &[
     "schedule",
     "timezone",
@@ -77,6 +65,11 @@ const SCHEDULE_KEYS: &[&str] = &[
     "jitter",
     "restart_schedule",
 ];
+
+/// A key whose change does not make a running process stale.
+fn not_effective(key: &str) -> bool {
+    NOT_EFFECTIVE.contains(&key) || SCHEDULE_KEYS.contains(&key)
+}
 
 /// The schedule keys whose values differ, as `schedule changed`, ….
 pub fn changed_schedule_keys(old: &AppSpec, new: &AppSpec) -> Vec<String> {
@@ -120,7 +113,7 @@ pub fn changed_keys(old: &AppSpec, new: &AppSpec) -> Vec<String> {
     let b = serde_json::to_value(&new.app).unwrap_or(Value::Null);
     if let (Value::Object(a), Value::Object(b)) = (&a, &b) {
         for (k, va) in a {
-            if NOT_EFFECTIVE.contains(&k.as_str()) {
+            if not_effective(k) {
                 continue;
             }
             if b.get(k) != Some(va) {
@@ -153,10 +146,7 @@ pub fn spec_hash(s: &AppSpec) -> u64 {
     #[allow(deprecated)]
     let mut h = std::hash::SipHasher::new();
     if let Ok(Value::Object(m)) = serde_json::to_value(&s.app) {
-        let mut keys: Vec<&String> = m
-            .keys()
-            .filter(|k| !NOT_EFFECTIVE.contains(&k.as_str()))
-            .collect();
+        let mut keys: Vec<&String> = m.keys().filter(|k| !not_effective(k)).collect();
         keys.sort();
         for k in keys {
             k.hash(&mut h);

@@ -181,15 +181,7 @@ fn a_full_disk_is_reported_once_and_writing_resumes() {
         "[pypm]\nlog_dir = \"logs\"\n\n[apps.chatty]\ncommand = {chatty}\nlog_max_size = \"1G\"\n"
     ));
     p.up_d();
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            p.row("chatty")["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("disk full"))
-        }),
-        "status never showed the full disk: {:#}",
-        p.status_json()
-    );
+    wait_disk_full(&p, "chatty");
     assert_eq!(p.state_of("chatty"), "running");
     std::fs::remove_file(&filler).unwrap();
     assert!(
@@ -283,15 +275,7 @@ fn deleting_the_live_log_file_on_a_full_disk_frees_the_space_and_writing_goes_on
         "[pypm]\nlog_dir = \"logs\"\n\n[apps.chatty]\ncommand = {chatty}\nlog_max_size = \"1G\"\n"
     ));
     p.up_d();
-    assert!(
-        wait_until(Duration::from_secs(20), || {
-            p.row("chatty")["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("disk full"))
-        }),
-        "status never showed the full disk: {:#}",
-        p.status_json()
-    );
+    wait_disk_full(&p, "chatty");
     let live = mnt.join("chatty.out.log");
     std::fs::remove_file(&live).unwrap();
     assert!(
@@ -344,4 +328,17 @@ fn tmpfs(dir: &std::path::Path, size: &str) -> Option<Unmount> {
         return None;
     }
     Some(Unmount(dir.to_path_buf()))
+}
+
+/// Waits until `app`'s status reason says its disk is full.
+fn wait_disk_full(p: &Project, app: &str) {
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            p.row(app)["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("disk full"))
+        }),
+        "status never showed the full disk: {:#}",
+        p.status_json()
+    );
 }

@@ -13,6 +13,32 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A tmux server of the project's running `pypm monit` in an 80×24 session `monit`, with
+    /// `env` set for it.
+    fn monit(p: &Project, env: &[(&str, &str)]) -> Tmux {
+        let tmux = Tmux {
+            socket: p.path("tmux.sock"),
+        };
+        let vars: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+        let cmd = format!(
+            "{vars}{} --config {} monit",
+            env!("CARGO_BIN_EXE_pypm"),
+            p.config.display()
+        );
+        let started = Command::new("tmux")
+            .arg("-S")
+            .arg(&tmux.socket)
+            .args(["new-session", "-d", "-x", "80", "-y", "24", "-s", "monit"])
+            .arg(&cmd)
+            .env(MARKER_VAR, p.marker())
+            .env_remove("PYPM_CONFIG")
+            .stdin(Stdio::null())
+            .status()
+            .expect("tmux is installed (apt-get install tmux; .ci/run does)");
+        assert!(started.success(), "tmux new-session");
+        tmux
+    }
+
     fn run(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .arg("-S")
@@ -100,25 +126,7 @@ fn monit_in_a_terminal_shows_the_apps_restarts_the_selected_one_and_follows_its_
     let api_pid = p.pid_of("api").expect("api runs");
     let worker_pid = p.pid_of("worker").expect("worker runs");
 
-    let tmux = Tmux {
-        socket: p.path("tmux.sock"),
-    };
-    let cmd = format!(
-        "{} --config {} monit",
-        env!("CARGO_BIN_EXE_pypm"),
-        p.config.display()
-    );
-    let started = Command::new("tmux")
-        .arg("-S")
-        .arg(&tmux.socket)
-        .args(["new-session", "-d", "-x", "80", "-y", "24", "-s", "monit"])
-        .arg(&cmd)
-        .env(MARKER_VAR, p.marker())
-        .env_remove("PYPM_CONFIG")
-        .stdin(Stdio::null())
-        .status()
-        .expect("tmux is installed (apt-get install tmux; .ci/run does)");
-    assert!(started.success(), "tmux new-session");
+    let tmux = Tmux::monit(&p, &[]);
 
     // Both apps show, running, with their pids.
     let s = tmux.wait_screen("both apps running", Duration::from_secs(20), |s| {
@@ -190,24 +198,7 @@ fn monit_says_when_the_supervisor_goes_away_and_picks_up_the_next_one() {
     let api = p.sh("api", "exec sleep 1000\n");
     p.write_config(&format!("[apps.api]\ncommand = {api}\n"));
     p.up_d();
-    let tmux = Tmux {
-        socket: p.path("tmux.sock"),
-    };
-    let cmd = format!(
-        "NO_COLOR=1 {} --config {} monit",
-        env!("CARGO_BIN_EXE_pypm"),
-        p.config.display()
-    );
-    let started = Command::new("tmux")
-        .arg("-S")
-        .arg(&tmux.socket)
-        .args(["new-session", "-d", "-x", "80", "-y", "24", "-s", "monit"])
-        .arg(&cmd)
-        .env(MARKER_VAR, p.marker())
-        .stdin(Stdio::null())
-        .status()
-        .expect("tmux is installed");
-    assert!(started.success(), "tmux new-session");
+    let tmux = Tmux::monit(&p, &[("NO_COLOR", "1")]);
     tmux.wait_screen("api running", Duration::from_secs(20), |s| {
         row_cells(s, "api").is_some_and(|c| c.get(1).is_some_and(|st| st == "running"))
     });
