@@ -2,6 +2,7 @@
 //! runs, and the client the CLI uses.
 
 pub mod client;
+pub mod gate;
 pub mod protocol;
 pub mod server;
 

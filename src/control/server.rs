@@ -2,10 +2,10 @@
 //! created 0600 (umask set around bind, never chmod after), and a peer whose uid is neither ours
 //! nor root's is refused.
 //!
-//! One request per connection, each handled on its own short-lived thread; the handler decides
-//! everything. This module owns the socket file and the framing, nothing about supervision.
+//! One request per connection, each answered on its own short-lived thread once it has arrived
+//! whole (the bounded front of [`super::gate`]); the handler decides everything. This module owns the socket file and the framing, nothing about supervision.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::gate;
 use super::protocol::{
     ErrorKind, MAX_FRAME, Request, RequestFrame, Response, ResponseFrame, VERSION,
 };
@@ -110,40 +111,91 @@ impl Server {
         }
     }
 
-    /// Accepts connections on a thread until stopped; each one is answered on its own thread.
-    /// A request made for another file than `config` (the file this supervisor runs) gets an
-    /// `Error` of code 3 and does not reach `handler`.
+    /// Serves on a thread until stopped, through the bounded front of [`super::gate`]: each
+    /// request is answered on its own short-lived thread. A request made for another file than
+    /// `config` (the file this supervisor runs) gets an `Error` of code 3 and does not reach
+    /// `handler`.
     pub fn serve(self, config: PathBuf, handler: Handler) -> io::Result<JoinHandle<()>> {
-        let owner = Arc::new(Owner::new(config));
+        let service = Arc::new(Control {
+            owner: Owner::new(config),
+            handler,
+        });
         std::thread::Builder::new()
             .name("pypm-control".into())
-            .spawn(move || self.accept_loop(owner, handler))
+            .spawn(move || {
+                gate::run(self.listener, service, LIMITS, &self.stop);
+                let _ = std::fs::remove_file(&self.path);
+            })
+    }
+}
+
+/// The control socket's limits (docs/reliability.md).
+const LIMITS: gate::Limits = gate::Limits {
+    max_pending: 128,
+    max_request: MAX_REQUEST,
+    deadline: PEER_IO_TIMEOUT,
+    max_workers: 64,
+    name: "pypm-control-conn",
+};
+
+/// The largest request line: requests are small (an app name, a file path, profile names).
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+struct Control {
+    owner: Owner,
+    handler: Handler,
+}
+
+impl gate::Service for Control {
+    type Conn = UnixStream;
+
+    fn frame(&self, buf: &[u8]) -> gate::Framing {
+        if memchr::memchr(b'\n', buf).is_some() {
+            gate::Framing::Complete
+        } else if buf.len() > MAX_REQUEST {
+            gate::Framing::TooLarge
+        } else {
+            gate::Framing::Incomplete
+        }
     }
 
-    fn accept_loop(self, owner: Arc<Owner>, handler: Handler) {
-        for conn in self.listener.incoming() {
-            if self.stop.load(Ordering::SeqCst) {
-                break;
+    fn screen(&self, conn: &UnixStream) -> Option<Vec<u8>> {
+        authorize(conn).err().map(frame_bytes)
+    }
+
+    fn refusal(&self, why: gate::Refusal) -> Vec<u8> {
+        frame_bytes(match why {
+            gate::Refusal::TooLarge => {
+                error(format!("error: request larger than {MAX_REQUEST} bytes"))
             }
-            match conn {
-                Ok(stream) => {
-                    let handler = handler.clone();
-                    let owner = owner.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("pypm-control-conn".into())
-                        .spawn(move || handle_connection(stream, &owner, &handler));
-                    if let Err(e) = spawned {
-                        log::warn!("control socket: cannot start a connection thread: {e}");
-                    }
-                }
-                Err(e) => {
-                    log::warn!("control socket: accept failed: {e}");
-                    // EMFILE and the like: do not spin.
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            }
-        }
-        let _ = std::fs::remove_file(&self.path);
+            gate::Refusal::Busy => Response::error(
+                ErrorKind::Unavailable,
+                format!(
+                    "error: the supervisor is answering {} requests already; try again",
+                    LIMITS.max_workers
+                ),
+            ),
+        })
+    }
+
+    fn serve(&self, mut conn: UnixStream, request: Vec<u8>) {
+        let response = match parse_request(&request) {
+            Ok(frame) => match frame.config {
+                Some(file) if !self.owner.owns(&file) => Response::Error {
+                    message: format!(
+                        "error: no supervisor is running for `{}`: the one in this state_dir runs `{}`\n\ngive each file its own `state_dir` in [pypm]",
+                        file.display(),
+                        self.owner.given.display()
+                    ),
+                    code: 3,
+                    cause: ErrorKind::Failed,
+                },
+                _ => (self.handler)(frame.request),
+            },
+            Err(refusal) => refusal,
+        };
+        let _ = conn.write_all(&frame_bytes(response));
+        let _ = conn.flush();
     }
 }
 
@@ -209,30 +261,6 @@ impl Owner {
     }
 }
 
-fn handle_connection(mut stream: UnixStream, owner: &Owner, handler: &Handler) {
-    let _ = stream.set_read_timeout(Some(PEER_IO_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(PEER_IO_TIMEOUT));
-    let response = match authorize(&stream) {
-        Err(refusal) => refusal,
-        Ok(()) => match read_request(&mut stream) {
-            Ok(frame) => match frame.config {
-                Some(file) if !owner.owns(&file) => Response::Error {
-                    message: format!(
-                        "error: no supervisor is running for `{}`: the one in this state_dir runs `{}`\n\ngive each file its own `state_dir` in [pypm]",
-                        file.display(),
-                        owner.given.display()
-                    ),
-                    code: 3,
-                    cause: ErrorKind::Failed,
-                },
-                _ => handler(frame.request),
-            },
-            Err(refusal) => refusal,
-        },
-    };
-    let _ = write_frame(&mut stream, response);
-}
-
 /// SPEC §4: our own uid, or root's.
 pub(crate) fn peer_allowed(peer: u32, me: u32) -> bool {
     peer == me || peer == 0
@@ -257,20 +285,10 @@ fn authorize(stream: &UnixStream) -> Result<(), Response> {
     }
 }
 
-/// Reads one line, at most [`MAX_FRAME`] bytes, and checks its version before its shape.
+/// Parses one request line, checking its version before its shape.
 #[allow(clippy::result_large_err)]
-fn read_request(stream: &mut UnixStream) -> Result<RequestFrame, Response> {
-    let mut line = Vec::new();
-    let mut reader = BufReader::new(stream.take(MAX_FRAME as u64 + 1));
-    reader
-        .read_until(b'\n', &mut line)
-        .map_err(|e| error(format!("error: cannot read the request: {e}")))?;
-    if line.len() > MAX_FRAME {
-        return Err(error(format!(
-            "error: request larger than {MAX_FRAME} bytes"
-        )));
-    }
-    let value: serde_json::Value = serde_json::from_slice(&line)
+fn parse_request(line: &[u8]) -> Result<RequestFrame, Response> {
+    let value: serde_json::Value = serde_json::from_slice(line)
         .map_err(|e| error(format!("error: malformed request: {e}")))?;
     match value.get("v").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(VERSION) => {}
@@ -285,20 +303,24 @@ fn read_request(stream: &mut UnixStream) -> Result<RequestFrame, Response> {
         .map_err(|e| error(format!("error: malformed request: {e}")))
 }
 
-fn write_frame(stream: &mut UnixStream, response: Response) -> io::Result<()> {
-    let frame = ResponseFrame {
-        v: VERSION,
-        response,
-    };
-    let mut text = serde_json::to_vec(&frame).map_err(io::Error::other)?;
-    if text.len() > MAX_FRAME {
-        text = serde_json::to_vec(&ResponseFrame {
+/// A response as one line of the protocol.
+fn frame_bytes(response: Response) -> Vec<u8> {
+    let encode = |response| {
+        serde_json::to_vec(&ResponseFrame {
             v: VERSION,
-            response: error("error: the answer is larger than the protocol allows"),
+            response,
         })
-        .map_err(io::Error::other)?;
-    }
+    };
+    let mut text = match encode(response) {
+        Ok(t) if t.len() <= MAX_FRAME => t,
+        Ok(_) => encode(error(
+            "error: the answer is larger than the protocol allows",
+        ))
+        .unwrap_or_default(),
+        Err(e) => {
+            encode(error(format!("error: cannot encode the answer: {e}"))).unwrap_or_default()
+        }
+    };
     text.push(b'\n');
-    stream.write_all(&text)?;
-    stream.flush()
+    text
 }

@@ -12,21 +12,24 @@
 //!   `localhost:PORT`), or whose `Origin` is not `http://` + that `Host`, gets 403. With
 //!   `http_public = true` any `Host` is accepted (the machine's names are not known), and the
 //!   token still guards everything but `/metrics`.
-//! - One thread per request; Server-Sent Event streams hold theirs until the client goes.
+//! - HTTP/1.1, one request per connection (`Connection: close`), received whole by the bounded
+//!   front of [`crate::control::gate`] before a thread answers it; Server-Sent Event streams hold
+//!   their thread until the client goes. Limits: docs/reliability.md.
 
 pub mod metrics;
 pub mod token;
 
 use std::io::{self, Write};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use serde_json::json;
-use tiny_http::{Header, Method};
 
 use crate::bus::EventBus;
+use crate::control::gate;
 use crate::control::protocol::{ErrorKind, Request, Response};
 use crate::control::server::Handler;
 use crate::logs::{FOLLOW_INTERVAL, Stream, sources, tail_follow};
@@ -43,9 +46,25 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// A running HTTP server; [`HttpServer::stop`] (or drop) ends its accept thread.
 pub struct HttpServer {
-    server: Arc<tiny_http::Server>,
+    stop: Arc<AtomicBool>,
     pub addr: SocketAddr,
 }
+
+/// The HTTP server's limits (docs/reliability.md): the head of a request (request line and
+/// headers) and its body. No route takes a body; a client may still send a small one.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 64 * 1024;
+/// Headers per request.
+const MAX_HEADERS: usize = 64;
+
+const LIMITS: gate::Limits = gate::Limits {
+    max_pending: 256,
+    max_request: MAX_HEAD + MAX_BODY,
+    deadline: Duration::from_secs(10),
+    // Every stream may be open and requests still be answered.
+    max_workers: MAX_STREAMS + 32,
+    name: "pypm-http-req",
+};
 
 /// Server-Sent Event streams open at once; more are refused with 503 (each holds a thread).
 const MAX_STREAMS: usize = 64;
@@ -72,21 +91,17 @@ impl HttpServer {
         // A server being replaced on the same address (a reload) closes its listener from its
         // own thread: give that a moment.
         let mut tries = 0;
-        let server = loop {
-            match tiny_http::Server::http(addr) {
-                Ok(s) => break s,
-                Err(e) if tries < 20 && e.to_string().contains("in use") => {
+        let listener = loop {
+            match TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e) if tries < 20 && e.kind() == io::ErrorKind::AddrInUse => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(e) => return Err(io::Error::other(format!("cannot listen on {addr}: {e}"))),
             }
         };
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| io::Error::other("not an IP address"))?;
-        let server = Arc::new(server);
+        let bound = listener.local_addr()?;
         let hosts = if public {
             Vec::new()
         } else {
@@ -99,34 +114,184 @@ impl HttpServer {
             handler,
             bus,
         });
-        let s = server.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
         std::thread::Builder::new()
             .name("pypm-http".into())
-            .spawn(move || {
-                for req in s.incoming_requests() {
-                    let ctx = ctx.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("pypm-http-req".into())
-                        .spawn(move || handle(req, &ctx));
-                    if let Err(e) = spawned {
-                        log::warn!("http: cannot start a request thread: {e}");
-                    }
-                }
-            })?;
-        Ok(HttpServer {
-            server,
-            addr: bound,
-        })
+            .spawn(move || gate::run(listener, ctx, LIMITS, &flag))?;
+        Ok(HttpServer { stop, addr: bound })
     }
 
+    /// Idempotent; the accept thread ends at once (streams being served end when their client
+    /// goes or the supervisor exits).
     pub fn stop(&self) {
-        self.server.unblock();
+        if !self.stop.swap(true, Ordering::SeqCst) {
+            // Wakes the front's poll.
+            let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        }
     }
 }
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// One received request: its line and headers; the connection to answer on.
+struct Req {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    conn: TcpStream,
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Content Too Large",
+        422 => "Unprocessable Content",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// A whole response, `Connection: close`.
+fn response_bytes(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status} {}\r\n", reason(status)).into_bytes();
+    for (name, value) in headers {
+        // Only visible ASCII is valid in a header value; anything else is left out.
+        if value
+            .bytes()
+            .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+        {
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+    }
+    out.extend_from_slice(
+        format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(body);
+    out
+}
+
+impl Req {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn respond(mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        let _ = self.conn.write_all(&response_bytes(status, headers, body));
+        let _ = self.conn.flush();
+    }
+}
+
+/// What `buf` holds: a whole request (head and `Content-Length` bytes of body), or not yet.
+fn framing(buf: &[u8]) -> gate::Framing {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => gate::Framing::TooLarge,
+        Ok(httparse::Status::Partial) => gate::Framing::Incomplete,
+        Ok(httparse::Status::Complete(head)) => {
+            let length = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("Content-Length"))
+                .map(|h| {
+                    std::str::from_utf8(h.value)
+                        .ok()
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                });
+            match length {
+                Some(Some(n)) if n > MAX_BODY => gate::Framing::TooLarge,
+                Some(Some(n)) if buf.len() < head + n => gate::Framing::Incomplete,
+                // No length, or an unreadable one (answered 400 by `serve`).
+                _ => gate::Framing::Complete,
+            }
+        }
+        Err(httparse::Error::TooManyHeaders) => gate::Framing::TooLarge,
+        // Malformed: `serve` answers 400.
+        Err(_) => gate::Framing::Complete,
+    }
+}
+
+impl gate::Service for Ctx {
+    type Conn = TcpStream;
+
+    fn frame(&self, buf: &[u8]) -> gate::Framing {
+        framing(buf)
+    }
+
+    fn screen(&self, _: &TcpStream) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn refusal(&self, why: gate::Refusal) -> Vec<u8> {
+        let (status, message) = match why {
+            gate::Refusal::TooLarge => (
+                413,
+                format!(
+                    "request too large: at most {MAX_HEAD} bytes of head, {MAX_HEADERS} headers and {MAX_BODY} bytes of body"
+                ),
+            ),
+            gate::Refusal::Busy => (503, "busy: too many requests at once; try again".into()),
+        };
+        let body = format!("{}\n", json!({ "error": message }));
+        response_bytes(
+            status,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+    }
+
+    fn serve(&self, mut conn: TcpStream, request: Vec<u8>) {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut headers);
+        let (Ok(httparse::Status::Complete(_)), Some(method), Some(path)) =
+            (parsed.parse(&request), parsed.method, parsed.path)
+        else {
+            let body = format!("{}\n", json!({ "error": "malformed request" }));
+            let _ = conn.write_all(&response_bytes(
+                400,
+                &[("Content-Type", "application/json")],
+                body.as_bytes(),
+            ));
+            return;
+        };
+        let req = Req {
+            method: method.to_string(),
+            url: path.to_string(),
+            headers: parsed
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+            conn,
+        };
+        handle(req, self);
     }
 }
 
@@ -163,11 +328,8 @@ pub fn origin_allowed(hosts: &[String], host: Option<&str>, origin: Option<&str>
     }
 }
 
-fn header<'a>(req: &'a tiny_http::Request, name: &'static str) -> Option<&'a str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
+fn header<'a>(req: &'a Req, name: &'static str) -> Option<&'a str> {
+    req.header(name)
 }
 
 /// `?a=1&b=2` as pairs (values are taken as they are: tokens, app names and numbers need no
@@ -192,7 +354,7 @@ fn param<'a>(url: &'a str, key: &str) -> Option<&'a str> {
 
 /// The token the request carries, and whether it came in the query (the dashboard then sets
 /// its cookie).
-fn given_token(req: &tiny_http::Request) -> Option<(String, bool)> {
+fn given_token(req: &Req) -> Option<(String, bool)> {
     if let Some(auth) = header(req, "Authorization")
         && let Some(t) = auth.strip_prefix("Bearer ")
     {
@@ -209,37 +371,30 @@ fn given_token(req: &tiny_http::Request) -> Option<(String, bool)> {
     })
 }
 
-/// Adds a header (only ASCII values are valid HTTP; anything else is left out).
-fn with<R: io::Read>(
-    resp: tiny_http::Response<R>,
-    name: &str,
-    value: &str,
-) -> tiny_http::Response<R> {
-    match Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-        Ok(h) => resp.with_header(h),
-        Err(()) => resp,
-    }
+fn respond(req: Req, status: u16, content_type: &str, body: String) {
+    req.respond(
+        status,
+        &[
+            ("Content-Type", content_type),
+            ("Cache-Control", "no-store"),
+        ],
+        body.as_bytes(),
+    );
 }
 
-fn respond(req: tiny_http::Request, status: u16, content_type: &str, body: String) {
-    let resp = tiny_http::Response::from_string(body).with_status_code(status);
-    let resp = with(resp, "Content-Type", content_type);
-    let _ = req.respond(with(resp, "Cache-Control", "no-store"));
-}
-
-fn respond_json(req: tiny_http::Request, status: u16, body: &serde_json::Value) {
+fn respond_json(req: Req, status: u16, body: &serde_json::Value) {
     let mut text = serde_json::to_string_pretty(body).unwrap_or_else(|_| "null".into());
     text.push('\n');
     respond(req, status, "application/json", text);
 }
 
-fn error(req: tiny_http::Request, status: u16, message: &str) {
+fn error(req: Req, status: u16, message: &str) {
     respond_json(req, status, &json!({ "error": message }));
 }
 
 /// An API answer as HTTP: the report as JSON, `Done` as `{"message"}`, an error with the status
 /// its kind calls for.
-fn answer(req: tiny_http::Request, resp: Response) {
+fn answer(req: Req, resp: Response) {
     let value = |v: Result<serde_json::Value, serde_json::Error>| v.unwrap_or(json!(null));
     match resp {
         Response::Status(r) => respond_json(req, 200, &value(serde_json::to_value(r))),
@@ -263,7 +418,7 @@ fn answer(req: tiny_http::Request, resp: Response) {
     }
 }
 
-fn handle(req: tiny_http::Request, ctx: &Ctx) {
+fn handle(req: Req, ctx: &Ctx) {
     let url = req.url().to_string();
     let path = url.split('?').next().unwrap_or("/").to_string();
     if !origin_allowed(&ctx.hosts, header(&req, "Host"), header(&req, "Origin")) {
@@ -273,9 +428,9 @@ fn handle(req: tiny_http::Request, ctx: &Ctx) {
             "forbidden: the Host or Origin is not this server's address",
         );
     }
-    let method = req.method().clone();
+    let method = req.method.clone();
     if path == "/metrics" {
-        if method != Method::Get {
+        if method != "GET" {
             return error(req, 405, "method not allowed");
         }
         return match (ctx.handler)(Request::Metrics) {
@@ -305,60 +460,65 @@ fn handle(req: tiny_http::Request, ctx: &Ctx) {
                 "application/json",
             )
         };
-        let resp = tiny_http::Response::from_string(body).with_status_code(401);
-        let resp = with(resp, "Content-Type", content_type);
-        let _ = req.respond(with(resp, "WWW-Authenticate", "Bearer"));
+        req.respond(
+            401,
+            &[
+                ("Content-Type", content_type),
+                ("WWW-Authenticate", "Bearer"),
+            ],
+            body.as_bytes(),
+        );
         return;
     }
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let h = &ctx.handler;
-    match (&method, segments.as_slice()) {
-        (Method::Get, []) => {
-            let mut resp = tiny_http::Response::from_string(DASHBOARD);
-            resp = with(resp, "Content-Type", "text/html; charset=utf-8");
-            resp = with(resp, "Cache-Control", "no-store");
-            resp = with(
-                resp,
-                "Content-Security-Policy",
-                "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+    match (method.as_str(), segments.as_slice()) {
+        ("GET", []) => {
+            let cookie = format!(
+                "pypm_token={}; Path=/; HttpOnly; SameSite=Strict",
+                ctx.token
             );
+            let mut headers = vec![
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Cache-Control", "no-store"),
+                (
+                    "Content-Security-Policy",
+                    "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",
+                ),
+            ];
             if given.is_some_and(|(_, from_query)| from_query) {
-                let cookie = format!(
-                    "pypm_token={}; Path=/; HttpOnly; SameSite=Strict",
-                    ctx.token
-                );
-                resp = with(resp, "Set-Cookie", &cookie);
+                headers.push(("Set-Cookie", &cookie));
             }
-            let _ = req.respond(resp);
+            req.respond(200, &headers, DASHBOARD.as_bytes());
         }
-        (Method::Get, ["api", "status"]) => {
+        ("GET", ["api", "status"]) => {
             let app = param(&url, "app").map(str::to_string);
             if param(&url, "follow").is_some_and(|v| v != "0") {
                 return status_stream(req, ctx, app);
             }
             answer(req, h(Request::Status { app, light: false }))
         }
-        (Method::Get, ["api", "apps", app]) => answer(
+        ("GET", ["api", "apps", app]) => answer(
             req,
             h(Request::Inspect {
                 app: app.to_string(),
             }),
         ),
-        (Method::Post, ["api", "apps", app, "restart"]) => answer(
+        ("POST", ["api", "apps", app, "restart"]) => answer(
             req,
             h(Request::Restart {
                 app: Some(app.to_string()),
             }),
         ),
-        (Method::Post, ["api", "restart"]) => answer(req, h(Request::Restart { app: None })),
-        (Method::Post, ["api", "reload"]) => answer(req, h(Request::Reload { profiles: None })),
-        (Method::Get, ["api", "plan"]) => answer(req, h(Request::Plan { profiles: None })),
-        (Method::Get, ["api", "history"]) => {
+        ("POST", ["api", "restart"]) => answer(req, h(Request::Restart { app: None })),
+        ("POST", ["api", "reload"]) => answer(req, h(Request::Reload { profiles: None })),
+        ("GET", ["api", "plan"]) => answer(req, h(Request::Plan { profiles: None })),
+        ("GET", ["api", "history"]) => {
             let app = param(&url, "app").map(str::to_string);
             answer(req, h(Request::History { app }))
         }
-        (Method::Get, ["api", "logs", app]) => logs(req, ctx, app, &url),
-        (Method::Get, ["api", "events"]) => events(req, ctx),
+        ("GET", ["api", "logs", app]) => logs(req, ctx, app, &url),
+        ("GET", ["api", "events"]) => events(req, ctx),
         (_, ["api", ..]) | (_, []) => {
             let known = matches!(
                 segments.as_slice(),
@@ -401,8 +561,8 @@ impl Drop for StreamSlot<'_> {
 }
 
 /// Starts a Server-Sent Events response on the raw connection.
-fn sse_start(req: tiny_http::Request) -> io::Result<Box<dyn Write + Send>> {
-    let mut w = req.into_writer();
+fn sse_start(req: Req) -> io::Result<Box<dyn Write + Send>> {
+    let mut w = Box::new(req.conn);
     w.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nConnection: close\r\nX-Accel-Buffering: no\r\n\r\n",
     )?;
@@ -419,7 +579,7 @@ fn sse_send(w: &mut dyn Write, data: &serde_json::Value) -> io::Result<()> {
 /// `GET /api/logs/APP?n=N[&follow=1][&stream=out|err]`: `{"app", "lines": [{"instance",
 /// "stream", "line"}]}` (the order of `pypm logs APP`), or with `follow=1` the same objects as
 /// Server-Sent Events, the last N first, then each new line.
-fn logs(req: tiny_http::Request, ctx: &Ctx, app: &str, url: &str) {
+fn logs(req: Req, ctx: &Ctx, app: &str, url: &str) {
     let inspect = match (ctx.handler)(Request::Inspect { app: app.into() }) {
         Response::Inspect(r) => r,
         other => return answer(req, other),
@@ -510,7 +670,7 @@ fn logs(req: tiny_http::Request, ctx: &Ctx, app: &str, url: &str) {
 
 /// `GET /api/status?follow=1`: the status now, then again after every event and at least every
 /// [`STATUS_EVERY`], as Server-Sent Events (the dashboard's live table).
-fn status_stream(req: tiny_http::Request, ctx: &Ctx, app: Option<String>) {
+fn status_stream(req: Req, ctx: &Ctx, app: Option<String>) {
     let Some(_slot) = StreamSlot::take(ctx) else {
         return error(req, 503, "too many open streams");
     };
@@ -544,7 +704,7 @@ fn status_stream(req: tiny_http::Request, ctx: &Ctx, app: Option<String>) {
 
 /// `GET /api/events`: every event from now on, one Server-Sent Event each (the objects of
 /// `events.jsonl`).
-fn events(req: tiny_http::Request, ctx: &Ctx) {
+fn events(req: Req, ctx: &Ctx) {
     let Some(_slot) = StreamSlot::take(ctx) else {
         return error(req, 503, "too many open streams");
     };
