@@ -674,6 +674,17 @@ fn status_stream(req: Req, ctx: &Ctx, app: Option<String>) {
     let Some(_slot) = StreamSlot::take(ctx) else {
         return error(req, 503, "too many open streams");
     };
+    let status = || {
+        (ctx.handler)(Request::Status {
+            app: app.clone(),
+            light: false,
+        })
+    };
+    // An unknown app (or a supervisor shutting down) is an HTTP error, not a stream of them.
+    let mut first = match status() {
+        Response::Status(r) => Some(r),
+        other => return answer(req, other),
+    };
     let (id, rx) = ctx.bus.subscribe("an /api/status stream");
     let Ok(mut w) = sse_start(req) else {
         ctx.bus.unsubscribe(id);
@@ -681,10 +692,7 @@ fn status_stream(req: Req, ctx: &Ctx, app: Option<String>) {
     };
     let mut run = || -> io::Result<()> {
         loop {
-            let report = match (ctx.handler)(Request::Status {
-                app: app.clone(),
-                light: false,
-            }) {
+            let report = match first.take().map(Response::Status).unwrap_or_else(status) {
                 Response::Status(r) => serde_json::to_value(&r).unwrap_or_default(),
                 Response::Error { message, .. } => serde_json::json!({ "error": message }),
                 _ => serde_json::Value::Null,

@@ -36,6 +36,7 @@ mod os;
 #[path = "unix.rs"]
 mod os;
 
+pub mod alloc;
 pub mod cgroup;
 mod lock;
 mod memory;

@@ -179,6 +179,7 @@ fn wants_of(d: &Desired) -> IndexMap<String, Want> {
 
 /// Runs the supervisor for a file until it is told to stop. Returns once every app is stopped.
 pub fn run(opts: Options) -> Result<(), StartError> {
+    crate::process::alloc::supervising();
     let host = HostEnv::from_process();
     let desired =
         resolve::load(&opts.config_path, &opts.display, &host).map_err(StartError::Config)?;

@@ -106,10 +106,22 @@ fn control_socket_abuse_leaves_status_answering_and_the_supervisor_bounded() {
     }
     let (threads1, fds1, rss1) = vitals(pid);
     let (sent, answer) = big.join().expect("join");
-    assert!(answer.contains("request larger than"), "100 MB line: {answer}");
-    assert!(sent < 50 << 20, "the supervisor read {sent} bytes of the 100 MB line");
-    assert!(worst < Duration::from_secs(1), "status took {worst:?} under attack");
-    assert!(threads1 <= threads0 + 25, "threads {threads0} -> {threads1}");
+    assert!(
+        answer.contains("request larger than"),
+        "100 MB line: {answer}"
+    );
+    assert!(
+        sent < 50 << 20,
+        "the supervisor read {sent} bytes of the 100 MB line"
+    );
+    assert!(
+        worst < Duration::from_secs(1),
+        "status took {worst:?} under attack"
+    );
+    assert!(
+        threads1 <= threads0 + 25,
+        "threads {threads0} -> {threads1}"
+    );
     assert!(rss1 < rss0 + 64 * 1024, "RSS {rss0} -> {rss1} KiB");
     println!(
         "chaos: control socket abuse (garbage, 50k-deep nesting, 100 MB line, 500 idle + 20 deaf connections, foreign uid): status worst {:.0} ms; threads {threads0} -> {threads1}; fds {fds0} -> {fds1}; RSS {rss0} -> {rss1} KiB",
@@ -173,15 +185,27 @@ fn http_abuse_leaves_the_api_answering_and_bounded() {
     // Every mutating route refused without the token, with a foreign Host, with a foreign Origin.
     for route in ["/api/restart", "/api/reload", "/api/apps/a/restart"] {
         let bare = format!("POST {route} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(http_raw(port, bare.as_bytes()), 401, "{route} without token");
+        assert_eq!(
+            http_raw(port, bare.as_bytes()),
+            401,
+            "{route} without token"
+        );
         let foreign_host = format!(
             "POST {route} HTTP/1.1\r\nHost: evil.example:{port}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
         );
-        assert_eq!(http_raw(port, foreign_host.as_bytes()), 403, "{route} foreign Host");
+        assert_eq!(
+            http_raw(port, foreign_host.as_bytes()),
+            403,
+            "{route} foreign Host"
+        );
         let foreign_origin = format!(
             "POST {route} HTTP/1.1\r\nHost: {host}\r\nOrigin: http://evil.example\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
         );
-        assert_eq!(http_raw(port, foreign_origin.as_bytes()), 403, "{route} foreign Origin");
+        assert_eq!(
+            http_raw(port, foreign_origin.as_bytes()),
+            403,
+            "{route} foreign Origin"
+        );
     }
     // Traversal in app names reaches no file.
     for path in [
@@ -201,7 +225,10 @@ fn http_abuse_leaves_the_api_answering_and_bounded() {
         };
         s.set_write_timeout(Some(Duration::from_secs(15))).ok();
         s.set_read_timeout(Some(Duration::from_secs(15))).ok();
-        let head = format!("POST /api/reload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n", 100 << 20);
+        let head = format!(
+            "POST /api/reload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n",
+            100 << 20
+        );
         let _ = s.write_all(head.as_bytes());
         let chunk = vec![b'x'; 1 << 20];
         let mut sent = 0;
@@ -213,7 +240,11 @@ fn http_abuse_leaves_the_api_answering_and_bounded() {
         }
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
-        let code = String::from_utf8_lossy(&out).split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let code = String::from_utf8_lossy(&out)
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
         (sent, code)
     });
 
@@ -249,9 +280,18 @@ fn http_abuse_leaves_the_api_answering_and_bounded() {
     let (_, fds1, rss1) = vitals(pid);
     let (sent, code) = body_sender.join().expect("join");
     assert_eq!(code, 413, "100 MB body");
-    assert!(sent < 50 << 20, "the server read {sent} bytes of the 100 MB body");
-    assert!(worst < Duration::from_secs(1), "status took {worst:?} under attack");
-    assert!(peak_threads <= threads0 + 100, "threads {threads0} -> {peak_threads}");
+    assert!(
+        sent < 50 << 20,
+        "the server read {sent} bytes of the 100 MB body"
+    );
+    assert!(
+        worst < Duration::from_secs(1),
+        "status took {worst:?} under attack"
+    );
+    assert!(
+        peak_threads <= threads0 + 100,
+        "threads {threads0} -> {peak_threads}"
+    );
     assert!(rss1 < rss0 + 64 * 1024, "RSS {rss0} -> {rss1} KiB");
     println!(
         "chaos: HTTP abuse (no token / foreign Host / foreign Origin on every mutating route, traversal, 10 MB header, 100 MB body, 100 slowloris, 1,000 concurrent): status worst {:.0} ms; threads {threads0} -> peak {peak_threads}; fds {fds0} -> {fds1}; RSS {rss0} -> {rss1} KiB; {} of 1,000 connected",

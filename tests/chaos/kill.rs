@@ -59,7 +59,9 @@ fn after_sigkill_with_50_apps_the_next_up_runs_one_process_per_instance() {
     // Still exactly one each a moment later (nothing adopted late, nothing doubled).
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(apps(&p).len(), 50);
-    println!("chaos: supervisor SIGKILL with 50 apps: 0 survivors, next up 50 processes for 50 instances");
+    println!(
+        "chaos: supervisor SIGKILL with 50 apps: 0 survivors, next up 50 processes for 50 instances"
+    );
 }
 
 #[test]
@@ -80,25 +82,41 @@ interval = "100ms"
     assert_eq!(settle_at(&p, 3, Duration::from_secs(15)), 3);
     let old = apps(&p);
     // A roll: each new instance takes a second to become ready, so the roll lasts ~3 s.
-    let mut roll = p.command(&["restart", "web"]).spawn().expect("pypm restart");
+    let mut roll = p
+        .command(&["restart", "web"])
+        .spawn()
+        .expect("pypm restart");
     assert!(
         wait_until(Duration::from_secs(10), || apps(&p).len() > 3),
         "the roll did not start a new instance"
     );
     sigkill_supervisor(&p);
     let _ = wait_child(&mut roll, Duration::from_secs(10));
-    assert_eq!(settle_at(&p, 0, Duration::from_secs(5)), 0, "processes outlived the SIGKILL mid-roll");
+    assert_eq!(
+        settle_at(&p, 0, Duration::from_secs(5)),
+        0,
+        "processes outlived the SIGKILL mid-roll"
+    );
 
     p.up_d();
     assert!(
         wait_until(Duration::from_secs(15), || {
-            let rows = p.status_json()["instances"].as_array().cloned().unwrap_or_default();
+            let rows = p.status_json()["instances"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             rows.len() == 3 && rows.iter().all(|r| r["state"] == "running")
         }),
         "not 3 running instances after the next up: {}",
         p.status_json()
     );
-    assert_eq!(settle_at(&p, 3, Duration::from_secs(10)), 3, "one process per instance");
+    assert_eq!(
+        settle_at(&p, 3, Duration::from_secs(10)),
+        3,
+        "one process per instance"
+    );
     assert!(apps(&p).iter().all(|pid| !old.contains(pid)));
-    println!("chaos: supervisor SIGKILL mid-roll (3 instances, 1 s to ready): 0 survivors, next up 3 processes for 3 instances");
+    println!(
+        "chaos: supervisor SIGKILL mid-roll (3 instances, 1 s to ready): 0 survivors, next up 3 processes for 3 instances"
+    );
 }

@@ -61,6 +61,10 @@ pub fn timed_status(p: &harness::Project) -> Duration {
     let began = std::time::Instant::now();
     let out = p.pypm_timeout(&["status", "--json"], Duration::from_secs(10));
     let took = began.elapsed();
-    assert!(out.status.success(), "status failed: {}", harness::describe(&out));
+    assert!(
+        out.status.success(),
+        "status failed: {}",
+        harness::describe(&out)
+    );
     took
 }

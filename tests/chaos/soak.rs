@@ -75,13 +75,23 @@ fn a_crash_loop_leaves_the_supervisor_flat() {
     let floor = |f: fn(&(usize, usize, u64)) -> u64| tail.iter().map(f).min().unwrap_or(0);
     let peak = |f: fn(&(usize, usize, u64)) -> u64| samples.iter().map(f).max().unwrap_or(0);
     let (threads1, fds1, rss1) = (floor(|v| v.0 as u64), floor(|v| v.1 as u64), floor(|v| v.2));
-    assert!(threads1 <= threads0 as u64 + 1, "threads {threads0} -> {threads1}");
+    assert!(
+        threads1 <= threads0 as u64 + 1,
+        "threads {threads0} -> {threads1}"
+    );
     assert!(fds1 <= fds0 as u64 + 2, "fds {fds0} -> {fds1}");
     assert!(rss1 <= rss0 + 2048, "RSS {rss0} -> {rss1} KiB");
-    assert!(peak(|v| v.1 as u64) <= fds0 as u64 + 16, "fds peaked at {}", peak(|v| v.1 as u64));
+    assert!(
+        peak(|v| v.1 as u64) <= fds0 as u64 + 16,
+        "fds peaked at {}",
+        peak(|v| v.1 as u64)
+    );
     assert!(zombies <= 1, "{zombies} zombies at once");
     // events.jsonl and pypm.log: at most 3 files of 64K each, plus state.json and the token.
-    assert!(state_bytes <= 512 * 1024, "state_dir grew to {state_bytes} bytes");
+    assert!(
+        state_bytes <= 512 * 1024,
+        "state_dir grew to {state_bytes} bytes"
+    );
     let worst = (threads1, fds1, rss1, zombies, state_bytes);
     println!(
         "chaos: crash loop {:.0} s at {rate:.0} restarts/s: threads {threads0} -> {}, fds {fds0} -> {}, RSS {rss0} -> {} KiB, zombies at most {}, state_dir at most {} KiB",
@@ -111,10 +121,13 @@ fn a_log_storm_across_rotations_loses_no_line() {
     let began = Instant::now();
     p.up_d();
     let last = format!("{}\n", lines - 1);
-    let done = wait_until(pick(Duration::from_secs(120), Duration::from_secs(1800)), || {
-        std::fs::read_to_string(p.log_dir().join("count.out.log"))
-            .is_ok_and(|t| t.ends_with(&last))
-    });
+    let done = wait_until(
+        pick(Duration::from_secs(120), Duration::from_secs(1800)),
+        || {
+            std::fs::read_to_string(p.log_dir().join("count.out.log"))
+                .is_ok_and(|t| t.ends_with(&last))
+        },
+    );
     assert!(done, "the last line never arrived");
     let took = began.elapsed();
     p.pypm_ok(&["down"], 0);
@@ -132,12 +145,17 @@ fn a_log_storm_across_rotations_loses_no_line() {
             Some((n, e.path()))
         })
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut next = 0u64;
     for (_, f) in &files {
         let text = std::fs::read_to_string(f).expect("read log");
         for line in text.lines() {
-            assert_eq!(line.parse::<u64>().ok(), Some(next), "in {}: expected {next}", f.display());
+            assert_eq!(
+                line.parse::<u64>().ok(),
+                Some(next),
+                "in {}: expected {next}",
+                f.display()
+            );
             next += 1;
         }
     }
@@ -162,7 +180,10 @@ fn version(k: usize) -> String {
 
 #[test]
 fn after_a_reload_storm_the_last_valid_file_runs_exactly() {
-    let (writes, over) = pick((200usize, Duration::from_secs(10)), (500, Duration::from_secs(30)));
+    let (writes, over) = pick(
+        (200usize, Duration::from_secs(10)),
+        (500, Duration::from_secs(30)),
+    );
     let p = Project::new();
     p.write_config(&version(0));
     p.up_d();
@@ -193,7 +214,11 @@ fn after_a_reload_storm_the_last_valid_file_runs_exactly() {
                 pid.is_some_and(|pid| environ_of(pid, "V").as_deref() == Some(want_v.as_str()))
             })
     });
-    assert!(settled, "expected {want_apps} apps with V={want_v}: {:?}", p.pids());
+    assert!(
+        settled,
+        "expected {want_apps} apps with V={want_v}: {:?}",
+        p.pids()
+    );
     // One process per instance, no orphan: the marked processes are the apps and the supervisor.
     let sup = p.supervisor_pid().expect("supervisor pid");
     let mut seen: BTreeMap<i32, String> = BTreeMap::new();
@@ -215,5 +240,52 @@ fn after_a_reload_storm_the_last_valid_file_runs_exactly() {
         "chaos: reload storm {writes} writes in {:.0} s (rename and in-place alternating, every 10th invalid): the last valid version (V={want_v}, {want_apps} apps) runs exactly, {} processes, {reloads} config_applied events",
         over.as_secs_f64(),
         seen.len()
+    );
+}
+
+#[test]
+fn down_writes_every_line_the_apps_had_written() {
+    let (apps, lines) = (10usize, 50_000u64);
+    let p = Project::new();
+    let burst = p.write_script(
+        "burst.py",
+        &format!(
+            "import os, sys, time\nw = sys.stdout.write\nfor i in range({lines}):\n    w('%d\\n' % i)\nsys.stdout.flush()\nopen(sys.argv[1], 'w').close()\ntime.sleep(1000)\n"
+        ),
+    );
+    let mut file = String::new();
+    for i in 0..apps {
+        let mark = p.path(&format!("done.{i}"));
+        file.push_str(&format!(
+            "[apps.b{i}]\ncommand = \"python3 {burst} {}\"\n\n",
+            mark.display()
+        ));
+    }
+    p.write_config(&file);
+    p.up_d();
+    // Each app has handed all its lines to its pipe (they may still be in the pipe or the pump).
+    assert!(
+        wait_until(Duration::from_secs(60), || (0..apps)
+            .all(|i| p.path(&format!("done.{i}")).exists())),
+        "the apps did not finish writing"
+    );
+    p.pypm_ok(&["down"], 0);
+    let mut lost = 0u64;
+    for i in 0..apps {
+        let text =
+            std::fs::read_to_string(p.log_dir().join(format!("b{i}.out.log"))).unwrap_or_default();
+        let got = text.lines().count() as u64;
+        assert!(
+            text.lines()
+                .enumerate()
+                .all(|(n, l)| l.parse::<usize>().ok() == Some(n)),
+            "b{i}: lines out of order"
+        );
+        lost += lines - got;
+    }
+    assert_eq!(lost, 0, "lines lost at down");
+    println!(
+        "chaos: down right after {apps} apps wrote {lines} lines each: {} lines on disk, 0 lost",
+        apps as u64 * lines
     );
 }
