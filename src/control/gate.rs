@@ -114,11 +114,8 @@ struct Pending<C> {
     since: Instant,
 }
 
-/// How often the front looks at its stop flag when nothing happens.
-const STOP_CHECK: Duration = Duration::from_millis(250);
-
-/// Serves `listener` on the calling thread until `stop` is set (then wakes within
-/// [`STOP_CHECK`]). Requests being answered finish on their own threads.
+/// Serves `listener` on the calling thread until `stop` is set and a connection (the stopper's)
+/// wakes it. Requests being answered finish on their own threads.
 pub fn run<L, S>(listener: L, service: Arc<S>, limits: Limits, stop: &AtomicBool)
 where
     L: Listen,
@@ -136,20 +133,25 @@ where
     let mut ready = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
+        // No timer while nothing waits: an idle supervisor is never woken (the stopper's
+        // connection wakes the poll).
         let wait = pending
             .iter()
             .map(|p| (p.since + limits.deadline).saturating_duration_since(now))
-            .min()
-            .unwrap_or(STOP_CHECK)
-            .min(STOP_CHECK);
+            .min();
         let (listener_ready, readable) = {
             let mut fds = Vec::with_capacity(pending.len() + 1);
             fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
             for p in &pending {
                 fds.push(PollFd::new(p.conn.as_fd(), PollFlags::POLLIN));
             }
-            let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
-            match poll(&mut fds, PollTimeout::from(ms)) {
+            let timeout = match wait {
+                None => PollTimeout::NONE,
+                Some(w) => {
+                    PollTimeout::from(u16::try_from(w.as_millis().max(1)).unwrap_or(u16::MAX))
+                }
+            };
+            match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
@@ -321,6 +323,9 @@ mod tests {
     use super::*;
     use std::io::BufRead;
 
+    /// Requests of the "sleep" kind being answered.
+    static SLEEPING: AtomicUsize = AtomicUsize::new(0);
+
     /// Lines in, the line reversed out; slow on "sleep".
     struct Echo;
 
@@ -341,7 +346,9 @@ mod tests {
         }
         fn serve(&self, mut conn: UnixStream, request: Vec<u8>) {
             if request.starts_with(b"sleep") {
+                SLEEPING.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_secs(2));
+                SLEEPING.fetch_sub(1, Ordering::SeqCst);
             }
             let mut line: Vec<u8> = request.into_iter().filter(|b| *b != b'\n').collect();
             line.reverse();
@@ -386,6 +393,13 @@ mod tests {
         }
     }
 
+    /// Stops the front as the servers' stoppers do: the flag, then a connection to wake it.
+    fn halt(path: &std::path::Path, stop: &AtomicBool, t: std::thread::JoinHandle<()>) {
+        stop.store(true, Ordering::SeqCst);
+        let _ = UnixStream::connect(path);
+        t.join().expect("join");
+    }
+
     fn ask(path: &std::path::Path, line: &[u8]) -> String {
         let mut c = UnixStream::connect(path).expect("connect");
         c.set_read_timeout(Some(Duration::from_secs(5)))
@@ -418,8 +432,7 @@ mod tests {
             .expect("timeout");
         let mut b = [0u8; 1];
         assert_eq!(first.read(&mut b).expect("read"), 0);
-        stop.store(true, Ordering::SeqCst);
-        t.join().expect("join");
+        halt(&path, &stop, t);
     }
 
     #[test]
@@ -437,8 +450,7 @@ mod tests {
             "{:?}",
             began.elapsed()
         );
-        stop.store(true, Ordering::SeqCst);
-        t.join().expect("join");
+        halt(&path, &stop, t);
     }
 
     #[test]
@@ -451,21 +463,21 @@ mod tests {
                 std::thread::spawn(move || ask(&p, b"sleep\n"))
             })
             .collect();
-        // Both workers busy (polled: the slow requests have been taken once a third is refused).
+        // Both workers busy: a third request is refused.
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut refused = false;
-        while Instant::now() < deadline && !refused {
-            refused = ask(&path, b"abc\n") == "Busy\n";
+        while SLEEPING.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
-        assert!(
-            refused,
-            "a third request was answered while two workers were busy"
+        assert_eq!(
+            SLEEPING.load(Ordering::SeqCst),
+            2,
+            "the slow requests were not both taken"
         );
+        assert_eq!(ask(&path, b"abc\n"), "Busy\n");
         for s in slow {
             assert_eq!(s.join().expect("join"), "peels\n");
         }
         assert_eq!(ask(&path, b"abc\n"), "cba\n");
-        stop.store(true, Ordering::SeqCst);
-        t.join().expect("join");
+        halt(&path, &stop, t);
     }
 }
