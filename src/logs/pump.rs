@@ -43,6 +43,15 @@ const BIG_PIPE_SIZE: usize = 1024 * 1024;
 /// Reads per pipe at shutdown, so a child that keeps writing cannot hold shutdown up.
 const SHUTDOWN_READS: usize = 64;
 
+/// A small read (below this) soon after the previous one means a pipe is fed line by line (an
+/// unbuffered `print()` per line): the pump lets it fill for [`COALESCE`] before the next read,
+/// so one read and one write carry a few milliseconds of lines instead of one each. A pipe that
+/// was quiet is read at once, and so is the rest of its line (Python writes a line's text and its
+/// newline separately); a pipe that fills faster than this is read back to back, as before.
+const SMALL_READ: usize = 16 * 1024;
+/// How long a pipe fed line by line rests between reads (the most a line waits for it).
+const COALESCE: Duration = Duration::from_millis(5);
+
 /// Where one pipe's lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogTarget {
@@ -206,6 +215,9 @@ struct Pipe {
     path: PathBuf,
     lines: LineSplitter,
     tap: Option<Tap>,
+    /// After a small read: not polled before then (see [`SMALL_READ`]).
+    rest_until: Option<Instant>,
+    last_read: Option<Instant>,
 }
 
 /// A file's write state: `retry_at` is set while it is failing.
@@ -241,8 +253,12 @@ impl Pump {
             let wake = {
                 let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
                 let mut idx = Vec::with_capacity(self.pipes.len());
-                for (i, p) in self.pipes.iter().enumerate() {
-                    if self.files[&p.path].retry_at.is_none() {
+                let now = Instant::now();
+                for (i, p) in self.pipes.iter_mut().enumerate() {
+                    if p.rest_until.is_some_and(|t| t <= now) {
+                        p.rest_until = None;
+                    }
+                    if p.rest_until.is_none() && self.files[&p.path].retry_at.is_none() {
                         fds.push(PollFd::new(p.file.as_fd(), PollFlags::POLLIN));
                         idx.push(i);
                     }
@@ -279,7 +295,9 @@ impl Pump {
     }
 
     fn poll_timeout(&self) -> PollTimeout {
-        let Some(next) = self.files.values().filter_map(|t| t.retry_at).min() else {
+        let retries = self.files.values().filter_map(|t| t.retry_at);
+        let rests = self.pipes.iter().filter_map(|p| p.rest_until);
+        let Some(next) = retries.chain(rests).min() else {
             return PollTimeout::NONE;
         };
         let wait = next.saturating_duration_since(Instant::now());
@@ -320,6 +338,8 @@ impl Pump {
                         path: target.path,
                         lines: LineSplitter::default(),
                         tap,
+                        rest_until: None,
+                        last_read: None,
                     });
                 }
             }
@@ -367,6 +387,12 @@ impl Pump {
                 }
             }
         };
+        let now = Instant::now();
+        let fed = pipe
+            .last_read
+            .is_some_and(|t| now.duration_since(t) < 2 * COALESCE);
+        pipe.rest_until = (n < SMALL_READ && fed).then(|| now + COALESCE);
+        pipe.last_read = Some(now);
         #[cfg(target_os = "linux")]
         if n >= PIPE_SIZE && !pipe.grown {
             pipe.grown = true;
