@@ -11,8 +11,15 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::resolve::Desired;
 
-/// How long after the last change a reload (or a `watch` restart) happens.
+/// How long after the last change of an app's `watch` files its restart happens (a checkout or
+/// a build touches many files over a while).
 pub const DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long after the last save of the file (or an `env_file`, an `include`) it is applied. An
+/// editor's save is one write or one rename, which this covers many times over; a save that is
+/// still half written when it runs out is invalid, keeps the last valid version running and is
+/// followed by its completion's own reload.
+pub const CONFIG_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// During a storm of saves (each one restarting the debounce), the newest version is applied at
 /// least this often.

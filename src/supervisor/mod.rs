@@ -463,7 +463,8 @@ impl Supervisor {
             Event::Probe(r) => self.on_probe(r),
             Event::FileChanged(p) => {
                 let m = crate::watch::classify(&self.desired, &p);
-                let at = Instant::now() + crate::watch::DEBOUNCE;
+                let now = Instant::now();
+                let at = now + crate::watch::DEBOUNCE;
                 if m.reload {
                     // Remember the newest valid version of this burst of saves (a save that
                     // leaves the file invalid must not hide the valid one before it).
@@ -482,8 +483,11 @@ impl Supervisor {
                     // Debounced, but a storm of saves is applied at least every
                     // `RELOAD_MAX_WAIT`: the newest version then, valid or not (an invalid one
                     // keeps the last valid one running, and the next save is applied in turn).
-                    let first = *self.reload_first.get_or_insert(Instant::now());
-                    self.reload_at = Some(at.min(first + crate::watch::RELOAD_MAX_WAIT));
+                    let first = *self.reload_first.get_or_insert(now);
+                    self.reload_at = Some(
+                        (now + crate::watch::CONFIG_DEBOUNCE)
+                            .min(first + crate::watch::RELOAD_MAX_WAIT),
+                    );
                 }
                 for app in m.apps {
                     self.restart_at.insert(app, at);
