@@ -1270,8 +1270,10 @@ def sc_logs(cls, res: dict, mib: int) -> None:
             res["logs_timeout"] = 1.0
 
 
-def sc_watch(binary: str, res: dict) -> None:
-    with Session(Pypm, "pypm-watch") as s:
+def sc_watch(cls, res: dict) -> None:
+    # `cls`, not `Pypm`: with --pypm-alt each build is measured (this row measured the first
+    # binary twice before 2026-12-07).
+    with Session(cls, "pypm-watch") as s:
         m = s.m
         progs = s.programs(5)
         m.write(progs, watch=True)
@@ -1550,7 +1552,7 @@ def main() -> int:
                 if "logs" in sel:
                     steps.append(("logs", lambda: sc_logs(cls, res, log_mib)))
                 if m in ("pypm", "pypm-alt") and "watch" in sel:
-                    steps.append(("watch", lambda: sc_watch(cls.binary, res)))
+                    steps.append(("watch", lambda: sc_watch(cls, res)))
                 if not steps:
                     continue
                 for name, fn in steps:
