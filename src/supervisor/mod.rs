@@ -101,6 +101,8 @@ struct Supervisor {
     /// Start-up or a reload touched code and heap an idle supervisor does not need: give them
     /// back once nothing is starting (`process::release_startup_memory`).
     release_pending: bool,
+    /// When the release is due (set once nothing is starting; a start puts it off).
+    release_at: Option<Instant>,
     /// An exit arrived since the last sweep for orphans (`Reaper::sweep_orphans`).
     sweep_due: bool,
     /// A second SIGTERM/SIGINT killed every app: the loop ends without waiting for the exits.
@@ -287,6 +289,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         usage_cache: None,
         dirty: true,
         release_pending: true,
+        release_at: None,
         sweep_due: false,
         aborting: false,
         reaper: reaper.clone(),
@@ -361,6 +364,9 @@ fn start_signal_thread(tx: Sender<Event>) -> Result<(), StartError> {
     Ok(())
 }
 
+/// How long a settled supervisor waits before it gives start-up memory back.
+const RELEASE_AFTER: Duration = Duration::from_millis(500);
+
 impl Supervisor {
     fn run_loop(&mut self, rx: &Receiver<Event>) {
         loop {
@@ -411,21 +417,34 @@ impl Supervisor {
             if self.dirty {
                 self.save();
             }
-            if self.release_pending
-                && !self
-                    .obs
-                    .instances
-                    .values()
-                    .any(|i| i.state == State::Starting)
-            {
-                self.release_pending = false;
-                if !std::mem::replace(&mut self.told_ready, true) {
-                    // systemd `Type=notify`: up once nothing is starting (as `up -d` returns).
-                    if let Err(e) = process::sd_notify("READY=1") {
-                        log::warn!("cannot notify the service manager: {e}");
+            let starting = self
+                .obs
+                .instances
+                .values()
+                .any(|i| i.state == State::Starting);
+            if !starting && !std::mem::replace(&mut self.told_ready, true) {
+                // systemd `Type=notify`: up once nothing is starting (as `up -d` returns).
+                if let Err(e) = process::sd_notify("READY=1") {
+                    log::warn!("cannot notify the service manager: {e}");
+                }
+            }
+            let mut wake = wake;
+            if self.release_pending {
+                if starting {
+                    self.release_at = None;
+                } else {
+                    // Once nothing has started for RELEASE_AFTER: what settling itself runs
+                    // (the last answers to `up -d`, the first samples, state and event writes)
+                    // would fault the code back in right after an earlier release.
+                    let at = *self.release_at.get_or_insert(now + RELEASE_AFTER);
+                    if now >= at {
+                        self.release_pending = false;
+                        self.release_at = None;
+                        process::release_startup_memory();
+                    } else {
+                        wake = Some(wake.map_or(at, |w| w.min(at)));
                     }
                 }
-                process::release_startup_memory();
             }
             let event = match wake {
                 Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
