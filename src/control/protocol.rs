@@ -1,8 +1,9 @@
 //! The one request/response protocol between the CLI (and later the HTTP API) and the supervisor.
 //!
 //! Framing: one JSON object per line over the Unix socket `state_dir/pypm.sock`, at most
-//! [`MAX_FRAME`] bytes. Every frame carries `v` = [`VERSION`]; a daemon answers a request of another
-//! version with an error naming both versions.
+//! [`MAX_FRAME`] bytes (a request at most 64 KiB: `server::MAX_REQUEST`). Every frame carries
+//! `v` = [`VERSION`]; a daemon answers a request of another version with an error naming both
+//! versions.
 
 use serde::{Deserialize, Serialize};
 
