@@ -11,16 +11,19 @@
 //! - a request must arrive whole within [`Limits::deadline`] of the connection, and be at most
 //!   [`Limits::max_request`] bytes (larger: the service's "too large" answer, then close);
 //! - at most [`Limits::max_workers`] requests are answered at once (one thread each; a
-//!   Server-Sent Events stream keeps its thread); beyond, the service's "busy" answer.
+//!   Server-Sent Events stream keeps its thread); whole requests beyond that wait, first come
+//!   first served, for a worker to finish (at most [`Limits::max_queued`] of them, none longer
+//!   than [`Limits::deadline`]); beyond, the service's "busy" answer.
 //!
 //! The limits are listed in docs/reliability.md.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A connection the front can read without blocking and hand on in blocking mode.
@@ -104,6 +107,8 @@ pub struct Limits {
     pub deadline: Duration,
     /// Requests answered at once.
     pub max_workers: usize,
+    /// Whole requests waiting for a worker.
+    pub max_queued: usize,
     /// Names the worker threads.
     pub name: &'static str,
 }
@@ -128,7 +133,12 @@ where
             limits.name
         );
     }
-    let active = Arc::new(AtomicUsize::new(0));
+    let workers = Arc::new(Workers {
+        state: Mutex::new(Crew {
+            active: 0,
+            queue: VecDeque::new(),
+        }),
+    });
     let mut pending: Vec<Pending<L::Conn>> = Vec::new();
     let mut ready = Vec::new();
     while !stop.load(Ordering::SeqCst) {
@@ -195,7 +205,7 @@ where
         let mut kept = Vec::with_capacity(pending.len());
         for (i, p) in std::mem::take(&mut pending).into_iter().enumerate() {
             if ready.contains(&i) {
-                dispatch(p, &service, &limits, &active);
+                dispatch(p, &service, &limits, &workers);
             } else if !gone[i] {
                 kept.push(p);
             }
@@ -277,43 +287,96 @@ fn send_now<C: Conn>(conn: &mut C, bytes: &[u8]) {
     let _ = conn.write(bytes);
 }
 
+/// The requests being answered and the whole ones waiting for a worker, under one lock so that a
+/// worker that finds the queue empty and leaves, and the front that finds every worker busy and
+/// queues, never miss each other.
+struct Workers<C> {
+    state: Mutex<Crew<C>>,
+}
+
+struct Crew<C> {
+    active: usize,
+    queue: VecDeque<(C, Vec<u8>, Instant)>,
+}
+
+impl<C> Workers<C> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Crew<C>> {
+        // A worker that panicked mid-request left the counts consistent (they change only
+        // under the lock, in a few lines that cannot panic).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Gives a worker's place back if its request panics.
+struct Unwind<'a, C>(&'a Workers<C>);
+impl<C> Drop for Unwind<'_, C> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().active -= 1;
+        }
+    }
+}
+
 fn dispatch<S: Service>(
     p: Pending<S::Conn>,
     service: &Arc<S>,
     limits: &Limits,
-    active: &Arc<AtomicUsize>,
+    workers: &Arc<Workers<S::Conn>>,
 ) {
     let Pending { mut conn, buf, .. } = p;
-    if active.fetch_add(1, Ordering::SeqCst) >= limits.max_workers {
-        active.fetch_sub(1, Ordering::SeqCst);
-        send_now(&mut conn, &service.refusal(Refusal::Busy));
-        return;
-    }
     if conn
         .set_nonblocking(false)
         .and_then(|()| conn.set_timeouts(limits.deadline))
         .is_err()
     {
-        active.fetch_sub(1, Ordering::SeqCst);
         return;
     }
-    /// Gives the worker's place back however its thread ends.
-    struct Place(Arc<AtomicUsize>);
-    impl Drop for Place {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
+    {
+        let mut crew = workers.lock();
+        if crew.active >= limits.max_workers {
+            if crew.queue.len() < limits.max_queued {
+                crew.queue.push_back((conn, buf, Instant::now()));
+            } else {
+                drop(crew);
+                let _ = conn.write_all(&service.refusal(Refusal::Busy));
+            }
+            return;
         }
+        crew.active += 1;
     }
-    let place = Place(active.clone());
-    let service = service.clone();
+    let (service, crew, deadline) = (service.clone(), workers.clone(), limits.deadline);
     let spawned = std::thread::Builder::new()
         .name(limits.name.into())
         .spawn(move || {
-            let _place = place;
-            service.serve(conn, buf);
+            let _unwind = Unwind(&crew);
+            let (mut conn, mut buf) = (conn, buf);
+            loop {
+                service.serve(conn, buf);
+                // The next waiting request, or the worker's place given back.
+                loop {
+                    let next = {
+                        let mut c = crew.lock();
+                        match c.queue.pop_front() {
+                            Some(next) => next,
+                            None => {
+                                c.active -= 1;
+                                return;
+                            }
+                        }
+                    };
+                    let (mut waited, request, since) = next;
+                    if since.elapsed() < deadline {
+                        (conn, buf) = (waited, request);
+                        break;
+                    }
+                    // Its client has given up by now; a late mutation would surprise.
+                    let _ = waited.write_all(&service.refusal(Refusal::Busy));
+                }
+            }
         });
     if let Err(e) = spawned {
-        // The closure (and its place) was dropped with the error.
+        // The closure (and the connection) was dropped with the error.
+        workers.lock().active -= 1;
         log::warn!("{}: cannot start a thread: {e}", limits.name);
     }
 }
@@ -322,9 +385,12 @@ fn dispatch<S: Service>(
 mod tests {
     use super::*;
     use std::io::BufRead;
+    use std::sync::atomic::AtomicUsize;
 
     /// Requests of the "sleep" kind being answered.
     static SLEEPING: AtomicUsize = AtomicUsize::new(0);
+    /// The tests that count [`SLEEPING`] run one at a time.
+    static SLEEPERS: Mutex<()> = Mutex::new(());
 
     /// Lines in, the line reversed out; slow on "sleep".
     struct Echo;
@@ -415,6 +481,7 @@ mod tests {
         max_request: 64,
         deadline: Duration::from_millis(600),
         max_workers: 2,
+        max_queued: 0,
         name: "gate-test",
     };
 
@@ -455,6 +522,7 @@ mod tests {
 
     #[test]
     fn an_oversized_request_is_refused_and_workers_are_capped() {
+        let _one = SLEEPERS.lock().unwrap_or_else(PoisonError::into_inner);
         let (path, stop, t, _dir) = start(LIMITS);
         assert_eq!(ask(&path, &[b'x'; 200]), "TooLarge\n");
         let slow: Vec<_> = (0..2)
@@ -478,6 +546,33 @@ mod tests {
             assert_eq!(s.join().expect("join"), "peels\n");
         }
         assert_eq!(ask(&path, b"abc\n"), "cba\n");
+        halt(&path, &stop, t);
+    }
+
+    #[test]
+    fn a_whole_request_waits_for_a_worker_while_the_queue_has_room() {
+        let _one = SLEEPERS.lock().unwrap_or_else(PoisonError::into_inner);
+        let (path, stop, t, _dir) = start(Limits {
+            max_queued: 1,
+            // Longer than a "sleep": the waiting request is still wanted when its turn comes.
+            deadline: Duration::from_secs(5),
+            ..LIMITS
+        });
+        let slow: Vec<_> = (0..2)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || ask(&p, b"sleep\n"))
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while SLEEPING.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Both workers busy: the request waits and is answered, not refused.
+        assert_eq!(ask(&path, b"abc\n"), "cba\n");
+        for s in slow {
+            assert_eq!(s.join().expect("join"), "peels\n");
+        }
         halt(&path, &stop, t);
     }
 }

@@ -135,6 +135,7 @@ const LIMITS: gate::Limits = gate::Limits {
     max_request: MAX_REQUEST,
     deadline: PEER_IO_TIMEOUT,
     max_workers: 64,
+    max_queued: 128,
     name: "pypm-control-conn",
 };
 

@@ -63,6 +63,8 @@ const LIMITS: gate::Limits = gate::Limits {
     deadline: Duration::from_secs(10),
     // Every stream may be open and requests still be answered.
     max_workers: MAX_STREAMS + 32,
+    // A burst of whole requests waits its turn rather than being refused.
+    max_queued: 256,
     name: "pypm-http-req",
 };
 
