@@ -228,18 +228,19 @@ pub(super) fn read_app(
             } else {
                 format!("SIG{upper}")
             };
-            if SIGNALS.contains(&canon.as_str()) {
-                canon
-            } else {
-                cx.err_help(
-                    span,
-                    format!("unknown signal `{s}` for `stop_signal` of {ctx}"),
-                    did_you_mean(&canon, SIGNALS.iter().copied()),
-                );
-                "SIGTERM".into()
+            match crate::process::parse_signal(&canon) {
+                Ok(sig) if SIGNALS.contains(&canon.as_str()) => StopSignal(sig),
+                _ => {
+                    cx.err_help(
+                        span,
+                        format!("unknown signal `{s}` for `stop_signal` of {ctx}"),
+                        did_you_mean(&canon, SIGNALS.iter().copied()),
+                    );
+                    StopSignal::default()
+                }
             }
         }
-        None => "SIGTERM".into(),
+        None => StopSignal::default(),
     };
 
     let revision = t.get("revision").and_then(|v| match v.get_ref() {
@@ -546,7 +547,7 @@ pub(super) fn read_probe(
             "log" => t
                 .str(cx, "log")
                 .and_then(|(re, span)| match regex::Regex::new(&re) {
-                    Ok(_) => Some(ProbeCheck::Log(re)),
+                    Ok(re) => Some(ProbeCheck::Log(LogPattern(re))),
                     Err(e) => {
                         let first = e
                             .to_string()

@@ -67,22 +67,80 @@ pub const CONDITIONS: &[&str] = &["started", "ready", "completed"];
 pub const KINDS: &[&str] = &["service", "task"];
 pub const RESTART_POLICIES: &[&str] = &["always", "on-failure", "never"];
 pub const CONCURRENCY: &[&str] = &["forbid", "allow", "replace"];
-pub const EVENT_NAMES: &[&str] = &[
-    "started",
-    "ready",
-    "exited",
-    "restarting",
-    "stopped",
-    "failed",
-    "memory_limit",
-    "unhealthy",
-    "config_error",
-    "config_applied",
-    "log_error",
-    "scheduled",
-    "skipped",
-    "restart_loop",
-];
+/// Every event the supervisor records (SPEC §7), by the name it has in `events.jsonl`, in
+/// notifier `on` lists and in the HTTP event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Started,
+    Ready,
+    Exited,
+    Restarting,
+    Stopped,
+    Failed,
+    MemoryLimit,
+    Unhealthy,
+    ConfigError,
+    ConfigApplied,
+    LogError,
+    Scheduled,
+    Skipped,
+    RestartLoop,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 14] = [
+        EventKind::Started,
+        EventKind::Ready,
+        EventKind::Exited,
+        EventKind::Restarting,
+        EventKind::Stopped,
+        EventKind::Failed,
+        EventKind::MemoryLimit,
+        EventKind::Unhealthy,
+        EventKind::ConfigError,
+        EventKind::ConfigApplied,
+        EventKind::LogError,
+        EventKind::Scheduled,
+        EventKind::Skipped,
+        EventKind::RestartLoop,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Started => "started",
+            EventKind::Ready => "ready",
+            EventKind::Exited => "exited",
+            EventKind::Restarting => "restarting",
+            EventKind::Stopped => "stopped",
+            EventKind::Failed => "failed",
+            EventKind::MemoryLimit => "memory_limit",
+            EventKind::Unhealthy => "unhealthy",
+            EventKind::ConfigError => "config_error",
+            EventKind::ConfigApplied => "config_applied",
+            EventKind::LogError => "log_error",
+            EventKind::Scheduled => "scheduled",
+            EventKind::Skipped => "skipped",
+            EventKind::RestartLoop => "restart_loop",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The names of [`EventKind::ALL`].
+pub const EVENT_NAMES: [&str; EventKind::ALL.len()] = {
+    let mut out = [""; EventKind::ALL.len()];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = EventKind::ALL[i].as_str();
+        i += 1;
+    }
+    out
+};
 
 pub const TOP_KEYS: &[&str] = &[
     "include",

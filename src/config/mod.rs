@@ -23,6 +23,35 @@ use serde::Serialize;
 use crate::diagnostic::{Diagnostic, Renderer, Span};
 
 /// A configuration file, read and validated.
+/// The signal `stop_signal` names, parsed once when the file is read; shown (and serialised) by
+/// its canonical name, e.g. `SIGTERM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StopSignal(pub crate::process::Signal);
+
+impl StopSignal {
+    pub fn as_str(self) -> &'static str {
+        self.0.as_str()
+    }
+}
+
+impl Default for StopSignal {
+    fn default() -> Self {
+        StopSignal(crate::process::Signal::SIGTERM)
+    }
+}
+
+impl std::fmt::Display for StopSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for StopSignal {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
     /// The file as found (absolute).
@@ -160,8 +189,33 @@ pub enum ProbeCheck {
     Http(String),
     Tcp(String),
     Exec(Vec<String>),
-    Log(String),
+    Log(LogPattern),
     Notify,
+}
+
+/// The `log` probe's regular expression, compiled once when the file is read; compared,
+/// hashed and serialised by its source text.
+#[derive(Debug, Clone)]
+pub struct LogPattern(pub regex::Regex);
+
+impl PartialEq for LogPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for LogPattern {}
+
+impl std::hash::Hash for LogPattern {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.as_str().hash(h);
+    }
+}
+
+impl Serialize for LogPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, Hash)]
@@ -202,8 +256,7 @@ pub struct App {
     pub restart_window: Duration,
     pub min_uptime: Duration,
     pub success_exit_codes: Vec<i32>,
-    /// Canonical name, e.g. `SIGTERM`.
-    pub stop_signal: String,
+    pub stop_signal: StopSignal,
     pub stop_timeout: Duration,
     pub memory_max: Option<u64>,
     pub cpu_max: Option<f64>,

@@ -48,7 +48,7 @@ fn defaults_are_spec_section_8() {
     assert_eq!(a.restart_window, Duration::from_secs(60));
     assert_eq!(a.min_uptime, Duration::from_secs(1));
     assert_eq!(a.success_exit_codes, vec![0]);
-    assert_eq!(a.stop_signal, "SIGTERM");
+    assert_eq!(a.stop_signal.as_str(), "SIGTERM");
     assert_eq!(a.stop_timeout, Duration::from_secs(10));
     assert!(!a.log_timestamps);
     assert_eq!(a.log_max_size, 10 * 1024 * 1024);
@@ -205,7 +205,7 @@ exec = "notify-send pypm"
             Listen::Unix(dir.path().join("api.sock"))
         ]
     );
-    assert_eq!(a.stop_signal, "SIGINT");
+    assert_eq!(a.stop_signal.as_str(), "SIGINT");
     assert_eq!(a.memory_max, Some(512 * 1024 * 1024));
     assert_eq!(a.cpu_max, Some(1.5));
     assert_eq!(a.revision.as_deref(), Some("7"));

@@ -1,5 +1,6 @@
 //! Performing the planner's actions: spawning (in batches), signalling, recording states.
 //! Also the `listen` sockets instances inherit.
+use crate::config::keys::EventKind;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +21,7 @@ impl Supervisor {
                     .desired
                     .apps
                     .get(&app)
-                    .and_then(|s| process::parse_signal(&s.app.stop_signal).ok())
-                    .unwrap_or(Signal::SIGTERM);
+                    .map_or(Signal::SIGTERM, |s| s.app.stop_signal.0);
                 let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) else {
                     return;
                 };
@@ -58,7 +58,7 @@ impl Supervisor {
                 i.history
                     .push_back((std::time::SystemTime::now(), format!("unhealthy: {detail}")));
                 self.emit(
-                    "unhealthy",
+                    EventKind::Unhealthy,
                     Some(&app),
                     Some(idx),
                     pid,
@@ -232,9 +232,7 @@ impl Supervisor {
     pub(super) fn stop_params(&self, app: &str) -> (Duration, Signal) {
         let spec = self.desired.apps.get(app);
         let timeout = spec.map_or(Duration::from_secs(10), |s| s.app.stop_timeout);
-        let sig = spec
-            .and_then(|s| process::parse_signal(&s.app.stop_signal).ok())
-            .unwrap_or(Signal::SIGTERM);
+        let sig = spec.map_or(Signal::SIGTERM, |s| s.app.stop_signal.0);
         (timeout, sig)
     }
 
@@ -266,7 +264,7 @@ impl Supervisor {
             self.obs.abandoned.insert(key.0.clone(), w.spec_hash);
         }
         self.emit(
-            "failed",
+            EventKind::Failed,
             Some(&key.0),
             Some(key.1),
             None,
@@ -333,7 +331,7 @@ impl Supervisor {
                 let inst = self.instance_mut(app, idx);
                 inst.transition(State::Failed);
                 inst.reason = Some(reason.clone());
-                self.emit("failed", Some(app), Some(idx), None, reason);
+                self.emit(EventKind::Failed, Some(app), Some(idx), None, reason);
                 return None;
             }
         }
@@ -453,16 +451,14 @@ impl Supervisor {
                 let mut taps: Vec<Option<crate::logs::Tap>> = vec![None, None];
                 if let Some(p) = &spec.app.ready {
                     if let crate::config::ProbeCheck::Log(re) = &p.check {
-                        if let Ok(re) = regex::Regex::new(re) {
-                            let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                            for t in taps.iter_mut() {
-                                *t = Some(crate::probes::log_tap(
-                                    re.clone(),
-                                    fired.clone(),
-                                    &target,
-                                    self.probe_report(),
-                                ));
-                            }
+                        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                        for t in taps.iter_mut() {
+                            *t = Some(crate::probes::log_tap(
+                                re.0.clone(),
+                                fired.clone(),
+                                &target,
+                                self.probe_report(),
+                            ));
                         }
                     } else {
                         self.start_probe(p, crate::probes::Which::Ready, &target, notify.as_ref());
@@ -502,7 +498,7 @@ impl Supervisor {
                     }
                 }
                 self.emit(
-                    "started",
+                    EventKind::Started,
                     Some(app),
                     Some(idx),
                     Some(pid),
@@ -510,7 +506,7 @@ impl Supervisor {
                 );
                 if spec.app.ready.is_none() {
                     self.emit(
-                        "ready",
+                        EventKind::Ready,
                         Some(app),
                         Some(idx),
                         Some(pid),
@@ -529,7 +525,7 @@ impl Supervisor {
                 inst.reason = Some(format!("cannot start: {e}"));
                 inst.pid = None;
                 let reason = format!("cannot start: {e}");
-                self.emit("failed", Some(app), Some(idx), None, reason);
+                self.emit(EventKind::Failed, Some(app), Some(idx), None, reason);
             }
         }
     }

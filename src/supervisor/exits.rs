@@ -2,6 +2,7 @@
 //!
 //! Whatever the app left in its process group was already killed by the reaper before it reaped
 //! the app's process (`process::Reaper`).
+use crate::config::keys::EventKind;
 use std::time::Instant;
 
 use super::*;
@@ -28,7 +29,7 @@ impl Supervisor {
                     "memory limit: killed by the kernel's OOM killer in its cgroup (memory_max {max})"
                 );
                 self.emit(
-                    "memory_limit",
+                    EventKind::MemoryLimit,
                     Some(&app),
                     Some(idx),
                     Some(e.pid),
@@ -44,7 +45,13 @@ impl Supervisor {
                 self.cgroup_leftovers.push(cg);
             }
         }
-        self.emit("exited", Some(&app), Some(idx), Some(e.pid), e.describe());
+        self.emit(
+            EventKind::Exited,
+            Some(&app),
+            Some(idx),
+            Some(e.pid),
+            e.describe(),
+        );
         let Some(spec) = self.desired.apps.get(&app).cloned() else {
             // The app was removed from the file while it ran: any exit just stops it.
             if let Some(i) = self.obs.instances.get_mut(&key) {
@@ -60,7 +67,7 @@ impl Supervisor {
         {
             i.old = None;
             self.emit(
-                "stopped",
+                EventKind::Stopped,
                 Some(&app),
                 Some(idx),
                 Some(e.pid),
@@ -92,9 +99,9 @@ impl Supervisor {
             }
         }
         let event = match state {
-            State::Backoff => "restarting",
-            State::Failed => "failed",
-            State::Stopped | State::Completed => "stopped",
+            State::Backoff => EventKind::Restarting,
+            State::Failed => EventKind::Failed,
+            State::Stopped | State::Completed => EventKind::Stopped,
             _ => return,
         };
         self.emit(event, Some(&app), Some(idx), None, reason);
@@ -102,7 +109,7 @@ impl Supervisor {
         // window (notifiers send it like `failed`).
         if let Some(n) = looping {
             self.emit(
-                "restart_loop",
+                EventKind::RestartLoop,
                 Some(&app),
                 Some(idx),
                 None,

@@ -1,4 +1,5 @@
 //! Inputs besides exits and requests: watched files (debounced) and probe results.
+use crate::config::keys::EventKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -196,7 +197,7 @@ impl Supervisor {
         let why = i.over_memory.take().unwrap_or_default();
         let pid = i.pid;
         self.emit(
-            "memory_limit",
+            EventKind::MemoryLimit,
             Some(app),
             Some(idx),
             pid,
@@ -225,7 +226,13 @@ impl Supervisor {
                 inst.ready_deadline = None;
                 self.dirty = true;
                 self.probes.remove(&key);
-                self.emit("ready", Some(&r.app), Some(r.idx), Some(r.pid), r.detail);
+                self.emit(
+                    EventKind::Ready,
+                    Some(&r.app),
+                    Some(r.idx),
+                    Some(r.pid),
+                    r.detail,
+                );
                 if let Some(h) = &spec.app.health {
                     let target = crate::probes::Target {
                         app: r.app.clone(),

@@ -20,6 +20,7 @@ mod requests;
 mod schedules;
 pub mod state;
 
+use crate::config::keys::EventKind;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -555,7 +556,7 @@ impl Supervisor {
         }
         for (app, idx, pid) in killed {
             self.emit(
-                "exited",
+                EventKind::Exited,
                 Some(&app),
                 Some(idx),
                 Some(pid),
@@ -597,7 +598,7 @@ impl Supervisor {
         }
         if let Some(detail) = problem {
             let (app, idx) = owner.map_or((None, None), |(a, i)| (Some(a), Some(i)));
-            self.emit("log_error", app.as_deref(), idx, None, detail);
+            self.emit(EventKind::LogError, app.as_deref(), idx, None, detail);
         }
     }
 
@@ -696,14 +697,14 @@ impl Supervisor {
 
     fn emit(
         &mut self,
-        event: &str,
+        event: EventKind,
         app: Option<&str>,
         idx: Option<u32>,
         pid: Option<i32>,
         detail: String,
     ) {
         self.events
-            .append(&EventRecord::new(event, app, idx, pid, detail));
+            .append(&EventRecord::new(event.as_str(), app, idx, pid, detail));
     }
 
     fn save(&mut self) {
@@ -772,7 +773,7 @@ impl Supervisor {
             c.remove();
         }
         events.append(&EventRecord::new(
-            "stopped",
+            EventKind::Stopped.as_str(),
             None,
             None,
             None,

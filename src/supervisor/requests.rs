@@ -1,4 +1,5 @@
 //! Control requests: status, inspect, restart, reload, plan, shutdown.
+use crate::config::keys::EventKind;
 use std::time::Instant;
 
 use super::*;
@@ -176,7 +177,7 @@ impl Supervisor {
                     e.file,
                     e.render()
                 );
-                self.emit("config_error", None, None, None, summary);
+                self.emit(EventKind::ConfigError, None, None, None, summary);
                 let message = format!(
                     "error: `{}` is invalid; nothing was changed\n\n{}",
                     e.file,
@@ -220,7 +221,7 @@ impl Supervisor {
                 } else {
                     summary.join("; ")
                 };
-                self.emit("config_applied", None, None, None, detail.clone());
+                self.emit(EventKind::ConfigApplied, None, None, None, detail.clone());
                 self.dirty = true;
                 Response::Done { message: detail }
             }

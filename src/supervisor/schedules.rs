@@ -4,6 +4,7 @@
 //! Owns the wall-clock side only (reading `SystemTime`, jitter); whether a run is due is the
 //! planner's call ([`super::plan::Action::Due`]).
 
+use crate::config::keys::EventKind;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -185,7 +186,7 @@ impl Supervisor {
                 }
             }
             self.emit(
-                "scheduled",
+                EventKind::Scheduled,
                 Some(app),
                 None,
                 None,
@@ -204,7 +205,7 @@ impl Supervisor {
                     i.ask_restart();
                     log::info!("`{app}.{idx}`: schedule due ({at}): starting a run");
                     self.emit(
-                        "scheduled",
+                        EventKind::Scheduled,
                         Some(app),
                         Some(idx),
                         None,
@@ -215,7 +216,7 @@ impl Supervisor {
                     i.ask_restart();
                     log::info!("`{app}.{idx}`: schedule due ({at}): replacing the running run");
                     self.emit(
-                        "scheduled",
+                        EventKind::Scheduled,
                         Some(app),
                         Some(idx),
                         pid,
@@ -241,7 +242,7 @@ impl Supervisor {
                         "`{app}.{idx}`: schedule due ({at}) while the last run goes: running alongside as {app}.{slot}"
                     );
                     self.emit(
-                        "scheduled",
+                        EventKind::Scheduled,
                         Some(app),
                         Some(slot),
                         None,
@@ -254,7 +255,7 @@ impl Supervisor {
                     let why = "the previous run is still going (concurrency forbid)";
                     log::info!("`{app}.{idx}`: schedule due ({at}) skipped: {why}");
                     self.emit(
-                        "skipped",
+                        EventKind::Skipped,
                         Some(app),
                         Some(idx),
                         pid,

@@ -176,7 +176,7 @@ fn service(x: &Export, a: &App, notes: &mut Vec<String>) -> Value {
     if !deploy.is_empty() {
         s.insert("deploy".into(), Value::Object(deploy));
     }
-    s.insert("stop_signal".into(), json!(a.stop_signal));
+    s.insert("stop_signal".into(), json!(a.stop_signal.as_str()));
     s.insert(
         "stop_grace_period".into(),
         json!(go_duration(a.stop_timeout)),

@@ -261,8 +261,8 @@ fn container(x: &Export, a: &App, notes: &mut Vec<String>) -> Map<String, Value>
             json!({"limits": limits.clone(), "requests": limits}),
         );
     }
-    if a.stop_signal != "SIGTERM" && a.stop_signal != "TERM" {
-        let sig = a.stop_signal.trim_start_matches("SIG");
+    if a.stop_signal != crate::config::StopSignal::default() {
+        let sig = a.stop_signal.as_str().trim_start_matches("SIG");
         c.insert(
             "lifecycle".into(),
             json!({"preStop": {"exec": {"command": ["/bin/sh", "-c", format!("kill -{sig} 1; sleep {}", secs(a.stop_timeout))]}}}),

@@ -395,7 +395,7 @@ fn task_body(x: &Export, a: &App, notes: &mut Vec<String>) -> Vec<H> {
             a.name
         ));
     }
-    t.push(attr("kill_signal", s(a.stop_signal.clone())));
+    t.push(attr("kill_signal", s(a.stop_signal.to_string())));
     t.push(attr("kill_timeout", s(go_duration(a.stop_timeout))));
     let mut res = Vec::new();
     if let Some(c) = a.cpu_max {
