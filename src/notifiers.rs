@@ -390,7 +390,7 @@ pub fn statsd_gauges(rows: &[crate::control::protocol::Row]) -> Vec<String> {
     let mut cur = String::new();
     for r in rows {
         let base = format!("pypm.{}.{}", r.app, r.instance);
-        let up = u8::from(r.state == "running");
+        let up = u8::from(r.state == crate::control::protocol::State::Running);
         let mut lines = vec![format!("{base}.up:{up}|g")];
         lines.push(format!(
             "{base}.cpu_percent:{}|g",

@@ -49,6 +49,7 @@ def test_states_are_the_protocols() -> None:
     assert [s.value for s in pypm.State] == [
         "waiting", "starting", "running", "stopping", "stopped", "completed", "backoff", "failed",
     ]
+    assert [s.value for s in pypm.State] == load()["$defs"]["State"]["enum"]
 
 
 def test_error_kinds_are_known() -> None:

@@ -208,7 +208,7 @@ pub fn render(r: &InspectReport) -> String {
                 });
                 vec![
                     i.name.clone(),
-                    i.state.clone(),
+                    i.state.as_str().to_string(),
                     opt(i.pid),
                     i.uptime_secs.map_or_else(|| "-".into(), uptime),
                     i.restarts.to_string(),

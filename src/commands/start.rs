@@ -4,6 +4,7 @@
 //! name), a script, a module (`-m`), or a command line. A new app is named as PM2 names it (the
 //! script's stem), made to fit the app name rule.
 
+use crate::control::protocol::State;
 use std::path::{Path, PathBuf};
 
 use toml_edit::{Array, DocumentMut, Item, TableLike, Value};
@@ -191,8 +192,8 @@ pub fn start(config: Option<&Path>, args: &StartArgs) -> Result<(), Failure> {
     };
     let ended = edited.pre_rows.iter().any(|r| {
         r.app == app_name
-            && (matches!(r.state.as_str(), "failed" | "completed")
-                || (r.state == "stopped"
+            && (matches!(r.state, State::Failed | State::Completed)
+                || (r.state == State::Stopped
                     && r.reason.as_deref().is_some_and(|x| x.starts_with("exited"))))
     });
     apply::apply(

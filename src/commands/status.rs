@@ -72,7 +72,7 @@ pub fn render(report: &StatusReport) -> String {
         .map(|r| {
             let mut cells = vec![
                 r.name.clone(),
-                r.state.clone(),
+                r.state.as_str().to_string(),
                 opt(r.pid),
                 r.uptime_secs.map_or_else(dash, uptime),
                 r.restarts.to_string(),

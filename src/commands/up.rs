@@ -10,7 +10,7 @@ use super::{Failure, Located, locate};
 use crate::cli::UpArgs;
 use crate::config::units::parse_duration;
 use crate::control::client::{self, ClientError};
-use crate::control::protocol::{Request, Response, StatusReport};
+use crate::control::protocol::{Request, Response, State, StatusReport};
 use crate::python_env::HostEnv;
 use crate::supervisor::{self, Options, StartError};
 
@@ -177,8 +177,8 @@ pub(super) fn spawn_daemon(located: &Located, state_dir: &Path) -> Result<(), Fa
 /// Still on its way: `starting`, or `waiting` for a dependency that has not failed.
 fn unsettled(s: &StatusReport) -> bool {
     s.instances.iter().any(|r| {
-        r.state == "starting"
-            || (r.state == "waiting"
+        r.state == State::Starting
+            || (r.state == State::Waiting
                 && !r
                     .reason
                     .as_deref()
@@ -223,7 +223,7 @@ fn wait_settled(state_dir: &Path, wait: Duration, display: &str) -> Result<(), F
         let pending: Vec<&str> = report
             .instances
             .iter()
-            .filter(|r| r.state == "starting" || r.state == "waiting")
+            .filter(|r| r.state == State::Starting || r.state == State::Waiting)
             .map(|r| r.name.as_str())
             .collect();
         eprintln!(
@@ -235,7 +235,7 @@ fn wait_settled(state_dir: &Path, wait: Duration, display: &str) -> Result<(), F
     let failed: Vec<String> = report
         .instances
         .iter()
-        .filter(|r| r.state == "failed")
+        .filter(|r| r.state == State::Failed)
         .map(|r| format!("{} ({})", r.name, r.reason.as_deref().unwrap_or("failed")))
         .collect();
     if failed.is_empty() {

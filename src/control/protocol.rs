@@ -151,6 +151,51 @@ pub struct ConfigErrorInfo {
     pub column: Option<usize>,
 }
 
+/// An instance's state (SPEC §3); its allowed transitions are in `supervisor::state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Waiting,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Completed,
+    Backoff,
+    Failed,
+}
+
+impl State {
+    pub const ALL: [State; 8] = [
+        State::Waiting,
+        State::Starting,
+        State::Running,
+        State::Stopping,
+        State::Stopped,
+        State::Completed,
+        State::Backoff,
+        State::Failed,
+    ];
+}
+
+/// Test rows are written with state names.
+#[cfg(test)]
+impl From<&str> for State {
+    fn from(name: &str) -> Self {
+        State::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .unwrap_or_else(|| panic!("no state `{name}`"))
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One instance (SPEC §8 ROW).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
@@ -159,7 +204,7 @@ pub struct Row {
     pub name: String,
     pub app: String,
     pub instance: u32,
-    pub state: String,
+    pub state: State,
     pub pid: Option<u32>,
     pub uptime_secs: Option<f64>,
     pub restarts: u32,
@@ -206,7 +251,7 @@ pub struct MetricsReport {
 pub struct MetricsRow {
     pub app: String,
     pub instance: u32,
-    pub state: String,
+    pub state: State,
     pub restarts: u32,
     /// CPU time of the instance's process tree (user + system), while it runs.
     pub cpu_seconds: Option<f64>,

@@ -1,21 +1,9 @@
 //! `/metrics`: the Prometheus text exposition format (version 0.0.4) of a [`MetricsReport`].
 
+use crate::control::protocol::State;
 use std::fmt::Write;
 
 use crate::control::protocol::MetricsReport;
-
-/// Every state an instance can be in (SPEC §2); `pypm_instance_state` has one series per state,
-/// 1 for the current one, so a query never meets a series that vanished.
-pub const STATES: &[&str] = &[
-    "waiting",
-    "starting",
-    "running",
-    "stopping",
-    "stopped",
-    "completed",
-    "backoff",
-    "failed",
-];
 
 /// A label value, escaped as the format requires (`\`, `"`, newline).
 fn label(v: &str) -> String {
@@ -46,14 +34,16 @@ pub fn render(m: &MetricsReport) -> String {
         "pypm_instance_up",
         "gauge",
         "1 when the instance is running (ready), else 0.",
-        &mut rows().map(|(r, id)| format!("{{{id}}} {}", u8::from(r.state == "running"))),
+        &mut rows().map(|(r, id)| format!("{{{id}}} {}", u8::from(r.state == State::Running))),
     );
     family(
         "pypm_instance_state",
         "gauge",
         "1 for the instance's current state, 0 for the others.",
         &mut rows().flat_map(|(r, id)| {
-            STATES
+            // Every state (SPEC §2) has a series, 1 for the current one, so a query never
+            // meets a series that vanished.
+            State::ALL
                 .iter()
                 .map(move |s| format!("{{{id},state=\"{s}\"}} {}", u8::from(r.state == *s)))
         }),

@@ -106,7 +106,7 @@ impl History {
                     u32::try_from(b / 1024).unwrap_or(u32::MAX - 1)
                 }),
                 cpu: r.cpu_percent.map_or(f32::NAN, |c| c as f32),
-                state: parse_state(&r.state),
+                state: r.state,
             });
             seen.insert(key);
         }
@@ -147,21 +147,6 @@ impl History {
 }
 
 /// A row's state back as a [`State`] (rows carry its name).
-fn parse_state(s: &str) -> State {
-    const ALL: [State; 8] = [
-        State::Waiting,
-        State::Starting,
-        State::Running,
-        State::Stopping,
-        State::Stopped,
-        State::Completed,
-        State::Backoff,
-        State::Failed,
-    ];
-    ALL.into_iter()
-        .find(|st| st.as_str() == s)
-        .unwrap_or(State::Stopped)
-}
 
 impl Sample {
     fn to_protocol(self) -> HistorySample {
@@ -269,7 +254,7 @@ mod tests {
             SystemTime::UNIX_EPOCH,
         );
         assert!(
-            h.report(&[row("w", 1, "x", None, None)]).instances[0]
+            h.report(&[row("w", 1, "backoff", None, None)]).instances[0]
                 .samples
                 .is_empty()
         );

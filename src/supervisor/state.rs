@@ -4,22 +4,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::{App, Kind, RestartPolicy};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Waiting,
-    Starting,
-    Running,
-    Stopping,
-    Stopped,
-    Completed,
-    Backoff,
-    Failed,
-}
+pub use crate::control::protocol::State;
 
 impl State {
     pub fn as_str(self) -> &'static str {

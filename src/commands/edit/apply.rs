@@ -9,7 +9,7 @@ use super::Edited;
 use crate::commands::Failure;
 use crate::commands::client_cmds::{SLOW, client_failure, from_error, unexpected};
 use crate::control::client::{self, ClientError};
-use crate::control::protocol::{Request, Response, Row, StatusReport};
+use crate::control::protocol::{Request, Response, Row, State, StatusReport};
 use crate::resolve::Desired;
 use crate::supervisor::diff::{Change, diff};
 
@@ -70,7 +70,7 @@ pub fn settled(app: &str, expect: &Expect, rows: &[Row]) -> bool {
         Expect::Gone => mine.is_empty(),
         Expect::Stopped => mine
             .iter()
-            .all(|r| matches!(r.state.as_str(), "stopped" | "failed" | "completed")),
+            .all(|r| matches!(r.state, State::Stopped | State::Failed | State::Completed)),
         Expect::Up {
             instances,
             replace,
@@ -92,7 +92,7 @@ pub fn settled(app: &str, expect: &Expect, rows: &[Row]) -> bool {
                         _ => false,
                     };
                     let old = r.pid.is_some_and(|p| replace.contains(&p));
-                    let stale = old && r.state != "failed";
+                    let stale = old && r.state != State::Failed;
                     !on_its_way && !stale
                 })
         }
@@ -217,7 +217,7 @@ pub fn apply(e: &Edited, apps: &[String], opts: ApplyOpts) -> Result<(), Failure
     let failed: Vec<String> = mine
         .instances
         .iter()
-        .filter(|r| r.state == "failed")
+        .filter(|r| r.state == State::Failed)
         .map(|r| format!("{} ({})", r.name, r.reason.as_deref().unwrap_or("failed")))
         .collect();
     if failed.is_empty() {

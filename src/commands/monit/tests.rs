@@ -16,7 +16,7 @@ fn row(app: &str, instance: u32, multi: bool, state: &str, pid: Option<u32>) -> 
         },
         app: app.to_string(),
         instance,
-        state: state.to_string(),
+        state: state.into(),
         pid,
         uptime_secs: pid.map(|_| 125.0),
         restarts: 1,

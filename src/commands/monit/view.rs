@@ -366,7 +366,7 @@ fn render_table(f: &mut Frame, m: &Model, visible: &[&Row], area: Rect) {
             let mark = if is_sel { "›" } else { " " };
             let cells = vec![
                 Cell::from(format!("{mark}{}", r.name)),
-                Cell::from(r.state.clone()).style(paint(state_style(&r.state))),
+                Cell::from(r.state.as_str()).style(paint(state_style(r.state.as_str()))),
                 Cell::from(r.pid.map_or("-".into(), |p| p.to_string())),
                 Cell::from(
                     r.uptime_secs
