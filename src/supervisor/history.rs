@@ -146,7 +146,6 @@ impl History {
     }
 }
 
-/// A row's state back as a [`State`] (rows carry its name).
 
 impl Sample {
     fn to_protocol(self) -> HistorySample {
