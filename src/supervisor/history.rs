@@ -146,7 +146,6 @@ impl History {
     }
 }
 
-
 impl Sample {
     fn to_protocol(self) -> HistorySample {
         HistorySample {
