@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{Failure, Located, locate, state_dir_for};
 use crate::control::client::{self, ClientError};
-use crate::control::protocol::{PlanChange, PlanReport, Request, Response};
+use crate::control::protocol::{PlanChange, PlanReport, PlanVerb, Request, Response};
 use crate::python_env::HostEnv;
 
 /// Quick questions (status, inspect, plan, ping).
@@ -211,7 +211,7 @@ fn local_plan(located: &Located) -> Result<PlanReport, Failure> {
         .filter(|(_, spec)| spec.app.enabled)
         .map(|(name, _)| PlanChange {
             app: name.clone(),
-            verb: "start".into(),
+            verb: PlanVerb::Start,
             reason: "new".into(),
         })
         .collect();
@@ -245,7 +245,7 @@ mod tests {
     fn change(app: &str, verb: &str, reason: &str) -> PlanChange {
         PlanChange {
             app: app.into(),
-            verb: verb.into(),
+            verb: PlanVerb::try_from(verb.to_string()).unwrap_or_else(|e| panic!("{e}")),
             reason: reason.into(),
         }
     }

@@ -312,8 +312,58 @@ pub struct PlanReport {
 pub struct PlanChange {
     pub app: String,
     /// `start`, `stop`, `restart`, `scale N → M` or `reschedule`.
-    pub verb: String,
+    #[cfg_attr(test, schemars(with = "String"))]
+    pub verb: PlanVerb,
     pub reason: String,
+}
+
+/// What a plan does to an app; on the wire, its name (`scale 1 → 3` for a scale).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum PlanVerb {
+    Start,
+    Stop,
+    Restart,
+    Reschedule,
+    Scale { from: u32, to: u32 },
+}
+
+impl std::fmt::Display for PlanVerb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanVerb::Start => f.write_str("start"),
+            PlanVerb::Stop => f.write_str("stop"),
+            PlanVerb::Restart => f.write_str("restart"),
+            PlanVerb::Reschedule => f.write_str("reschedule"),
+            PlanVerb::Scale { from, to } => write!(f, "scale {from} → {to}"),
+        }
+    }
+}
+
+impl From<PlanVerb> for String {
+    fn from(v: PlanVerb) -> String {
+        v.to_string()
+    }
+}
+
+impl TryFrom<String> for PlanVerb {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let scale = || {
+            let (from, to) = s.strip_prefix("scale ")?.split_once(" → ")?;
+            Some(PlanVerb::Scale {
+                from: from.parse().ok()?,
+                to: to.parse().ok()?,
+            })
+        };
+        match s.as_str() {
+            "start" => Ok(PlanVerb::Start),
+            "stop" => Ok(PlanVerb::Stop),
+            "restart" => Ok(PlanVerb::Restart),
+            "reschedule" => Ok(PlanVerb::Reschedule),
+            _ => scale().ok_or_else(|| format!("unknown plan verb `{s}`")),
+        }
+    }
 }
 
 impl std::fmt::Display for PlanChange {
@@ -354,6 +404,23 @@ mod tests {
             "schema/protocol.schema.json is stale: run `PYPM_BLESS=1 cargo test --lib protocol_schema`, \
              then mirror the change in python/pypm/_types.py"
         );
+    }
+
+    #[test]
+    fn plan_verbs_keep_their_wire_names() {
+        for (verb, name) in [
+            (PlanVerb::Start, "start"),
+            (PlanVerb::Stop, "stop"),
+            (PlanVerb::Restart, "restart"),
+            (PlanVerb::Reschedule, "reschedule"),
+            (PlanVerb::Scale { from: 2, to: 4 }, "scale 2 → 4"),
+        ] {
+            let json = serde_json::to_string(&verb).unwrap_or_default();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<PlanVerb>(&json).ok(), Some(verb));
+        }
+        assert!(serde_json::from_str::<PlanVerb>("\"scale x → 4\"").is_err());
+        assert!(serde_json::from_str::<PlanVerb>("\"explode\"").is_err());
     }
 
     #[test]

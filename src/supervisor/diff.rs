@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use indexmap::IndexMap;
 use serde_json::Value;
 
-use crate::control::protocol::PlanChange;
+use crate::control::protocol::{PlanChange, PlanVerb};
 use crate::resolve::AppSpec;
 
 /// What to do with one app.
@@ -36,12 +36,15 @@ pub enum Change {
 impl Change {
     pub fn to_plan(&self, app: &str) -> PlanChange {
         let (verb, reason) = match self {
-            Change::Start { reason } => ("start".to_string(), reason.clone()),
-            Change::Stop { reason } => ("stop".to_string(), reason.clone()),
-            Change::Restart { reason } => ("restart".to_string(), reason.clone()),
-            Change::Reschedule { reason } => ("reschedule".to_string(), reason.clone()),
+            Change::Start { reason } => (PlanVerb::Start, reason.clone()),
+            Change::Stop { reason } => (PlanVerb::Stop, reason.clone()),
+            Change::Restart { reason } => (PlanVerb::Restart, reason.clone()),
+            Change::Reschedule { reason } => (PlanVerb::Reschedule, reason.clone()),
             Change::Scale { from, to } => (
-                format!("scale {from} → {to}"),
+                PlanVerb::Scale {
+                    from: *from,
+                    to: *to,
+                },
                 "instances changed".to_string(),
             ),
         };
