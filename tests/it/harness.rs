@@ -646,28 +646,51 @@ impl Counts {
 /// [`Hammer::stop`].
 pub struct Hammer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Requests sent and finished, whatever their outcome.
+    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
     threads: Vec<std::thread::JoinHandle<Counts>>,
 }
 
 impl Hammer {
     pub fn start(port: u16, threads: usize, timeout: Duration) -> Hammer {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let threads = (0..threads)
             .map(|_| {
-                let stop = stop.clone();
+                let (stop, done) = (stop.clone(), done.clone());
                 std::thread::spawn(move || {
                     let mut c = Counts::default();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let t0 = Instant::now();
                         let o = http_get(port, "/", timeout);
                         c.add(o, t0.elapsed());
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         std::thread::sleep(Duration::from_millis(1));
                     }
                     c
                 })
             })
             .collect();
-        Hammer { stop, threads }
+        Hammer {
+            stop,
+            done,
+            threads,
+        }
+    }
+
+    /// Waits until `n` more requests have finished (the load is flowing), at most `within`.
+    pub fn wait_requests(&self, n: u64, within: Duration) {
+        let count = || self.done.load(std::sync::atomic::Ordering::Relaxed);
+        let goal = count() + n;
+        let deadline = Instant::now() + within;
+        while count() < goal {
+            assert!(
+                Instant::now() < deadline,
+                "the load did not finish {n} requests within {within:?} ({} of them)",
+                count() + n - goal
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Stops the clients and sums their counts.

@@ -183,20 +183,20 @@ fn restart_and_a_config_change_roll_without_a_failed_request() {
     let timeout = Duration::from_secs(3);
 
     let load = Hammer::start(port, 2, timeout);
-    std::thread::sleep(Duration::from_millis(200));
+    load.wait_requests(20, Duration::from_secs(20));
     p.pypm_ok(&["restart", "web"], 0);
     let after_restart = p.wait_rolled("web", 3, &before, Duration::from_secs(30));
     assert_ready_before_stopped(&p, &before, &after_restart);
-    std::thread::sleep(Duration::from_millis(200));
+    load.wait_requests(20, Duration::from_secs(20));
     let restart = load.stop();
     eprintln!("during `pypm restart web`: {}", restart.summary());
 
     let load = Hammer::start(port, 2, timeout);
-    std::thread::sleep(Duration::from_millis(200));
+    load.wait_requests(20, Duration::from_secs(20));
     p.write_config_by_rename(&web_config(&p, port, 2));
     let after_change = p.wait_rolled("web", 3, &after_restart, Duration::from_secs(30));
     assert_ready_before_stopped(&p, &after_restart, &after_change);
-    std::thread::sleep(Duration::from_millis(200));
+    load.wait_requests(20, Duration::from_secs(20));
     let change = load.stop();
     eprintln!("during a config change: {}", change.summary());
 

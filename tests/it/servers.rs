@@ -119,7 +119,7 @@ fn roll_under_load(p: &Project, port: u16, command: &[String], ready_log: &str) 
     };
 
     let load = Hammer::start(port, 2, Duration::from_secs(3));
-    std::thread::sleep(Duration::from_millis(300));
+    load.wait_requests(20, Duration::from_secs(20));
     let mut old = pids(p);
     for _ in 0..2 {
         p.pypm_ok(&["restart", "web"], 0);
@@ -127,7 +127,7 @@ fn roll_under_load(p: &Project, port: u16, command: &[String], ready_log: &str) 
     }
     p.write_config_by_rename(&conf(2));
     p.wait_rolled("web", 2, &old, Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(300));
+    load.wait_requests(20, Duration::from_secs(20));
     load.stop()
 }
 
