@@ -81,7 +81,7 @@ fn is_not_running(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-    ) || e.raw_os_error() == Some(libc::ENOTDIR)
+    ) || crate::process::is_not_a_directory(e)
 }
 
 /// An error frame is understood whatever its version (it explains a mismatch); anything else must

@@ -126,7 +126,6 @@ where
     L: Listen,
     S: Service<Conn = L::Conn>,
 {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     if let Err(e) = listener.set_nonblocking(true) {
         log::warn!(
             "{}: cannot make the listener non-blocking: {e}",
@@ -151,28 +150,20 @@ where
             .min();
         let (listener_ready, readable) = {
             let mut fds = Vec::with_capacity(pending.len() + 1);
-            fds.push(PollFd::new(listener.as_fd(), PollFlags::POLLIN));
-            for p in &pending {
-                fds.push(PollFd::new(p.conn.as_fd(), PollFlags::POLLIN));
-            }
-            let timeout = match wait {
-                None => PollTimeout::NONE,
-                Some(w) => {
-                    PollTimeout::from(u16::try_from(w.as_millis().max(1)).unwrap_or(u16::MAX))
+            fds.push(listener.as_fd());
+            fds.extend(pending.iter().map(|p| p.conn.as_fd()));
+            match crate::process::wait_readable(&fds, wait.map(|w| w.max(Duration::from_millis(1))))
+            {
+                Ok(mut ready) => {
+                    let listener_ready = ready.remove(0);
+                    (listener_ready, ready)
                 }
-            };
-            match poll(&mut fds, timeout) {
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
                     log::warn!("{}: poll failed: {e}", limits.name);
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
             }
-            let any = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            let readable: Vec<bool> = fds[1..].iter().map(any).collect();
-            (any(&fds[0]), readable)
         };
         // Requests that are whole, or connections that ended or broke a limit.
         let mut gone = vec![false; pending.len()];

@@ -222,7 +222,7 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
             format!("`{}` is not a directory", dir.display()),
         ));
     }
-    let me = nix::unistd::geteuid().as_raw();
+    let me = crate::process::euid();
     if meta.uid() != me && me != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -270,7 +270,7 @@ pub(crate) fn peer_allowed(peer: u32, me: u32) -> bool {
 // The error is the answer sent back at once; a boxed one would buy nothing on this cold path.
 #[allow(clippy::result_large_err)]
 fn authorize(stream: &UnixStream) -> Result<(), Response> {
-    let me = nix::unistd::geteuid().as_raw();
+    let me = crate::process::euid();
     match crate::process::peer_uid(stream) {
         Ok(Some(uid)) if peer_allowed(uid, me) => Ok(()),
         Ok(None) => Ok(()),

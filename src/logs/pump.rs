@@ -11,7 +11,6 @@ use super::timestamp::{TS_LEN, format_bytes};
 use crate::process::set_nonblocking;
 #[cfg(target_os = "linux")]
 use crate::process::set_pipe_size;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -113,7 +112,7 @@ pub struct LogPump {
 impl LogPump {
     /// Starts the pump thread. `notice` is called on that thread; it must not block for long.
     pub fn start(notice: impl FnMut(LogNotice) + Send + 'static) -> io::Result<LogPump> {
-        let (wake_rx, wake_tx) = nix::unistd::pipe()?;
+        let (wake_rx, wake_tx) = crate::process::pipe()?;
         set_nonblocking(wake_rx.as_fd(), true)?;
         set_nonblocking(wake_tx.as_fd(), true)?;
         let (tx, rx) = channel();
@@ -246,12 +245,12 @@ enum ReadResult {
 
 impl Pump {
     fn run(&mut self) {
-        let mut ready: Vec<(usize, PollFlags)> = Vec::new();
+        let mut ready: Vec<usize> = Vec::new();
         loop {
             let timeout = self.poll_timeout();
             ready.clear();
             let wake = {
-                let mut fds = vec![PollFd::new(self.wake.as_fd(), PollFlags::POLLIN)];
+                let mut fds = vec![self.wake.as_fd()];
                 let mut idx = Vec::with_capacity(self.pipes.len());
                 let now = Instant::now();
                 for (i, p) in self.pipes.iter_mut().enumerate() {
@@ -259,30 +258,28 @@ impl Pump {
                         p.rest_until = None;
                     }
                     if p.rest_until.is_none() && self.files[&p.path].retry_at.is_none() {
-                        fds.push(PollFd::new(p.file.as_fd(), PollFlags::POLLIN));
+                        fds.push(p.file.as_fd());
                         idx.push(i);
                     }
                 }
-                match poll(&mut fds, timeout) {
-                    Ok(_) => {}
-                    Err(nix::errno::Errno::EINTR) => continue,
+                let readable = match crate::process::wait_readable(&fds, timeout) {
+                    Ok(r) => r,
                     Err(e) => {
                         // Cannot happen with valid fds; never spin if it does.
                         log::error!("log pump: poll failed: {e}");
                         std::thread::sleep(RETRY_INTERVAL);
                         continue;
                     }
-                }
-                let rev = |f: &PollFd| f.revents().unwrap_or(PollFlags::empty());
-                for (f, &i) in fds[1..].iter().zip(&idx) {
-                    if !rev(f).is_empty() {
-                        ready.push((i, rev(f)));
+                };
+                for (&r, &i) in readable[1..].iter().zip(&idx) {
+                    if r {
+                        ready.push(i);
                     }
                 }
-                !rev(&fds[0]).is_empty()
+                readable[0]
             };
             // Highest index first, so removing a closed pipe keeps the other indices valid.
-            for &(i, _) in ready.iter().rev() {
+            for &i in ready.iter().rev() {
                 self.service(i);
             }
             self.retry_due();
@@ -294,16 +291,12 @@ impl Pump {
         }
     }
 
-    fn poll_timeout(&self) -> PollTimeout {
+    fn poll_timeout(&self) -> Option<Duration> {
         let retries = self.files.values().filter_map(|t| t.retry_at);
         let rests = self.pipes.iter().filter_map(|p| p.rest_until);
-        let Some(next) = retries.chain(rests).min() else {
-            return PollTimeout::NONE;
-        };
-        let wait = next.saturating_duration_since(Instant::now());
-        // Round up so the retry is due when poll returns.
-        let ms = wait.as_millis().saturating_add(1);
-        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        let next = retries.chain(rests).min()?;
+        // Rounded up (a millisecond more) so the retry is due when the wait returns.
+        Some(next.saturating_duration_since(Instant::now()) + Duration::from_millis(1))
     }
 
     /// Handles queued commands; true on shutdown.
@@ -525,11 +518,12 @@ fn ts_prefix(now: SystemTime) -> [u8; TS_LEN + 1] {
 
 fn failure_notice(path: &std::path::Path, e: &io::Error) -> LogNotice {
     let path = path.to_path_buf();
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => LogNotice::DiskFull { path },
-        _ => LogNotice::Error {
+    if crate::process::is_disk_full(e) {
+        LogNotice::DiskFull { path }
+    } else {
+        LogNotice::Error {
             path,
             message: e.to_string(),
-        },
+        }
     }
 }

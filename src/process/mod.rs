@@ -40,6 +40,8 @@ pub mod alloc;
 pub mod cgroup;
 mod lock;
 mod memory;
+mod os_facts;
+mod poll;
 mod reaper;
 mod signal;
 mod sockets;
@@ -53,6 +55,8 @@ use std::time::Duration;
 
 pub use lock::{FileLock, lock_exclusive};
 pub use memory::release_startup_memory;
+pub use os_facts::{euid, is_disk_full, is_not_a_directory, is_root};
+pub use poll::{pipe, wait_readable};
 pub use reaper::{Exit, Reaper, RunOutput};
 pub use signal::{
     ParseSignalError, Signal, is_same_process, kill_run_leftovers, kill_tree_leftovers,

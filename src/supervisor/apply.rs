@@ -311,11 +311,7 @@ impl Supervisor {
             cwd: spec.app.cwd.clone(),
             nofile: spec.app.nofile,
             nice: (spec.app.nice != 0).then_some(spec.app.nice),
-            user: spec
-                .app
-                .user
-                .clone()
-                .filter(|_| nix::unistd::geteuid().is_root()),
+            user: spec.app.user.clone().filter(|_| process::is_root()),
             ..SpawnSpec::default()
         };
         let hash = self.wants.get(app).map_or(0, |w| w.spec_hash);

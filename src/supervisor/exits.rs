@@ -17,7 +17,7 @@ impl Supervisor {
         self.dirty = true;
         if let Some((cg, seen)) = self.proc_cgroups.remove(&e.pid) {
             // Killed by the kernel for its cgroup's memory.max: say so before the exit.
-            if cg.oom_kills() > seen && e.signal == Some(libc::SIGKILL) {
+            if cg.oom_kills() > seen && e.signal == Some(crate::process::Signal::SIGKILL as i32) {
                 let max = self
                     .desired
                     .apps

@@ -251,7 +251,7 @@ impl Supervisor {
             "log_dir": self.desired.config.pypm.log_dir,
             "log_timestamps": a.log_timestamps,
         });
-        let root = nix::unistd::geteuid().is_root();
+        let root = crate::process::is_root();
         let fmt = crate::config::units::format_size;
         let (memory_max, cpu_max) = (a.memory_max, a.cpu_max);
         let cg = self

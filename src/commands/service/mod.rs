@@ -51,7 +51,7 @@ pub fn service(config: Option<&Path>, action: &ServiceAction) -> Result<(), Fail
 fn choose_scope(flags: ServiceScope) -> Scope {
     if flags.user {
         Scope::User
-    } else if flags.system || nix::unistd::geteuid().is_root() {
+    } else if flags.system || crate::process::is_root() {
         Scope::System
     } else {
         Scope::User
