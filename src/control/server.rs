@@ -37,7 +37,7 @@ pub struct Server {
     stop: Arc<AtomicBool>,
 }
 
-/// Stops a serving [`Server`]: the accept thread ends and the socket file is removed.
+/// Stops a serving [`Server`]: the socket file is removed and the accept thread ends.
 #[derive(Clone)]
 pub struct Stopper {
     path: PathBuf,
@@ -45,11 +45,18 @@ pub struct Stopper {
 }
 
 impl Stopper {
-    /// Idempotent. Connections already accepted finish on their own threads.
+    /// Idempotent. Connections already accepted finish on their own threads. The file is gone
+    /// when this returns (the process may exit right after; a thread left to remove it could
+    /// lose that race, or, later, remove the socket of the next supervisor).
     pub fn stop(&self) {
         if !self.stop.swap(true, Ordering::SeqCst) {
-            // Wakes the blocking accept; the accept thread sees the flag and removes the file.
+            // Wakes the blocking accept; the accept thread sees the flag and ends.
             let _ = UnixStream::connect(&self.path);
+            if let Err(e) = std::fs::remove_file(&self.path)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                log::warn!("cannot remove `{}`: {e}", self.path.display());
+            }
         }
     }
 }
@@ -124,7 +131,6 @@ impl Server {
             .name("pypm-control".into())
             .spawn(move || {
                 gate::run(self.listener, service, LIMITS, &self.stop);
-                let _ = std::fs::remove_file(&self.path);
             })
     }
 }
