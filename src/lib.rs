@@ -8,8 +8,10 @@
 //! - `graph`: dependency order (start waves, reverse stop order, cycles).
 //! - `supervisor`: one owner of state and one inbox; `supervisor::plan` is the pure planner,
 //!   `supervisor::state` the instance transitions, `supervisor::diff` reload as a diff.
-//! - `process`: the OS edge — spawn, signals, reaping, /proc sampling. All `unsafe` and `nix`
-//!   calls live there.
+//! - `process`: the OS edge — spawn, signals, reaping, /proc sampling, waiting on descriptors
+//!   (`wait_readable`), who we are (`euid`, `is_root`) and what an OS error means
+//!   (`is_disk_full`). All `unsafe`, `libc` and `nix` calls live there, so another OS is one
+//!   backend behind it.
 //! - `logs`: children's output to rotated log files (one pump thread), and reading it back.
 //! - `control`: the versioned request/response protocol, the socket server and the client.
 //! - `bus`: every recorded event, fanned out to `notifiers` (webhook, email, exec, StatsD) and
