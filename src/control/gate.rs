@@ -511,18 +511,15 @@ mod tests {
         halt(&path, &stop, t);
     }
 
-    #[test]
-    fn an_oversized_request_is_refused_and_workers_are_capped() {
-        let _one = SLEEPERS.lock().unwrap_or_else(PoisonError::into_inner);
-        let (path, stop, t, _dir) = start(LIMITS);
-        assert_eq!(ask(&path, &[b'x'; 200]), "TooLarge\n");
-        let slow: Vec<_> = (0..2)
+    /// Two "sleep" requests, returned once both are being answered (the test limits' two workers
+    /// are then busy for two seconds). The caller holds [`SLEEPERS`].
+    fn occupy_both_workers(path: &std::path::Path) -> Vec<std::thread::JoinHandle<String>> {
+        let slow = (0..2)
             .map(|_| {
-                let p = path.clone();
+                let p = path.to_path_buf();
                 std::thread::spawn(move || ask(&p, b"sleep\n"))
             })
             .collect();
-        // Both workers busy: a third request is refused.
         let deadline = Instant::now() + Duration::from_secs(5);
         while SLEEPING.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -532,6 +529,16 @@ mod tests {
             2,
             "the slow requests were not both taken"
         );
+        slow
+    }
+
+    #[test]
+    fn an_oversized_request_is_refused_and_workers_are_capped() {
+        let _one = SLEEPERS.lock().unwrap_or_else(PoisonError::into_inner);
+        let (path, stop, t, _dir) = start(LIMITS);
+        assert_eq!(ask(&path, &[b'x'; 200]), "TooLarge\n");
+        let slow = occupy_both_workers(&path);
+        // Both workers busy: a third request is refused.
         assert_eq!(ask(&path, b"abc\n"), "Busy\n");
         for s in slow {
             assert_eq!(s.join().expect("join"), "peels\n");
@@ -549,16 +556,7 @@ mod tests {
             deadline: Duration::from_secs(5),
             ..LIMITS
         });
-        let slow: Vec<_> = (0..2)
-            .map(|_| {
-                let p = path.clone();
-                std::thread::spawn(move || ask(&p, b"sleep\n"))
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while SLEEPING.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let slow = occupy_both_workers(&path);
         // Both workers busy: the request waits and is answered, not refused.
         assert_eq!(ask(&path, b"abc\n"), "cba\n");
         for s in slow {

@@ -597,16 +597,7 @@ fn arb_world() -> impl Strategy<Value = (IndexMap<String, Want>, Observed)> {
         }
         let mut obs = Observed::default();
         for (i, (s, started)) in states.iter().enumerate() {
-            let state = [
-                State::Waiting,
-                State::Starting,
-                State::Running,
-                State::Stopping,
-                State::Stopped,
-                State::Completed,
-                State::Backoff,
-                State::Failed,
-            ][*s as usize];
+            let state = State::ALL[*s as usize];
             let mut inst = Instance::new(&names[i], 0);
             inst.state = state;
             inst.ever_started = *started || !matches!(state, State::Waiting | State::Stopped);
