@@ -315,22 +315,25 @@ fn dispatch<S: Service>(
     workers: &Arc<Workers<S::Conn>>,
 ) {
     let Pending { mut conn, buf, .. } = p;
-    if conn
-        .set_nonblocking(false)
-        .and_then(|()| conn.set_timeouts(limits.deadline))
-        .is_err()
-    {
-        return;
-    }
     {
         let mut crew = workers.lock();
-        if crew.active >= limits.max_workers {
-            if crew.queue.len() < limits.max_queued {
-                crew.queue.push_back((conn, buf, Instant::now()));
-            } else {
-                drop(crew);
-                let _ = conn.write_all(&service.refusal(Refusal::Busy));
-            }
+        let busy = crew.active >= limits.max_workers;
+        if busy && crew.queue.len() >= limits.max_queued {
+            drop(crew);
+            // Still non-blocking: the front never waits on a peer.
+            send_now(&mut conn, &service.refusal(Refusal::Busy));
+            return;
+        }
+        // Blocking with timeouts from here on, for the worker that answers it.
+        if conn
+            .set_nonblocking(false)
+            .and_then(|()| conn.set_timeouts(limits.deadline))
+            .is_err()
+        {
+            return;
+        }
+        if busy {
+            crew.queue.push_back((conn, buf, Instant::now()));
             return;
         }
         crew.active += 1;
