@@ -328,6 +328,13 @@ impl Reaper {
         Ok(Reaper { _private: () })
     }
 
+    /// A handle without the reaper thread, for the supervisor's loop tests, whose fake effects
+    /// spawn nothing (sweeping and killing orphans do nothing unless orphans are adopted).
+    #[cfg(test)]
+    pub(crate) fn inert() -> Reaper {
+        Reaper { _private: () }
+    }
+
     /// Makes the process a subreaper (Linux: `PR_SET_CHILD_SUBREAPER`): a process that left its
     /// app's process group (`setsid`, a double fork) and lost its parent becomes our child, to
     /// be swept by [`Self::sweep_orphans`]. Every child started from now on gets [`RUN_ID_VAR`]

@@ -30,7 +30,7 @@ impl Supervisor {
                 i.kill_at = Some(now + timeout);
                 if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
                     log::info!("stopping {app}.{idx} (pid {pid}) with {sig}");
-                    if !signal_logged(pid, start, sig) {
+                    if !self.fx.signal_group(pid, start, sig) {
                         // Already gone: the reaper's exit event is on its way.
                         i.kill_at = Some(now);
                     }
@@ -41,7 +41,7 @@ impl Supervisor {
                     i.kill_at = None;
                     if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
                         log::warn!("{app}.{idx} (pid {pid}) did not stop in time: SIGKILL");
-                        signal_logged(pid, start, Signal::SIGKILL);
+                        self.fx.signal_group(pid, start, Signal::SIGKILL);
                     }
                 }
             }
@@ -129,7 +129,7 @@ impl Supervisor {
                     );
                     let gone = o
                         .start_ticks
-                        .is_none_or(|st| !signal_logged(o.pid, st, sig));
+                        .is_none_or(|st| !self.fx.signal_group(o.pid, st, sig));
                     if gone {
                         o.kill_at = Some(now);
                     }
@@ -148,7 +148,7 @@ impl Supervisor {
                             "{app}.{idx}: old pid {} did not stop in time: SIGKILL",
                             o.pid
                         );
-                        signal_logged(o.pid, st, Signal::SIGKILL);
+                        self.fx.signal_group(o.pid, st, Signal::SIGKILL);
                     }
                 }
             }
@@ -184,7 +184,7 @@ impl Supervisor {
         i.kill_at = Some(now + timeout);
         if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
             log::warn!("{app}.{idx} (pid {pid}): {why}; stopping it with {sig}");
-            if !signal_logged(pid, start, sig) {
+            if !self.fx.signal_group(pid, start, sig) {
                 i.kill_at = Some(now);
             }
         }
@@ -293,7 +293,7 @@ impl Supervisor {
             }
         }
         let specs: Vec<SpawnSpec> = prepared.iter().map(|p| p.sp.clone()).collect();
-        let results = process::spawn_batch(&specs);
+        let results = self.fx.spawn_batch(&specs);
         for (p, result) in prepared.into_iter().zip(results) {
             self.finish_start(p, result, now);
         }
@@ -535,11 +535,10 @@ impl Supervisor {
         let mut out = Vec::new();
         for l in &app.listen {
             if !self.sockets.contains_key(l) {
-                let fd: OwnedFd = match l {
-                    crate::config::Listen::Tcp(addr) => process::bind_tcp(addr),
-                    crate::config::Listen::Unix(path) => process::bind_unix(path),
-                }
-                .map_err(|e| format!("cannot listen on {l}: {e}"))?;
+                let fd: OwnedFd = self
+                    .fx
+                    .bind(l)
+                    .map_err(|e| format!("cannot listen on {l}: {e}"))?;
                 log::info!("listening on {l} for `{}`", app.name);
                 self.sockets.insert(l.clone(), fd);
             }

@@ -3,7 +3,6 @@
 //! Whatever the app left in its process group was already killed by the reaper before it reaped
 //! the app's process (`process::Reaper`).
 use crate::config::keys::EventKind;
-use std::time::Instant;
 
 use super::*;
 
@@ -88,7 +87,7 @@ impl Supervisor {
         let Some(inst) = self.obs.instances.get_mut(&key) else {
             return;
         };
-        state::on_exit(&spec.app, inst, e.code, e.signal, Instant::now());
+        state::on_exit(&spec.app, inst, e.code, e.signal, self.fx.now());
         let (state, reason) = (inst.state, inst.reason.clone().unwrap_or_default());
         let looping = std::mem::take(&mut inst.loop_alert).then_some(inst.restart_times.len());
         if matches!(state, State::Backoff | State::Failed) {

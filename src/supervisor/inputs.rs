@@ -110,18 +110,13 @@ impl Supervisor {
             interval: p.interval,
             attempt_timeout: attempt,
         };
-        match crate::probes::start(
-            spec,
-            target.clone(),
-            self.reaper.clone(),
-            sock,
-            self.probe_report(),
-        ) {
+        let report = self.probe_report();
+        match self.fx.start_probe(spec, target.clone(), sock, report) {
             Ok(h) => self
                 .probes
                 .entry((target.app.clone(), target.idx))
                 .or_default()
-                .push(h),
+                .extend(h),
             Err(e) => log::error!(
                 "cannot start a probe for {}.{}: {e}",
                 target.app,
@@ -170,7 +165,7 @@ impl Supervisor {
             over.push(((app, idx), why));
         }
         let roots: Vec<i32> = sampled.iter().map(|(_, pid, _)| *pid).collect();
-        let usage = crate::process::sample(&roots);
+        let usage = self.fx.sample(&roots);
         for ((app, idx), pid, max) in sampled {
             let Some(rss) = usage.get(&pid).map(|u| u.rss_bytes) else {
                 continue;

@@ -10,6 +10,7 @@
 
 mod apply;
 pub mod diff;
+mod effects;
 mod exits;
 mod history;
 mod inputs;
@@ -35,6 +36,7 @@ use crate::logs::{LogNotice, LogPump, LogTarget, Stream, log_file_name};
 use crate::process::{self, Exit, Reaper, Signal, SpawnSpec};
 use crate::python_env::HostEnv;
 use crate::resolve::{self, Desired};
+use effects::Effects;
 use persist::{EventLog, EventRecord, SavedInstance, SavedState};
 use plan::{Action, Observed, Want};
 use state::{Instance, State};
@@ -159,18 +161,8 @@ struct Supervisor {
     told_ready: bool,
     /// Recent samples per instance, kept only while watched (`history.rs`).
     history: history::History,
-}
-
-/// Signals an instance's process group (see [`process::signal_group_checked`]); whether anything
-/// was signalled. A failure to signal is logged, never swallowed: the caller treats it as "gone".
-fn signal_logged(pid: i32, start: u64, sig: Signal) -> bool {
-    match process::signal_group_checked(pid, start, sig) {
-        Ok(sent) => sent,
-        Err(e) => {
-            log::warn!("cannot send {sig} to the process group of pid {pid}: {e}");
-            false
-        }
-    }
+    /// Every spawn, signal, probe, bind, sample and state write, and the clock.
+    fx: Box<dyn Effects>,
 }
 
 fn wants_of(d: &Desired) -> IndexMap<String, Want> {
@@ -318,6 +310,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         cgroup_seq: 0,
         told_ready: false,
         history: history::History::default(),
+        fx: Box::new(effects::RealEffects { reaper }),
     };
     sup.restore_schedules(&last_runs, Instant::now());
     sup.rewatch();
@@ -365,13 +358,48 @@ fn start_signal_thread(tx: Sender<Event>) -> Result<(), StartError> {
     Ok(())
 }
 
+/// What the loop does once settled (`Supervisor::settle`).
+enum Idle {
+    /// Every app has stopped (or was killed): the supervisor ends.
+    Done,
+    /// Sleep until the next event, or until this deadline.
+    Until(Option<Instant>),
+}
+
 /// How long a settled supervisor waits before it gives start-up memory back.
 const RELEASE_AFTER: Duration = Duration::from_millis(500);
 
 impl Supervisor {
     fn run_loop(&mut self, rx: &Receiver<Event>) {
         loop {
-            let now = Instant::now();
+            let event = match self.settle() {
+                Idle::Done => return,
+                Idle::Until(Some(t)) => {
+                    match rx.recv_timeout(t.saturating_duration_since(self.fx.now())) {
+                        Ok(e) => e,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                Idle::Until(None) => match rx.recv() {
+                    Ok(e) => e,
+                    Err(_) => return,
+                },
+            };
+            self.handle(event);
+            // Take everything already queued before planning again (a burst of exits).
+            while let Ok(e) = rx.try_recv() {
+                self.handle(e);
+            }
+        }
+    }
+
+    /// Plans and applies until the planner has nothing left to do at this moment, then does
+    /// the idle work (events and state written, orphans swept, readiness told, memory given
+    /// back): whether the loop is over, or until when it may sleep if no event comes.
+    fn settle(&mut self) -> Idle {
+        loop {
+            let now = self.fx.now();
             self.fire_timers(now);
             self.refresh_schedules(now);
             let (actions, wake) = plan::plan(&self.wants, &self.obs, now);
@@ -398,17 +426,17 @@ impl Supervisor {
                     self.start_batch(&starts, now);
                 }
                 if self.aborting {
-                    return;
+                    return Idle::Done;
                 }
                 log::debug!(
                     "planned and applied {n} actions in {:.2} ms",
-                    now.elapsed().as_secs_f64() * 1000.0
+                    self.fx.now().saturating_duration_since(now).as_secs_f64() * 1000.0
                 );
                 continue;
             }
             if self.obs.shutting_down && !self.obs.instances.values().any(Instance::has_any_process)
             {
-                return;
+                return Idle::Done;
             }
             self.events.flush();
             if std::mem::take(&mut self.sweep_due) {
@@ -425,9 +453,7 @@ impl Supervisor {
                 .any(|i| i.state == State::Starting);
             if !starting && !std::mem::replace(&mut self.told_ready, true) {
                 // systemd `Type=notify`: up once nothing is starting (as `up -d` returns).
-                if let Err(e) = process::sd_notify("READY=1") {
-                    log::warn!("cannot notify the service manager: {e}");
-                }
+                self.fx.tell_ready();
             }
             let mut wake = wake;
             if self.release_pending {
@@ -441,28 +467,13 @@ impl Supervisor {
                     if now >= at {
                         self.release_pending = false;
                         self.release_at = None;
-                        process::release_startup_memory();
+                        self.fx.release_memory();
                     } else {
                         wake = Some(wake.map_or(at, |w| w.min(at)));
                     }
                 }
             }
-            let event = match wake {
-                Some(t) => match rx.recv_timeout(t.saturating_duration_since(Instant::now())) {
-                    Ok(e) => e,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
-                None => match rx.recv() {
-                    Ok(e) => e,
-                    Err(_) => return,
-                },
-            };
-            self.handle(event);
-            // Take everything already queued before planning again (a burst of exits).
-            while let Ok(e) = rx.try_recv() {
-                self.handle(e);
-            }
+            return Idle::Until(wake);
         }
     }
 
@@ -483,7 +494,7 @@ impl Supervisor {
             Event::Probe(r) => self.on_probe(r),
             Event::FileChanged(p) => {
                 let m = crate::watch::classify(&self.desired, &p);
-                let now = Instant::now();
+                let now = self.fx.now();
                 let at = now + crate::watch::DEBOUNCE;
                 if m.reload {
                     // Remember the newest valid version of this burst of saves (a save that
@@ -543,13 +554,13 @@ impl Supervisor {
         let mut killed = Vec::new();
         for ((app, idx), i) in &self.obs.instances {
             if let (Some(pid), Some(start)) = (i.pid, i.start_ticks)
-                && signal_logged(pid, start, Signal::SIGKILL)
+                && self.fx.signal_group(pid, start, Signal::SIGKILL)
             {
                 killed.push((app.clone(), *idx, pid));
             }
             if let Some(o) = &i.old
                 && let Some(st) = o.start_ticks
-                && signal_logged(o.pid, st, Signal::SIGKILL)
+                && self.fx.signal_group(o.pid, st, Signal::SIGKILL)
             {
                 killed.push((app.clone(), *idx, o.pid));
             }
@@ -740,7 +751,7 @@ impl Supervisor {
                 })
                 .collect(),
         };
-        if let Err(e) = persist::save_state(&self.state_dir, &saved) {
+        if let Err(e) = self.fx.write_state(&self.state_dir, &saved) {
             log::error!("cannot save state.json: {e}");
         }
     }
@@ -809,3 +820,6 @@ pub fn log_paths(log_dir: &Path, app: &str, instance: Option<u32>) -> (PathBuf, 
         log_dir.join(log_file_name(app, instance, Stream::Err)),
     )
 }
+
+#[cfg(test)]
+mod loop_tests;
