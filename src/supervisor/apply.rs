@@ -8,129 +8,71 @@ use std::time::{Duration, Instant};
 use super::*;
 
 impl Supervisor {
+    /// Records the action (`record::record`, pure), writes the events it implies, then
+    /// performs its effects.
     pub(super) fn apply(&mut self, action: Action, now: Instant) {
         self.dirty = true;
+        // KillAll forgets the pids it kills: take them first.
+        let doomed = matches!(action, Action::KillAll).then(|| self.every_process());
+        let notes = record::record(&mut self.obs, &self.wants, &action, now);
+        self.write_notes(notes);
         match action {
             Action::Start { app, idx } => self.start(&app, idx, now),
-            Action::Stop { app, idx, intent } => {
-                let timeout = self
-                    .wants
-                    .get(&app)
-                    .map_or(Duration::from_secs(10), |w| w.stop_timeout);
-                let sig = self
-                    .desired
-                    .apps
-                    .get(&app)
-                    .map_or(Signal::SIGTERM, |s| s.app.stop_signal.0);
-                let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) else {
-                    return;
-                };
-                i.transition(State::Stopping);
-                i.stop_intent = Some(intent);
-                i.kill_at = Some(now + timeout);
-                if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
-                    log::info!("stopping {app}.{idx} (pid {pid}) with {sig}");
-                    if !self.fx.signal_group(pid, start, sig) {
-                        // Already gone: the reaper's exit event is on its way.
-                        i.kill_at = Some(now);
-                    }
-                }
+            Action::Stop { app, idx, .. } => {
+                let (_, sig) = self.stop_params(&app);
+                self.signal_instance(&(app, idx), sig, now, None);
             }
             Action::Kill { app, idx } => {
-                if let Some(i) = self.obs.instances.get_mut(&(app.clone(), idx)) {
-                    i.kill_at = None;
-                    if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
-                        log::warn!("{app}.{idx} (pid {pid}) did not stop in time: SIGKILL");
-                        self.fx.signal_group(pid, start, Signal::SIGKILL);
-                    }
-                }
+                let why = "did not stop in time: SIGKILL";
+                self.signal_instance(&(app, idx), Signal::SIGKILL, now, Some(why));
             }
-            Action::Unhealthy { app, idx } => {
-                let key = (app.clone(), idx);
-                let limit = self.wants.get(&app).and_then(|w| w.health_failures);
-                let Some(i) = self.obs.instances.get_mut(&key) else {
-                    return;
-                };
-                let limit = limit.unwrap_or(i.health_failures);
-                i.health_failures = 0;
-                let detail = i.last_health_detail.take().unwrap_or_default();
-                let pid = i.pid;
-                i.history
-                    .push_back((std::time::SystemTime::now(), format!("unhealthy: {detail}")));
-                self.emit(
-                    EventKind::Unhealthy,
-                    Some(&app),
-                    Some(idx),
-                    pid,
-                    format!("{limit} consecutive health check failures; restarting: {detail}"),
-                );
+            Action::Unhealthy { app, idx } | Action::OverMemory { app, idx } => {
+                let key = (app, idx);
                 self.probes.remove(&key);
-                let why = format!("unhealthy ({limit} consecutive health check failures)");
-                self.fail_running(&app, idx, why, now);
+                self.stop_failed(&key, now);
             }
-            Action::OverMemory { app, idx } => self.fail_over_memory(&app, idx, now),
+            Action::ReadyTimeout { app, idx } => self.stop_failed(&(app, idx), now),
             Action::SampleMemory => self.sample_memory(now),
             Action::KillAll => {
-                self.kill_all();
+                self.kill_all(doomed.unwrap_or_default());
                 self.aborting = true;
             }
-            Action::ReadyTimeout { app, idx } => {
-                let timeout = self
-                    .desired
-                    .apps
-                    .get(&app)
-                    .and_then(|s| s.app.ready.as_ref())
-                    .map(|p| p.timeout)
-                    .unwrap_or_default();
-                let why = format!(
-                    "not ready within {}",
-                    crate::config::units::format_duration(timeout)
-                );
-                self.fail_running(&app, idx, why, now);
-            }
             Action::Replace { app, idx } => {
-                let key = (app.clone(), idx);
-                if let Some(i) = self.obs.instances.get_mut(&key)
-                    && let Some(pid) = i.pid.take()
-                {
-                    i.old = Some(state::OldProcess {
-                        pid,
-                        start_ticks: i.start_ticks.take(),
-                        started_at: i.started_at,
-                        started_wall: i.started_wall,
-                        spec_hash: i.spec_hash,
-                        stopping: false,
-                        kill_at: None,
-                    });
-                    log::info!("rolling {app}.{idx}: starting a replacement for pid {pid}");
-                }
-                self.start(&app, idx, now);
-                // The replacement could not even be spawned: keep the old process.
-                if let Some(i) = self.obs.instances.get_mut(&key)
-                    && i.pid.is_none()
-                {
-                    let reason = i.reason.clone().unwrap_or_default();
-                    self.keep_old(&key, &reason);
-                }
-            }
-            Action::StopOld { app, idx } => {
-                let (timeout, sig) = self.stop_params(&app);
                 if let Some(o) = self
                     .obs
                     .instances
-                    .get_mut(&(app.clone(), idx))
-                    .and_then(|i| i.old.as_mut())
+                    .get(&(app.clone(), idx))
+                    .and_then(|i| i.old.as_ref())
                 {
-                    o.stopping = true;
-                    o.kill_at = Some(now + timeout);
                     log::info!(
-                        "rolling {app}.{idx}: replacement ready, stopping old pid {}",
+                        "rolling {app}.{idx}: starting a replacement for pid {}",
                         o.pid
                     );
-                    let gone = o
+                }
+                // A replacement that cannot even be spawned hands the instance back to its
+                // old process (`record::spawned`).
+                self.start(&app, idx, now);
+            }
+            Action::StopOld { app, idx } => {
+                let (_, sig) = self.stop_params(&app);
+                let key = (app, idx);
+                if let Some(o) = self
+                    .obs
+                    .instances
+                    .get_mut(&key)
+                    .and_then(|i| i.old.as_mut())
+                {
+                    log::info!(
+                        "rolling {}.{}: replacement ready, stopping old pid {}",
+                        key.0,
+                        key.1,
+                        o.pid
+                    );
+                    let sent = o
                         .start_ticks
-                        .is_none_or(|st| !self.fx.signal_group(o.pid, st, sig));
-                    if gone {
+                        .is_some_and(|st| self.fx.signal_group(o.pid, st, sig));
+                    if !sent {
+                        // Already gone: the reaper's exit event is on its way.
                         o.kill_at = Some(now);
                     }
                 }
@@ -139,55 +81,74 @@ impl Supervisor {
                 if let Some(o) = self
                     .obs
                     .instances
-                    .get_mut(&(app.clone(), idx))
-                    .and_then(|i| i.old.as_mut())
+                    .get(&(app.clone(), idx))
+                    .and_then(|i| i.old.as_ref())
+                    && let Some(st) = o.start_ticks
                 {
-                    o.kill_at = None;
-                    if let Some(st) = o.start_ticks {
-                        log::warn!(
-                            "{app}.{idx}: old pid {} did not stop in time: SIGKILL",
-                            o.pid
-                        );
-                        self.fx.signal_group(o.pid, st, Signal::SIGKILL);
-                    }
+                    log::warn!(
+                        "{app}.{idx}: old pid {} did not stop in time: SIGKILL",
+                        o.pid
+                    );
+                    self.fx.signal_group(o.pid, st, Signal::SIGKILL);
                 }
             }
-            Action::Wait { app, idx, reason } => {
-                let i = self.instance_mut(&app, idx);
-                i.transition(State::Waiting);
-                i.reason = Some(reason);
-            }
-            Action::Settle { app, idx, reason } => {
-                let i = self.instance_mut(&app, idx);
-                i.transition(State::Stopped);
-                i.reason = Some(reason);
-            }
-            Action::Forget { app, idx } => {
-                self.obs.instances.shift_remove(&(app, idx));
-            }
+            Action::Wait { .. } | Action::Settle { .. } | Action::Forget { .. } => {}
             Action::Due { app } => self.schedule_due(&app),
         }
     }
 
-    /// The instance failed while running (not ready in time, unhealthy): it is stopped like any
-    /// stop — `stop_signal` to its group, SIGKILL after `stop_timeout` — and its exit then counts
-    /// as a failure with `why` as the reason: backoff and `max_restarts` apply (SPEC §4).
-    pub(super) fn fail_running(&mut self, app: &str, idx: u32, why: String, now: Instant) {
-        let (timeout, sig) = self.stop_params(app);
-        let Some(i) = self.obs.instances.get_mut(&(app.to_string(), idx)) else {
+    /// Writes the events the bookkeeping implies.
+    pub(super) fn write_notes(&mut self, notes: Vec<record::Note>) {
+        for n in notes {
+            self.emit(n.kind, Some(&n.app), Some(n.idx), n.pid, n.detail);
+        }
+    }
+
+    /// Signals the instance's process group. Nothing to signal any more (the process is
+    /// already gone, its exit on its way): the kill deadline is now. `why` is logged.
+    fn signal_instance(&mut self, key: &Key, sig: Signal, now: Instant, why: Option<&str>) {
+        let Some(i) = self.obs.instances.get_mut(key) else {
             return;
         };
-        i.ready_deadline = None;
-        i.fail_reason = Some(why.clone());
-        i.transition(State::Stopping);
-        i.stop_intent = None;
-        i.kill_at = Some(now + timeout);
-        if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
-            log::warn!("{app}.{idx} (pid {pid}): {why}; stopping it with {sig}");
-            if !self.fx.signal_group(pid, start, sig) {
-                i.kill_at = Some(now);
+        let (Some(pid), Some(start)) = (i.pid, i.start_ticks) else {
+            return;
+        };
+        match why {
+            Some(why) => log::warn!("{}.{} (pid {pid}) {why}", key.0, key.1),
+            None => log::info!("stopping {}.{} (pid {pid}) with {sig}", key.0, key.1),
+        }
+        if !self.fx.signal_group(pid, start, sig) && sig != Signal::SIGKILL {
+            i.kill_at = Some(now);
+        }
+    }
+
+    /// A failure while running was recorded (`record::record`): its stop signal is sent.
+    fn stop_failed(&mut self, key: &Key, now: Instant) {
+        let (_, sig) = self.stop_params(&key.0);
+        let why = self
+            .obs
+            .instances
+            .get(key)
+            .and_then(|i| i.fail_reason.clone())
+            .unwrap_or_default();
+        let why = format!("{why}; stopping it with {sig}");
+        self.signal_instance(key, sig, now, Some(&why));
+    }
+
+    /// Every live process, old ones of a roll included: (app, idx, pid, start time).
+    fn every_process(&self) -> Vec<(String, u32, i32, u64)> {
+        let mut all = Vec::new();
+        for ((app, idx), i) in &self.obs.instances {
+            if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+                all.push((app.clone(), *idx, pid, start));
+            }
+            if let Some(o) = &i.old
+                && let Some(st) = o.start_ticks
+            {
+                all.push((app.clone(), *idx, o.pid, st));
             }
         }
+        all
     }
 
     /// After a reload: a running instance whose log file name changed — `instances` crossed 1
@@ -236,42 +197,6 @@ impl Supervisor {
         (timeout, sig)
     }
 
-    /// A replacement failed before it was ready: the old process stays the instance's process,
-    /// and the app's roll stops here.
-    pub(super) fn keep_old(&mut self, key: &(String, u32), why: &str) {
-        let Some(i) = self.obs.instances.get_mut(key) else {
-            return;
-        };
-        let Some(o) = i.old.take() else {
-            return;
-        };
-        i.pid = Some(o.pid);
-        i.start_ticks = o.start_ticks;
-        i.started_at = o.started_at;
-        i.started_wall = o.started_wall;
-        i.spec_hash = o.spec_hash;
-        i.transition(State::Running);
-        i.ready = true;
-        i.ready_deadline = None;
-        i.reason = Some(format!("roll stopped: the replacement failed ({why})"));
-        let pid = o.pid;
-        for ((a, _), x) in self.obs.instances.iter_mut() {
-            if *a == key.0 {
-                x.drop_restart();
-            }
-        }
-        if let Some(w) = self.wants.get(&key.0) {
-            self.obs.abandoned.insert(key.0.clone(), w.spec_hash);
-        }
-        self.emit(
-            EventKind::Failed,
-            Some(&key.0),
-            Some(key.1),
-            None,
-            format!("replacement did not become ready ({why}); keeping pid {pid}"),
-        );
-    }
-
     pub(super) fn instance_mut(&mut self, app: &str, idx: u32) -> &mut Instance {
         self.obs
             .instances
@@ -314,20 +239,15 @@ impl Supervisor {
             user: spec.app.user.clone().filter(|_| process::is_root()),
             ..SpawnSpec::default()
         };
-        let hash = self.wants.get(app).map_or(0, |w| w.spec_hash);
-        let inst = self.instance_mut(app, idx);
-        // A roll or a fresh start after a failure counts restarts afresh.
-        let roll =
-            inst.restart_asked() || inst.runs_other_spec(hash) || inst.state == State::Failed;
-        inst.record_start(hash);
+        record::start_asked(&mut self.obs, &self.wants, app, idx);
         let mut sp = sp;
         match self.listen_fds(&spec.app) {
             Ok(fds) => sp.listen_fds = fds,
             Err(reason) => {
-                let inst = self.instance_mut(app, idx);
-                inst.transition(State::Failed);
-                inst.reason = Some(reason.clone());
-                self.emit(EventKind::Failed, Some(app), Some(idx), None, reason);
+                let key = (app.to_string(), idx);
+                let now = self.fx.now();
+                let notes = record::spawned(&mut self.obs, &self.wants, &key, Err(reason), now);
+                self.write_notes(notes);
                 return None;
             }
         }
@@ -373,7 +293,6 @@ impl Supervisor {
             spec,
             sp,
             notify,
-            roll,
             cgroup,
         })
     }
@@ -390,7 +309,6 @@ impl Supervisor {
             spec,
             sp,
             notify,
-            roll,
             cgroup,
         } = p;
         let cgroup = cgroup.map(|mut cg| {
@@ -400,42 +318,18 @@ impl Supervisor {
         let app = app.as_str();
         let log_dir = self.desired.config.pypm.log_dir.clone();
         let multi = spec.app.instances > 1;
-        let inst = self.instance_mut(app, idx);
-        if roll {
-            inst.attempt = 0;
-            inst.recent_restarts.clear();
-        }
-        let was_started = inst.ever_started;
+        let key = (app.to_string(), idx);
         match result {
             Ok(child) => {
                 if let Some(cg) = cgroup {
                     self.proc_cgroups.insert(child.pid, (cg, 0));
                 }
-                let inst = self.instance_mut(app, idx);
-                inst.pid = Some(child.pid);
-                inst.start_ticks = Some(child.start_time);
-                inst.started_at = Some(now);
-                inst.started_wall = Some(std::time::SystemTime::now());
-                inst.ever_started = true;
-                inst.retry_at = None;
-                inst.stop_intent = None;
-                inst.kill_at = None;
-                if was_started {
-                    inst.restarts += 1;
-                }
-                // Without a readiness probe an instance is ready once spawned.
-                match &spec.app.ready {
-                    Some(p) => {
-                        inst.transition(State::Starting);
-                        inst.ready = false;
-                        inst.ready_deadline = Some(now + p.timeout);
-                    }
-                    None => {
-                        inst.transition(State::Running);
-                        inst.ready = true;
-                    }
-                }
-                inst.reason = None;
+                let started = record::Spawned {
+                    pid: child.pid,
+                    start_ticks: child.start_time,
+                };
+                let notes = record::spawned(&mut self.obs, &self.wants, &key, Ok(started), now);
+                self.write_notes(notes);
                 let pid = child.pid;
                 let target = crate::probes::Target {
                     app: app.to_string(),
@@ -516,12 +410,9 @@ impl Supervisor {
                 {
                     self.cgroup_leftovers.push(cg);
                 }
-                let inst = self.instance_mut(app, idx);
-                inst.transition(State::Failed);
-                inst.reason = Some(format!("cannot start: {e}"));
-                inst.pid = None;
                 let reason = format!("cannot start: {e}");
-                self.emit(EventKind::Failed, Some(app), Some(idx), None, reason);
+                let notes = record::spawned(&mut self.obs, &self.wants, &key, Err(reason), now);
+                self.write_notes(notes);
             }
         }
     }

@@ -81,7 +81,8 @@ impl Supervisor {
             && i.old.as_ref().is_some_and(|o| !o.stopping)
         {
             let why = i.fail_reason.clone().unwrap_or_else(|| e.describe());
-            self.keep_old(&key, &why);
+            let notes = record::keep_old(&mut self.obs, &self.wants, &key, &why);
+            self.write_notes(notes);
             return;
         }
         let Some(inst) = self.obs.instances.get_mut(&key) else {

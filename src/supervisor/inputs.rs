@@ -182,26 +182,6 @@ impl Supervisor {
         }
     }
 
-    /// The planner's `OverMemory`: the event, then the whole instance is stopped and restarted
-    /// as after a failure.
-    pub(super) fn fail_over_memory(&mut self, app: &str, idx: u32, now: Instant) {
-        let key = (app.to_string(), idx);
-        let Some(i) = self.obs.instances.get_mut(&key) else {
-            return;
-        };
-        let why = i.over_memory.take().unwrap_or_default();
-        let pid = i.pid;
-        self.emit(
-            EventKind::MemoryLimit,
-            Some(app),
-            Some(idx),
-            pid,
-            format!("{why}; restarting"),
-        );
-        self.probes.remove(&key);
-        self.fail_running(app, idx, why, now);
-    }
-
     pub(super) fn on_probe(&mut self, r: crate::probes::ProbeResult) {
         use crate::probes::Which;
         let key = (r.app.clone(), r.idx);

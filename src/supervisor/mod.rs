@@ -16,6 +16,7 @@ mod history;
 mod inputs;
 pub mod persist;
 pub mod plan;
+mod record;
 mod report;
 mod requests;
 mod schedules;
@@ -38,7 +39,7 @@ use crate::python_env::HostEnv;
 use crate::resolve::{self, Desired};
 use effects::Effects;
 use persist::{EventLog, EventRecord, SavedInstance, SavedState};
-use plan::{Action, Observed, Want};
+use plan::{Action, Key, Observed, Want};
 use state::{Instance, State};
 
 /// What the loop reacts to.
@@ -62,7 +63,6 @@ struct PreparedStart {
     spec: resolve::AppSpec,
     sp: SpawnSpec,
     notify: Option<std::os::unix::net::UnixDatagram>,
-    roll: bool,
     /// The process's own cgroup when its app has `memory_max` or `cpu_max` and cgroups can be
     /// used.
     cgroup: Option<process::cgroup::ProcessCgroup>,
@@ -548,35 +548,20 @@ impl Supervisor {
         }
     }
 
-    /// Killed now, not waited for: the loop ends and `finish` still writes the events,
-    /// state.json and removes the socket and pid file.
-    pub(super) fn kill_all(&mut self) {
-        let mut killed = Vec::new();
-        for ((app, idx), i) in &self.obs.instances {
-            if let (Some(pid), Some(start)) = (i.pid, i.start_ticks)
-                && self.fx.signal_group(pid, start, Signal::SIGKILL)
-            {
-                killed.push((app.clone(), *idx, pid));
+    /// The planner's `KillAll` (a second stop signal), recorded: every process is killed now,
+    /// not waited for. The loop ends and `finish` still writes the events, state.json and
+    /// removes the socket and pid file.
+    pub(super) fn kill_all(&mut self, doomed: Vec<(String, u32, i32, u64)>) {
+        for (app, idx, pid, start) in doomed {
+            if self.fx.signal_group(pid, start, Signal::SIGKILL) {
+                self.emit(
+                    EventKind::Exited,
+                    Some(&app),
+                    Some(idx),
+                    Some(pid),
+                    "signal SIGKILL (the supervisor was told twice to stop)".into(),
+                );
             }
-            if let Some(o) = &i.old
-                && let Some(st) = o.start_ticks
-                && self.fx.signal_group(o.pid, st, Signal::SIGKILL)
-            {
-                killed.push((app.clone(), *idx, o.pid));
-            }
-        }
-        for (app, idx, pid) in killed {
-            self.emit(
-                EventKind::Exited,
-                Some(&app),
-                Some(idx),
-                Some(pid),
-                "signal SIGKILL (the supervisor was told twice to stop)".into(),
-            );
-        }
-        for i in self.obs.instances.values_mut() {
-            i.pid = None;
-            i.transition(State::Stopped);
         }
         self.save();
     }

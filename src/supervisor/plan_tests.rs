@@ -4,7 +4,7 @@ use indexmap::IndexMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::supervisor::state::OldProcess;
+use crate::supervisor::record;
 
 fn want(name: &str, deps: &[(&str, Condition)]) -> Want {
     Want {
@@ -29,104 +29,25 @@ fn desired(ws: Vec<Want>) -> IndexMap<String, Want> {
     ws.into_iter().map(|w| (w.name.clone(), w)).collect()
 }
 
-/// What the loop does for each action, minus the processes.
-fn apply(obs: &mut Observed, actions: &[Action], now: Instant, next_pid: &mut i32) {
+/// What the loop does for each action, minus the processes: the loop's own bookkeeping
+/// (`record.rs`), each spawn succeeding with the next pid.
+fn apply(
+    d: &IndexMap<String, Want>,
+    obs: &mut Observed,
+    actions: &[Action],
+    now: Instant,
+    next_pid: &mut i32,
+) {
     for a in actions {
-        match a {
-            Action::Start { app, idx } => {
-                let i = obs
-                    .instances
-                    .entry((app.clone(), *idx))
-                    .or_insert_with(|| Instance::new(app, *idx));
-                *next_pid += 1;
-                i.pid = Some(*next_pid);
-                i.state = State::Running;
-                i.ready = true;
-                i.ever_started = true;
-                i.record_start(0);
-                i.started_at = Some(now);
-            }
-            Action::Stop { app, idx, intent } => {
-                if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                    i.state = State::Stopping;
-                    i.stop_intent = Some(*intent);
-                    i.kill_at = Some(now + Duration::from_secs(10));
-                }
-            }
-            Action::Kill { app, idx }
-            | Action::ReadyTimeout { app, idx }
-            | Action::Unhealthy { app, idx }
-            | Action::OverMemory { app, idx } => {
-                if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                    i.kill_at = None;
-                    i.ready_deadline = None;
-                    i.over_memory = None;
-                    i.health_failures = 0;
-                }
-            }
-            Action::SampleMemory => obs.memory_sampled_at = Some(now),
-            Action::KillAll => {
-                for i in obs.instances.values_mut() {
-                    i.pid = None;
-                    i.old = None;
-                    i.state = State::Stopped;
-                }
-            }
-            Action::Wait { app, idx, reason } | Action::Settle { app, idx, reason } => {
-                let i = obs
-                    .instances
-                    .entry((app.clone(), *idx))
-                    .or_insert_with(|| Instance::new(app, *idx));
-                i.state = if matches!(a, Action::Wait { .. }) {
-                    State::Waiting
-                } else {
-                    State::Stopped
-                };
-                i.reason = Some(reason.clone());
-            }
-            Action::Forget { app, idx } => {
-                obs.instances.shift_remove(&(app.clone(), *idx));
-            }
-            Action::Replace { app, idx } => {
-                if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                    i.old = Some(OldProcess {
-                        pid: i.pid.unwrap_or(0),
-                        start_ticks: None,
-                        started_at: i.started_at,
-                        started_wall: None,
-                        spec_hash: i.spec_hash,
-                        stopping: false,
-                        kill_at: None,
-                    });
-                    *next_pid += 1;
-                    i.pid = Some(*next_pid);
-                    i.state = State::Starting;
-                    i.ready = false;
-                    i.record_start(0);
-                    i.started_at = Some(now);
-                }
-            }
-            Action::StopOld { app, idx } => {
-                if let Some(o) = obs
-                    .instances
-                    .get_mut(&(app.clone(), *idx))
-                    .and_then(|i| i.old.as_mut())
-                {
-                    o.stopping = true;
-                    o.kill_at = Some(now + Duration::from_secs(10));
-                }
-            }
-            Action::KillOld { app, idx } => {
-                if let Some(o) = obs
-                    .instances
-                    .get_mut(&(app.clone(), *idx))
-                    .and_then(|i| i.old.as_mut())
-                {
-                    o.kill_at = None;
-                }
-            }
-            // The loop's part (schedules.rs) is tested where the wall clock is.
-            Action::Due { .. } => {}
+        record::record(obs, d, a, now);
+        if let Action::Start { app, idx } | Action::Replace { app, idx } = a {
+            record::start_asked(obs, d, app, *idx);
+            *next_pid += 1;
+            let p = record::Spawned {
+                pid: *next_pid,
+                start_ticks: 0,
+            };
+            record::spawned(obs, d, &(app.clone(), *idx), Ok(p), now);
         }
     }
 }
@@ -172,10 +93,10 @@ fn starts_in_dependency_waves() {
         idx: 0,
         reason: "waiting for `migrate` to complete".into()
     }));
-    apply(&mut obs, &a, now, &mut pid);
+    apply(&d, &mut obs, &a, now, &mut pid);
     let (a, _) = plan(&d, &obs, now);
     assert_eq!(starts(&a), vec!["migrate.0"]);
-    apply(&mut obs, &a, now, &mut pid);
+    apply(&d, &mut obs, &a, now, &mut pid);
     assert!(starts(&plan(&d, &obs, now).0).is_empty());
     exit(&mut obs, "migrate", 0, State::Completed);
     assert_eq!(starts(&plan(&d, &obs, now).0), vec!["web.0"]);
@@ -191,7 +112,7 @@ fn failed_dependency_keeps_dependents_waiting() {
     let mut obs = Observed::default();
     let mut pid = 1;
     let (a, _) = plan(&d, &obs, now);
-    apply(&mut obs, &a, now, &mut pid);
+    apply(&d, &mut obs, &a, now, &mut pid);
     // db became ready, so web started; now consider a fresh web with db failed.
     obs.instances.shift_remove(&("web".to_string(), 0));
     exit(&mut obs, "db", 0, State::Failed);
@@ -218,7 +139,7 @@ fn shutdown_stops_in_reverse_dependency_order() {
     let mut pid = 1;
     for _ in 0..3 {
         let (a, _) = plan(&d, &obs, now);
-        apply(&mut obs, &a, now, &mut pid);
+        apply(&d, &mut obs, &a, now, &mut pid);
     }
     obs.shutting_down = true;
     let mut order = Vec::new();
@@ -229,7 +150,7 @@ fn shutdown_stops_in_reverse_dependency_order() {
                 order.push(app.clone());
             }
         }
-        apply(&mut obs, &a, now, &mut pid);
+        apply(&d, &mut obs, &a, now, &mut pid);
         let stopping: Vec<(String, u32)> = obs
             .instances
             .iter()
@@ -258,11 +179,11 @@ fn shutdown_order_goes_through_apps_that_no_longer_run() {
     let mut pid = 1;
     for _ in 0..2 {
         let (a, _) = plan(&d, &obs, now);
-        apply(&mut obs, &a, now, &mut pid);
+        apply(&d, &mut obs, &a, now, &mut pid);
     }
     exit(&mut obs, "migrate", 0, State::Completed);
     let (a, _) = plan(&d, &obs, now);
-    apply(&mut obs, &a, now, &mut pid);
+    apply(&d, &mut obs, &a, now, &mut pid);
     assert!(obs.instances[&("api".to_string(), 0)].is_live());
     obs.shutting_down = true;
     let (a, _) = plan(&d, &obs, now);
@@ -341,10 +262,10 @@ fn stop_escalates_to_kill_at_the_deadline() {
     let mut obs = Observed::default();
     let mut pid = 1;
     let (a, _) = plan(&d, &obs, t0);
-    apply(&mut obs, &a, t0, &mut pid);
+    apply(&d, &mut obs, &a, t0, &mut pid);
     obs.shutting_down = true;
     let (a, _) = plan(&d, &obs, t0);
-    apply(&mut obs, &a, t0, &mut pid);
+    apply(&d, &mut obs, &a, t0, &mut pid);
     let (a, wake) = plan(&d, &obs, t0 + Duration::from_secs(1));
     assert!(a.is_empty());
     assert_eq!(wake, Some(t0 + Duration::from_secs(10)));
@@ -408,7 +329,7 @@ fn disable_scale_and_remove() {
     let mut obs = Observed::default();
     let mut pid = 1;
     let (a, _) = plan(&d, &obs, now);
-    apply(&mut obs, &a, now, &mut pid);
+    apply(&d, &mut obs, &a, now, &mut pid);
     assert_eq!(obs.instances.len(), 4);
 
     // Scale 3 → 1: only a.1 and a.2 stop; b is removed.
@@ -437,7 +358,7 @@ fn disable_scale_and_remove() {
             reason: "disabled".into()
         }]
     );
-    apply(&mut obs2, &a, now, &mut pid);
+    apply(&d, &mut obs2, &a, now, &mut pid);
     assert!(plan(&d3, &obs2, now).0.is_empty());
 }
 
@@ -450,7 +371,7 @@ fn roll_replaces_one_instance_at_a_time() {
     let mut obs = Observed::default();
     let mut pid = 1;
     let (a, _) = plan(&d, &obs, now);
-    apply(&mut obs, &a, now, &mut pid);
+    apply(&d, &mut obs, &a, now, &mut pid);
     for i in obs.instances.values_mut() {
         i.ask_restart();
     }
@@ -467,7 +388,7 @@ fn roll_replaces_one_instance_at_a_time() {
                 stops.push(*idx);
             }
         }
-        apply(&mut obs, &a, now, &mut pid);
+        apply(&d, &mut obs, &a, now, &mut pid);
         let stopping: Vec<(String, u32)> = obs
             .instances
             .iter()
@@ -496,8 +417,12 @@ fn surge_roll_starts_the_replacement_before_stopping_the_old() {
     let mut obs = Observed::default();
     let mut pid = 1;
     let (a, _) = plan(&d, &obs, now);
-    apply(&mut obs, &a, now, &mut pid);
+    apply(&d, &mut obs, &a, now, &mut pid);
     for i in obs.instances.values_mut() {
+        // Both passed their readiness probe.
+        assert_eq!(i.state, State::Starting);
+        i.state = State::Running;
+        i.ready = true;
         i.ask_restart();
     }
     let key0 = ("a".to_string(), 0);
@@ -510,7 +435,7 @@ fn surge_roll_starts_the_replacement_before_stopping_the_old() {
             idx: 0
         }]
     );
-    apply(&mut obs, &a, now, &mut pid);
+    apply(&d, &mut obs, &a, now, &mut pid);
     let (a, _) = plan(&d, &obs, now);
     assert!(a.is_empty(), "{a:?}");
     // Ready: the old process of instance 0 is stopped; instance 1 waits for that.
@@ -526,7 +451,7 @@ fn surge_roll_starts_the_replacement_before_stopping_the_old() {
             idx: 0
         }]
     );
-    apply(&mut obs, &a, now, &mut pid);
+    apply(&d, &mut obs, &a, now, &mut pid);
     assert!(plan(&d, &obs, now).0.is_empty());
     if let Some(i) = obs.instances.get_mut(&key0) {
         i.old = None;
@@ -550,12 +475,12 @@ fn surge_without_probe_waits_min_uptime() {
     let mut obs = Observed::default();
     let mut pid = 1;
     let (a, _) = plan(&d, &obs, t0);
-    apply(&mut obs, &a, t0, &mut pid);
+    apply(&d, &mut obs, &a, t0, &mut pid);
     if let Some(i) = obs.instances.get_mut(&("a".to_string(), 0)) {
         i.ask_restart();
     }
     let (a, _) = plan(&d, &obs, t0);
-    apply(&mut obs, &a, t0, &mut pid);
+    apply(&d, &mut obs, &a, t0, &mut pid);
     if let Some(i) = obs.instances.get_mut(&("a".to_string(), 0)) {
         i.state = State::Running;
         i.ready = true;
@@ -640,7 +565,7 @@ proptest! {
         let (first, _) = plan(&d, &obs, now);
         let mut after = obs.clone();
         let mut pid = 5000;
-        apply(&mut after, &first, now, &mut pid);
+        apply(&d, &mut after, &first, now, &mut pid);
         let (second, _) = plan(&d, &after, now);
         for a in &second {
             prop_assert!(!first.contains(a), "repeated {a:?}");
@@ -670,7 +595,7 @@ fn a_scheduled_task_waits_for_its_due_time_as_a_deadline() {
     let (actions, wake) = plan(&d, &obs, t0);
     assert!(starts(&actions).is_empty(), "{actions:?}");
     assert_eq!(wake, Some(due));
-    apply(&mut obs, &actions, t0, &mut pid);
+    apply(&d, &mut obs, &actions, t0, &mut pid);
     assert_eq!(
         obs.instances[&("job".to_string(), 0)].reason.as_deref(),
         Some(SCHEDULED)
@@ -694,12 +619,12 @@ fn a_due_run_starts_and_a_failed_run_does_not_stop_the_next() {
     let mut obs = Observed::default();
     let mut pid = 0;
     let (actions, _) = plan(&d, &obs, t0);
-    apply(&mut obs, &actions, t0, &mut pid);
+    apply(&d, &mut obs, &actions, t0, &mut pid);
     // What the loop does on `Due` for a task that is not running: request a run.
     request_run(&mut obs, "job");
     let (actions, _) = plan(&d, &obs, t0);
     assert_eq!(starts(&actions), vec!["job.0"]);
-    apply(&mut obs, &actions, t0, &mut pid);
+    apply(&d, &mut obs, &actions, t0, &mut pid);
     exit(&mut obs, "job", 0, State::Failed);
     // Failed: nothing starts until the schedule is due again, and then it runs.
     let (actions, _) = plan(&d, &obs, t0 + Duration::from_secs(1));
@@ -719,11 +644,11 @@ fn replace_stops_the_running_run_and_reboot_runs_at_start() {
     let (actions, wake) = plan(&d, &obs, t0);
     assert!(starts(&actions).is_empty());
     assert_eq!(wake, None, "no due time: no wake-up (idle stays idle)");
-    apply(&mut obs, &actions, t0, &mut pid);
+    apply(&d, &mut obs, &actions, t0, &mut pid);
     // A running run whose instance the loop marked for replacement is stopped, then restarted.
     request_run(&mut obs, "job");
     let (actions, _) = plan(&d, &obs, t0);
-    apply(&mut obs, &actions, t0, &mut pid);
+    apply(&d, &mut obs, &actions, t0, &mut pid);
     request_run(&mut obs, "job");
     let (actions, _) = plan(&d, &obs, t0);
     assert!(
