@@ -32,6 +32,7 @@ impl Supervisor {
                 self.stop_failed(&key, now);
             }
             Action::ReadyTimeout { app, idx } => self.stop_failed(&(app, idx), now),
+            Action::Ready { app, idx } => self.ready_effects(&(app, idx)),
             Action::SampleMemory => self.sample_memory(now),
             Action::KillAll => {
                 self.kill_all(doomed.unwrap_or_default());

@@ -1,5 +1,4 @@
 //! Inputs besides exits and requests: watched files (debounced) and probe results.
-use crate::config::keys::EventKind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,6 +124,30 @@ impl Supervisor {
         }
     }
 
+    /// The planner's `Ready`, recorded: the readiness probe's thread ends, the health probe's
+    /// starts.
+    pub(super) fn ready_effects(&mut self, key: &Key) {
+        use crate::probes::Which;
+        self.probes.remove(key);
+        let Some(spec) = self.desired.apps.get(&key.0) else {
+            return;
+        };
+        let Some(pid) = self.obs.instances.get(key).and_then(|i| i.pid) else {
+            return;
+        };
+        if let Some(h) = spec.app.health.clone() {
+            let target = crate::probes::Target {
+                app: key.0.clone(),
+                idx: key.1,
+                pid,
+                cwd: spec.app.cwd.clone(),
+                env: spec.environ.clone(),
+            };
+            let sock = self.health_notify.remove(key);
+            self.start_probe(&h, Which::Health, &target, sock.as_ref());
+        }
+    }
+
     /// `memory_max` (SPEC §6), the planner's `SampleMemory`: records, for each live instance of
     /// a limited app, whether it is over its limit — the RSS of its whole process tree above
     /// `memory_max`, or (kernel-enforced) the cgroup's OOM killer ended a process of its tree
@@ -185,9 +208,10 @@ impl Supervisor {
     pub(super) fn on_probe(&mut self, r: crate::probes::ProbeResult) {
         use crate::probes::Which;
         let key = (r.app.clone(), r.idx);
-        let Some(spec) = self.desired.apps.get(&r.app).cloned() else {
+        let Some(spec) = self.desired.apps.get(&r.app) else {
             return;
         };
+        let limit = spec.app.health.as_ref().map_or(3, |h| h.failures);
         let Some(inst) = self.obs.instances.get_mut(&key) else {
             return;
         };
@@ -195,30 +219,9 @@ impl Supervisor {
             return; // a result about a process that is gone
         }
         match r.which {
+            // A fact; the planner decides (`Action::Ready`).
             Which::Ready if r.ok && inst.state == State::Starting => {
-                inst.transition(State::Running);
-                inst.ready = true;
-                inst.ready_deadline = None;
-                self.dirty = true;
-                self.probes.remove(&key);
-                self.emit(
-                    EventKind::Ready,
-                    Some(&r.app),
-                    Some(r.idx),
-                    Some(r.pid),
-                    r.detail,
-                );
-                if let Some(h) = &spec.app.health {
-                    let target = crate::probes::Target {
-                        app: r.app.clone(),
-                        idx: r.idx,
-                        pid: r.pid,
-                        cwd: spec.app.cwd.clone(),
-                        env: spec.environ.clone(),
-                    };
-                    let sock = self.health_notify.remove(&key);
-                    self.start_probe(h, Which::Health, &target, sock.as_ref());
-                }
+                inst.ready_seen = Some(r.detail);
             }
             Which::Ready => {
                 if !r.ok {
@@ -228,7 +231,6 @@ impl Supervisor {
             Which::Health if r.ok => inst.health_failures = 0,
             Which::Health => {
                 inst.health_failures += 1;
-                let limit = spec.app.health.as_ref().map_or(3, |h| h.failures);
                 log::warn!(
                     "{}.{} health check failed ({}/{limit}): {}",
                     r.app,

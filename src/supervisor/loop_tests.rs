@@ -636,3 +636,41 @@ fn state_is_written_when_it_changed_not_on_every_wakeup() {
     h.exit(1001, Some(1), None);
     assert_eq!(lock(&h.world).states_written, after_start + 1);
 }
+
+#[test]
+fn a_replacement_still_times_out_when_the_file_changes_again_meanwhile() {
+    let mut h = ready_harness();
+    h.edit(&ready_web("2"));
+    assert_eq!(
+        h.take(),
+        [spawn("web", 1002), probe("web", 1002, Which::Ready)]
+    );
+    h.edit(&ready_web("3"));
+    h.advance(Duration::from_secs(3));
+    assert_eq!(
+        h.take(),
+        [signal(1002, Signal::SIGTERM)],
+        "the replacement's ready_timeout holds although a newer spec is wanted"
+    );
+    h.exit(1002, None, Some(Signal::SIGTERM));
+    assert_eq!(h.pid("web"), Some(1001), "the old process keeps serving");
+    assert_eq!(h.state("web"), State::Running);
+    assert_eq!(h.take(), []);
+}
+
+#[test]
+fn a_readiness_result_for_another_pid_or_state_changes_nothing() {
+    let mut h = Harness::new(READY_WEB);
+    h.take();
+    h.probe("web", 4242, Which::Ready, true);
+    assert_eq!(h.state("web"), State::Starting);
+    h.probe("web", 1001, Which::Ready, false);
+    assert_eq!(h.state("web"), State::Starting);
+    h.probe("web", 1001, Which::Ready, true);
+    assert_eq!(h.state("web"), State::Running);
+    let ev = h.events();
+    assert_eq!(ev.iter().filter(|(e, _)| e == "ready").count(), 1, "{ev:?}");
+    // A late duplicate success is not a second `ready`.
+    h.probe("web", 1001, Which::Ready, true);
+    assert_eq!(h.events().iter().filter(|(e, _)| e == "ready").count(), 1);
+}

@@ -149,6 +149,11 @@ pub enum Action {
     SampleMemory,
     /// Told twice to stop: SIGKILL every process now; the loop ends.
     KillAll,
+    /// Its readiness probe passed: the instance is running (and its health probe starts).
+    Ready {
+        app: String,
+        idx: u32,
+    },
     /// Not ready by its deadline: the start failed; kill it (counts toward `max_restarts`).
     ReadyTimeout {
         app: String,
@@ -471,6 +476,22 @@ pub fn plan(
                     }
                 }
             };
+            // Ready, or not in time: decided for a replacement too, even if the file changed
+            // again meanwhile.
+            if i.state == State::Starting {
+                if i.ready_seen.is_some() {
+                    actions.push(Action::Ready { app: a(), idx });
+                    continue;
+                }
+                match i.ready_deadline {
+                    Some(t) if t <= now => {
+                        actions.push(Action::ReadyTimeout { app: a(), idx });
+                        continue;
+                    }
+                    Some(t) => wake_at(t),
+                    None => {}
+                }
+            }
             if active_roll == Some(idx) {
                 if !i.is_live() {
                     // `pypm restart` never starts an app out of dependency order either.
@@ -503,12 +524,8 @@ pub fn plan(
                 continue;
             }
             match i.state {
-                State::Starting => match i.ready_deadline {
-                    Some(t) if t <= now => actions.push(Action::ReadyTimeout { app: a(), idx }),
-                    Some(t) => wake_at(t),
-                    None => {}
-                },
-                State::Running | State::Stopping => {}
+                // Ready and deadlines: above.
+                State::Starting | State::Running | State::Stopping => {}
                 State::Failed | State::Completed => {}
                 State::Backoff => match i.retry_at {
                     Some(t) if t > now => wake_at(t),

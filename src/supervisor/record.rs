@@ -120,6 +120,21 @@ pub fn record(
                 fail(i, why, now, timeout);
             }
         }
+        Action::Ready { app, idx } => {
+            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
+                let detail = i.ready_seen.take().unwrap_or_default();
+                i.transition(State::Running);
+                i.ready = true;
+                i.ready_deadline = None;
+                notes.push(Note {
+                    kind: EventKind::Ready,
+                    app: app.clone(),
+                    idx: *idx,
+                    pid: i.pid,
+                    detail,
+                });
+            }
+        }
         Action::SampleMemory => obs.memory_sampled_at = Some(now),
         Action::KillAll => {
             for i in obs.instances.values_mut() {
@@ -241,6 +256,7 @@ pub fn spawned(
             i.stop_intent = None;
             i.kill_at = None;
             i.reason = None;
+            i.ready_seen = None;
             if want.is_some_and(|w| w.has_ready_probe) {
                 i.transition(State::Starting);
                 i.ready = false;

@@ -122,6 +122,8 @@ pub struct Instance {
     pub history: VecDeque<(SystemTime, String)>,
     /// Starting with a readiness probe: the start fails if not ready by then.
     pub ready_deadline: Option<Instant>,
+    /// Its readiness probe passed (what it said), not yet acted on: the planner's `Ready`.
+    pub ready_seen: Option<String>,
     /// Consecutive failed health checks.
     pub health_failures: u32,
     /// What the last failed health check said (for the `unhealthy` event).
@@ -170,6 +172,7 @@ impl Instance {
             started_gen: 0,
             history: VecDeque::new(),
             ready_deadline: None,
+            ready_seen: None,
             health_failures: 0,
             last_health_detail: None,
             over_memory: None,
