@@ -34,6 +34,10 @@ impl Supervisor {
             Action::ReadyTimeout { app, idx } => self.stop_failed(&(app, idx), now),
             Action::Ready { app, idx } => self.ready_effects(&(app, idx)),
             Action::SampleMemory => self.sample_memory(now),
+            Action::Reload => self.reload_saved(),
+            Action::WatchRestart { app } => {
+                log::info!("watched files of `{app}` changed: restarting it");
+            }
             Action::KillAll => {
                 self.kill_all(doomed.unwrap_or_default());
                 self.aborting = true;

@@ -27,57 +27,38 @@ impl Supervisor {
         }
     }
 
-    /// Debounced file changes whose time has come.
-    pub(super) fn fire_timers(&mut self, now: Instant) {
-        self.sample_history(now);
-        if self.reload_at.is_some_and(|t| t <= now) {
-            self.reload_at = None;
-            self.reload_first = None;
-            // A file briefly missing or empty mid-save is never applied: the save that
-            // completes it triggers another reload.
-            let complete = std::fs::metadata(&self.opts.config_path).is_ok_and(|m| m.len() > 0);
-            let seen_valid = self.storm_valid.take();
-            if complete {
-                log::info!("`{}` changed: reloading", self.opts.display);
-                let resp = self.reload();
-                // Mid-storm the newest version may be invalid: the newest valid one seen since
-                // the last reload is applied instead, and the file's error stays shown.
-                if matches!(resp, Response::Error { .. })
-                    && let Some(text) = seen_valid
-                {
-                    let error = self.config_error.clone();
-                    let loaded = crate::resolve::from_source(
-                        &text,
-                        &self.opts.config_path,
-                        &self.opts.display,
-                        &self.host,
-                    );
-                    if loaded.is_ok() {
-                        log::info!("applying the newest valid version seen during the saves");
-                        let _ = self.reload_with(loaded);
-                        self.config_error = error;
-                    }
-                }
-            } else {
-                log::info!(
-                    "`{}` is missing or empty (mid-save?): waiting for the next save",
-                    self.opts.display
-                );
-            }
+    /// The planner's `Reload` (the saved file's debounce is over), recorded.
+    pub(super) fn reload_saved(&mut self) {
+        self.reload_first = None;
+        // A file briefly missing or empty mid-save is never applied: the save that
+        // completes it triggers another reload.
+        let complete = std::fs::metadata(&self.opts.config_path).is_ok_and(|m| m.len() > 0);
+        let seen_valid = self.storm_valid.take();
+        if !complete {
+            log::info!(
+                "`{}` is missing or empty (mid-save?): waiting for the next save",
+                self.opts.display
+            );
+            return;
         }
-        let due: Vec<String> = self
-            .restart_at
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(a, _)| a.clone())
-            .collect();
-        for app in due {
-            self.restart_at.remove(&app);
-            log::info!("watched files of `{app}` changed: restarting it");
-            for ((a, _), i) in self.obs.instances.iter_mut() {
-                if *a == app && i.is_live() {
-                    i.ask_restart();
-                }
+        log::info!("`{}` changed: reloading", self.opts.display);
+        let resp = self.reload();
+        // Mid-storm the newest version may be invalid: the newest valid one seen since
+        // the last reload is applied instead, and the file's error stays shown.
+        if matches!(resp, Response::Error { .. })
+            && let Some(text) = seen_valid
+        {
+            let error = self.config_error.clone();
+            let loaded = crate::resolve::from_source(
+                &text,
+                &self.opts.config_path,
+                &self.opts.display,
+                &self.host,
+            );
+            if loaded.is_ok() {
+                log::info!("applying the newest valid version seen during the saves");
+                let _ = self.reload_with(loaded);
+                self.config_error = error;
             }
         }
     }

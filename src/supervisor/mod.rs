@@ -124,20 +124,16 @@ struct Supervisor {
     /// `listen` sockets, bound once by the supervisor and passed to every instance; they stay
     /// bound across restarts and reloads until no app declares them.
     sockets: HashMap<crate::config::Listen, std::os::fd::OwnedFd>,
-    /// Debounced: reload the file at this time.
-    reload_at: Option<Instant>,
     /// The first save of the current burst (see `watch::RELOAD_MAX_WAIT`).
     reload_first: Option<Instant>,
     /// The newest valid text of the file seen in the current burst of saves.
     storm_valid: Option<String>,
-    /// Debounced: restart these apps (their `watch` globs matched) at these times.
     /// Each scheduled app's next due time (see `schedules.rs`).
     sched_due: HashMap<String, schedules::Due>,
     /// The wall time of each app's last due run: the next one is counted from it.
     sched_from: HashMap<String, chrono::DateTime<chrono::Utc>>,
     /// When the schedule last started a run of each task.
     last_scheduled: HashMap<String, std::time::SystemTime>,
-    restart_at: HashMap<String, Instant>,
     /// Every recorded event also goes here (notifiers, StatsD, the HTTP API's event streams).
     bus: crate::bus::EventBus,
     /// The control requests' handler, for the threads that ask the loop (StatsD, HTTP).
@@ -292,10 +288,8 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         log_pipes: HashMap::new(),
         watcher: None,
         sockets: HashMap::new(),
-        reload_at: None,
         reload_first: None,
         storm_valid: None,
-        restart_at: HashMap::new(),
         sched_due: HashMap::new(),
         sched_from: HashMap::new(),
         last_scheduled: HashMap::new(),
@@ -400,18 +394,10 @@ impl Supervisor {
     fn settle(&mut self) -> Idle {
         loop {
             let now = self.fx.now();
-            self.fire_timers(now);
+            self.sample_history(now);
             self.refresh_schedules(now);
             let (actions, wake) = plan::plan(&self.wants, &self.obs, now);
-            let wake = [
-                wake,
-                self.reload_at,
-                self.restart_at.values().min().copied(),
-                self.history.wake_at(),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let wake = [wake, self.history.wake_at()].into_iter().flatten().min();
             if !actions.is_empty() {
                 let n = actions.len();
                 let mut starts = Vec::new();
@@ -515,13 +501,13 @@ impl Supervisor {
                     // `RELOAD_MAX_WAIT`: the newest version then, valid or not (an invalid one
                     // keeps the last valid one running, and the next save is applied in turn).
                     let first = *self.reload_first.get_or_insert(now);
-                    self.reload_at = Some(
+                    self.obs.reload_at = Some(
                         (now + crate::watch::CONFIG_DEBOUNCE)
                             .min(first + crate::watch::RELOAD_MAX_WAIT),
                     );
                 }
                 for app in m.apps {
-                    self.restart_at.insert(app, at);
+                    self.obs.watch_restart_at.insert(app, at);
                 }
             }
         }

@@ -104,6 +104,10 @@ pub struct Observed {
     pub stop_signals: u32,
     /// When `memory_max` was last sampled.
     pub memory_sampled_at: Option<Instant>,
+    /// The config file was saved: reload it at this time (debounced by the loop).
+    pub reload_at: Option<Instant>,
+    /// Files an app `watch`es changed: restart the app at this time (debounced).
+    pub watch_restart_at: std::collections::HashMap<String, Instant>,
 }
 
 impl Observed {
@@ -149,6 +153,13 @@ pub enum Action {
     SampleMemory,
     /// Told twice to stop: SIGKILL every process now; the loop ends.
     KillAll,
+    /// The saved config file's debounce is over: read it and apply it (planned alone, since it
+    /// changes what is wanted).
+    Reload,
+    /// Files the app watches changed and their debounce is over: roll its live instances.
+    WatchRestart {
+        app: String,
+    },
     /// Its readiness probe passed: the instance is running (and its health probe starts).
     Ready {
         app: String,
@@ -286,6 +297,23 @@ pub fn plan(
     if obs.stop_signals >= 2 && obs.instances.values().any(Instance::has_any_process) {
         return (vec![Action::KillAll], None);
     }
+    match obs.reload_at {
+        Some(t) if t <= now => return (vec![Action::Reload], None),
+        Some(t) => wake_at(t),
+        None => {}
+    }
+    for (app, t) in &obs.watch_restart_at {
+        if *t <= now {
+            actions.push(Action::WatchRestart { app: app.clone() });
+        } else {
+            wake_at(*t);
+        }
+    }
+    // In the file's order, whatever order the map holds them in.
+    actions.sort_by_key(|a| match a {
+        Action::WatchRestart { app } => desired.get_index_of(app),
+        _ => None,
+    });
     let memory_limited = obs.instances.iter().any(|((app, _), i)| {
         i.is_live()
             && matches!(i.state, State::Running | State::Starting)

@@ -136,6 +136,15 @@ pub fn record(
             }
         }
         Action::SampleMemory => obs.memory_sampled_at = Some(now),
+        Action::Reload => obs.reload_at = None,
+        Action::WatchRestart { app } => {
+            obs.watch_restart_at.remove(app);
+            for ((a, _), i) in obs.instances.iter_mut() {
+                if a == app && i.is_live() {
+                    i.ask_restart();
+                }
+            }
+        }
         Action::KillAll => {
             for i in obs.instances.values_mut() {
                 i.pid = None;
