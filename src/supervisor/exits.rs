@@ -89,7 +89,7 @@ impl Supervisor {
             return;
         };
         state::on_exit(&spec.app, inst, e.code, e.signal, self.fx.now());
-        let (state, reason) = (inst.state, inst.reason.clone().unwrap_or_default());
+        let (state, reason) = (inst.state(), inst.reason.clone().unwrap_or_default());
         let looping = std::mem::take(&mut inst.loop_alert).then_some(inst.restart_times.len());
         if matches!(state, State::Backoff | State::Failed) {
             inst.history

@@ -139,7 +139,7 @@ impl Supervisor {
             .obs
             .instances
             .iter()
-            .filter(|(_, i)| i.state == State::Running || i.state == State::Starting)
+            .filter(|(_, i)| i.state() == State::Running || i.state() == State::Starting)
             .filter_map(|((app, idx), i)| {
                 let max = self.wants.get(app)?.memory_max?;
                 Some(((app.clone(), *idx), i.pid?, max))
@@ -201,7 +201,7 @@ impl Supervisor {
         }
         match r.which {
             // A fact; the planner decides (`Action::Ready`).
-            Which::Ready if r.ok && inst.state == State::Starting => {
+            Which::Ready if r.ok && inst.state() == State::Starting => {
                 inst.ready_seen = Some(r.detail);
             }
             Which::Ready => {

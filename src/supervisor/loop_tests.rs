@@ -297,7 +297,7 @@ impl Harness {
     }
 
     fn state(&self, app: &str) -> State {
-        self.inst(app).state
+        self.inst(app).state()
     }
 
     fn pid(&self, app: &str) -> Option<i32> {

@@ -436,7 +436,7 @@ impl Supervisor {
                 .obs
                 .instances
                 .values()
-                .any(|i| i.state == State::Starting);
+                .any(|i| i.state() == State::Starting);
             if !starting && !std::mem::replace(&mut self.told_ready, true) {
                 // systemd `Type=notify`: up once nothing is starting (as `up -d` returns).
                 self.fx.tell_ready();
@@ -713,7 +713,7 @@ impl Supervisor {
                     std::iter::once(SavedInstance {
                         app: i.app.clone(),
                         instance: i.idx,
-                        state: i.state.as_str().into(),
+                        state: i.state().as_str().into(),
                         pid: i.pid,
                         start_time: i.start_ticks,
                         restarts: i.restarts,

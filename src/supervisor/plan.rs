@@ -217,16 +217,16 @@ pub fn dependency_met(dep: &Want, cond: Condition, obs: &Observed) -> Result<(),
     let insts: Vec<Option<&Instance>> = (0..dep.instances)
         .map(|i| obs.instances.get(&(name.clone(), i)))
         .collect();
-    if insts.iter().flatten().any(|i| i.state == State::Failed) {
+    if insts.iter().flatten().any(|i| i.state() == State::Failed) {
         return Err(format!("waiting for `{name}`, which failed"));
     }
     let ok = insts.iter().all(|i| match (cond, i) {
         (_, None) => false,
         (Condition::Started, Some(i)) => i.ever_started,
         (Condition::Ready, Some(i)) => {
-            (i.state == State::Running && i.ready) || i.state == State::Completed
+            (i.state() == State::Running && i.ready) || i.state() == State::Completed
         }
-        (Condition::Completed, Some(i)) => i.state == State::Completed,
+        (Condition::Completed, Some(i)) => i.state() == State::Completed,
     });
     if ok {
         Ok(())
@@ -264,7 +264,7 @@ fn blocked_by_failure(
         }
         want.depends_on.iter().find_map(|(name, _)| {
             let d = desired.get(name)?;
-            if of(d, obs).any(|i| i.state == State::Failed) {
+            if of(d, obs).any(|i| i.state() == State::Failed) {
                 Some(name.clone())
             } else if of(d, obs).any(|i| i.ever_started) {
                 None
@@ -273,7 +273,7 @@ fn blocked_by_failure(
             }
         })
     }
-    if of(dep, obs).any(|i| i.ever_started || i.state == State::Failed) {
+    if of(dep, obs).any(|i| i.ever_started || i.state() == State::Failed) {
         return None;
     }
     let root = failed_below(desired, dep, obs, 0)?;
@@ -316,7 +316,7 @@ pub fn plan(
     });
     let memory_limited = obs.instances.iter().any(|((app, _), i)| {
         i.is_live()
-            && matches!(i.state, State::Running | State::Starting)
+            && matches!(i.state(), State::Running | State::Starting)
             && desired.get(app).is_some_and(|w| w.memory_max.is_some())
     });
     if memory_limited {
@@ -387,7 +387,7 @@ pub fn plan(
             if let Some(i) = inst
                 && let Some(o) = &i.old
             {
-                let replacement_ready = i.state == State::Running
+                let replacement_ready = i.state() == State::Running
                     && i.ready
                     && (want.has_ready_probe
                         || i.started_at.is_none_or(|s| now >= s + want.min_uptime));
@@ -399,7 +399,7 @@ pub fn plan(
                     }
                 } else if replacement_ready || !wanted {
                     actions.push(Action::StopOld { app: a(), idx });
-                } else if i.state == State::Running
+                } else if i.state() == State::Running
                     && let Some(s) = i.started_at
                 {
                     wake_at(s + want.min_uptime);
@@ -407,7 +407,7 @@ pub fn plan(
             }
 
             if let Some(i) = inst
-                && i.state == State::Stopping
+                && i.state() == State::Stopping
             {
                 match i.kill_at {
                     Some(t) if t <= now => actions.push(Action::Kill { app: a(), idx }),
@@ -457,7 +457,7 @@ pub fn plan(
                     Some(i)
                         if !want.enabled
                             && !obs.shutting_down
-                            && (i.state != State::Stopped
+                            && (i.state() != State::Stopped
                                 || i.reason.as_deref() != Some("disabled")) =>
                     {
                         actions.push(Action::Settle {
@@ -495,7 +495,7 @@ pub fn plan(
             let wait_or_start = |actions: &mut Vec<Action>| match waiting() {
                 None => actions.push(Action::Start { app: a(), idx }),
                 Some(reason) => {
-                    if i.state != State::Waiting || i.reason.as_deref() != Some(&reason) {
+                    if i.state() != State::Waiting || i.reason.as_deref() != Some(&reason) {
                         actions.push(Action::Wait {
                             app: a(),
                             idx,
@@ -506,7 +506,7 @@ pub fn plan(
             };
             // Ready, or not in time: decided for a replacement too, even if the file changed
             // again meanwhile.
-            if i.state == State::Starting {
+            if i.state() == State::Starting {
                 if i.ready_seen.is_some() {
                     actions.push(Action::Ready { app: a(), idx });
                     continue;
@@ -525,7 +525,7 @@ pub fn plan(
                     // `pypm restart` never starts an app out of dependency order either.
                     wait_or_start(&mut actions);
                 } else if !rolling_busy_except(obs, name, idx) && i.old.is_none() {
-                    if want.surge && i.state == State::Running {
+                    if want.surge && i.state() == State::Running {
                         actions.push(Action::Replace { app: a(), idx });
                     } else {
                         actions.push(Action::Stop {
@@ -539,19 +539,19 @@ pub fn plan(
             }
             if let Some(limit) = want.health_failures
                 && i.health_failures >= limit
-                && matches!(i.state, State::Running | State::Starting)
+                && matches!(i.state(), State::Running | State::Starting)
             {
                 actions.push(Action::Unhealthy { app: a(), idx });
                 continue;
             }
             if want.memory_max.is_some()
                 && i.over_memory.is_some()
-                && matches!(i.state, State::Running | State::Starting)
+                && matches!(i.state(), State::Running | State::Starting)
             {
                 actions.push(Action::OverMemory { app: a(), idx });
                 continue;
             }
-            match i.state {
+            match i.state() {
                 // Ready and deadlines: above.
                 State::Starting | State::Running | State::Stopping => {}
                 State::Failed | State::Completed => {}
@@ -562,7 +562,7 @@ pub fn plan(
                 State::Stopped | State::Waiting if scheduled_task => {
                     // A scheduled task runs when its schedule says (`Due` asks for
                     // a restart), not when the supervisor starts.
-                    if i.state != State::Stopped || i.reason.as_deref() != Some(SCHEDULED) {
+                    if i.state() != State::Stopped || i.reason.as_deref() != Some(SCHEDULED) {
                         actions.push(Action::Settle {
                             app: a(),
                             idx,
@@ -572,7 +572,7 @@ pub fn plan(
                 }
                 State::Stopped | State::Waiting => {
                     // A service that exited successfully and is not restarted stays stopped.
-                    let settled = i.state == State::Stopped
+                    let settled = i.state() == State::Stopped
                         && i.ever_started
                         && i.reason.as_deref().is_some_and(|r| r.starts_with("exited"));
                     if settled {
@@ -589,7 +589,7 @@ pub fn plan(
         if desired.contains_key(app) {
             continue;
         }
-        if i.state == State::Stopping {
+        if i.state() == State::Stopping {
             match i.kill_at {
                 Some(t) if t <= now => actions.push(Action::Kill {
                     app: app.clone(),
@@ -619,7 +619,7 @@ fn rolling_busy_except(obs: &Observed, app: &str, idx: u32) -> bool {
     obs.instances.iter().any(|((a, i), x)| {
         a == app
             && *i != idx
-            && (x.state == State::Starting || x.state == State::Stopping || x.old.is_some())
+            && (x.state() == State::Starting || x.state() == State::Stopping || x.old.is_some())
     })
 }
 

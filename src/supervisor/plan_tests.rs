@@ -56,7 +56,7 @@ fn exit(obs: &mut Observed, app: &str, idx: u32, state: State) {
     if let Some(i) = obs.instances.get_mut(&(app.to_string(), idx)) {
         i.pid = None;
         i.kill_at = None;
-        i.state = state;
+        i.set_state(state);
         i.ready = false;
         i.stop_intent = None;
     }
@@ -154,7 +154,7 @@ fn shutdown_stops_in_reverse_dependency_order() {
         let stopping: Vec<(String, u32)> = obs
             .instances
             .iter()
-            .filter(|(_, i)| i.state == State::Stopping)
+            .filter(|(_, i)| i.state() == State::Stopping)
             .map(|(k, _)| k.clone())
             .collect();
         for (app, idx) in stopping {
@@ -207,12 +207,12 @@ fn restart_never_starts_an_app_whose_dependency_failed() {
     let mut obs = Observed::default();
     obs.instances.insert(("db".into(), 0), {
         let mut i = Instance::new("db", 0);
-        i.state = State::Failed;
+        i.set_state(State::Failed);
         i
     });
     obs.instances.insert(("web".into(), 0), {
         let mut i = Instance::new("web", 0);
-        i.state = State::Waiting;
+        i.set_state(State::Waiting);
         i.reason = Some("waiting for `db`, which failed".into());
         i.ask_restart(); // `pypm restart web`
         i
@@ -232,7 +232,7 @@ fn a_dependency_blocked_by_a_failure_further_down_names_it() {
     let mut obs = Observed::default();
     obs.instances.insert(("migrate".into(), 0), {
         let mut i = Instance::new("migrate", 0);
-        i.state = State::Failed;
+        i.set_state(State::Failed);
         i.ever_started = true;
         i
     });
@@ -285,7 +285,7 @@ fn readiness_deadline_fails_the_start() {
     let t0 = Instant::now();
     let mut obs = Observed::default();
     let mut i = Instance::new("a", 0);
-    i.state = State::Starting;
+    i.set_state(State::Starting);
     i.pid = Some(7);
     i.ever_started = true;
     i.ready_deadline = Some(t0 + Duration::from_secs(60));
@@ -309,7 +309,7 @@ fn backoff_waits_for_its_deadline() {
     let t0 = Instant::now();
     let mut obs = Observed::default();
     let mut i = Instance::new("a", 0);
-    i.state = State::Backoff;
+    i.set_state(State::Backoff);
     i.ever_started = true;
     i.retry_at = Some(t0 + Duration::from_millis(400));
     obs.instances.insert(("a".into(), 0), i);
@@ -392,7 +392,7 @@ fn roll_replaces_one_instance_at_a_time() {
         let stopping: Vec<(String, u32)> = obs
             .instances
             .iter()
-            .filter(|(_, i)| i.state == State::Stopping)
+            .filter(|(_, i)| i.state() == State::Stopping)
             .map(|(k, _)| k.clone())
             .collect();
         for (app, idx) in stopping {
@@ -403,7 +403,7 @@ fn roll_replaces_one_instance_at_a_time() {
         }
     }
     assert_eq!(stops, vec![0, 1, 2]);
-    assert!(obs.instances.values().all(|i| i.state == State::Running));
+    assert!(obs.instances.values().all(|i| i.state() == State::Running));
 }
 
 #[test]
@@ -420,8 +420,8 @@ fn surge_roll_starts_the_replacement_before_stopping_the_old() {
     apply(&d, &mut obs, &a, now, &mut pid);
     for i in obs.instances.values_mut() {
         // Both passed their readiness probe.
-        assert_eq!(i.state, State::Starting);
-        i.state = State::Running;
+        assert_eq!(i.state(), State::Starting);
+        i.set_state(State::Running);
         i.ready = true;
         i.ask_restart();
     }
@@ -440,7 +440,7 @@ fn surge_roll_starts_the_replacement_before_stopping_the_old() {
     assert!(a.is_empty(), "{a:?}");
     // Ready: the old process of instance 0 is stopped; instance 1 waits for that.
     if let Some(i) = obs.instances.get_mut(&key0) {
-        i.state = State::Running;
+        i.set_state(State::Running);
         i.ready = true;
     }
     let (a, _) = plan(&d, &obs, now);
@@ -482,7 +482,7 @@ fn surge_without_probe_waits_min_uptime() {
     let (a, _) = plan(&d, &obs, t0);
     apply(&d, &mut obs, &a, t0, &mut pid);
     if let Some(i) = obs.instances.get_mut(&("a".to_string(), 0)) {
-        i.state = State::Running;
+        i.set_state(State::Running);
         i.ready = true;
     }
     let (a, wake) = plan(&d, &obs, t0);
@@ -524,7 +524,7 @@ fn arb_world() -> impl Strategy<Value = (IndexMap<String, Want>, Observed)> {
         for (i, (s, started)) in states.iter().enumerate() {
             let state = State::ALL[*s as usize];
             let mut inst = Instance::new(&names[i], 0);
-            inst.state = state;
+            inst.set_state(state);
             inst.ever_started = *started || !matches!(state, State::Waiting | State::Stopped);
             if matches!(state, State::Running | State::Starting | State::Stopping) {
                 inst.pid = Some(1000 + i as i32);
@@ -689,7 +689,7 @@ fn a_disabled_or_shutting_down_schedule_is_not_due() {
 /// A running, ready instance of `app` with `pid`, started with the spec hashed `spec`.
 fn running(app: &str, idx: u32, pid: i32, spec: u64) -> Instance {
     let mut i = Instance::new(app, idx);
-    i.state = State::Running;
+    i.set_state(State::Running);
     i.pid = Some(pid);
     i.ready = true;
     i.ever_started = true;
@@ -757,7 +757,7 @@ fn health_failures_at_the_limit_fail_the_instance() {
     }];
     assert_eq!(plan(&d, &obs, now).0, unhealthy);
     if let Some(i) = obs.instances.get_mut(&key) {
-        i.state = State::Stopping;
+        i.set_state(State::Stopping);
     }
     assert_eq!(plan(&d, &obs, now).0, vec![], "already stopping");
 }
@@ -791,7 +791,7 @@ fn memory_is_sampled_on_schedule_and_an_instance_over_it_fails() {
     }];
     assert_eq!(plan(&d, &obs, now).0, over);
     if let Some(i) = obs.instances.get_mut(&key) {
-        i.state = State::Stopping;
+        i.set_state(State::Stopping);
     }
     let (actions, wake) = plan(&d, &obs, now);
     assert_eq!(actions, vec![], "already stopping; nothing limited runs");
@@ -824,7 +824,7 @@ fn a_second_stop_signal_kills_everything() {
     assert_eq!(plan(&d, &obs, now), (vec![Action::KillAll], None));
     for i in obs.instances.values_mut() {
         i.pid = None;
-        i.state = State::Stopped;
+        i.set_state(State::Stopped);
     }
     assert!(
         !plan(&d, &obs, now).0.contains(&Action::KillAll),
@@ -864,7 +864,7 @@ fn an_allowed_overlapping_run_starts_once_and_is_forgotten_when_done() {
     assert_eq!(plan(&d, &obs, now).0, vec![], "left alone while it runs");
     if let Some(i) = obs.instances.get_mut(&extra) {
         i.pid = None;
-        i.state = State::Completed;
+        i.set_state(State::Completed);
     }
     assert_eq!(
         plan(&d, &obs, now).0,

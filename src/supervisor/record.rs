@@ -229,7 +229,7 @@ fn push_history(i: &mut Instance, what: String) {
 pub fn start_asked(obs: &mut Observed, wants: &IndexMap<String, Want>, app: &str, idx: u32) {
     let hash = wants.get(app).map_or(0, |w| w.spec_hash);
     let i = entry(obs, app, idx);
-    let roll = i.restart_asked() || i.runs_other_spec(hash) || i.state == State::Failed;
+    let roll = i.restart_asked() || i.runs_other_spec(hash) || i.state() == State::Failed;
     i.record_start(hash);
     if roll {
         i.attempt = 0;
@@ -388,7 +388,7 @@ mod tests {
             let mut obs = Observed::default();
             started(&mut obs, &wants, 10, now);
             let i = &obs.instances[&key()];
-            assert_eq!(i.state, state);
+            assert_eq!(i.state(), state);
             assert_eq!(i.ready, ready.is_none());
             assert_eq!(i.ready_deadline, ready.map(|t| now + t));
             assert_eq!(i.spec_hash, Some(42));
@@ -414,7 +414,7 @@ mod tests {
             Err("cannot start: x".into()),
             Instant::now(),
         );
-        assert_eq!(obs.instances[&key()].state, State::Failed);
+        assert_eq!(obs.instances[&key()].state(), State::Failed);
         assert_eq!(notes.len(), 1);
         assert_eq!(notes[0].kind, EventKind::Failed);
     }
@@ -438,7 +438,7 @@ mod tests {
         let notes = spawned(&mut obs, &wants, &key(), Err("cannot start: x".into()), now);
         let i = &obs.instances[&key()];
         assert_eq!(
-            (i.pid, i.state, i.old.is_none()),
+            (i.pid, i.state(), i.old.is_none()),
             (Some(10), State::Running, true)
         );
         assert_eq!(notes.len(), 2, "{notes:?}");
@@ -461,7 +461,7 @@ mod tests {
         };
         let notes = record(&mut obs, &wants, &a, now);
         let i = &obs.instances[&key()];
-        assert_eq!(i.state, State::Stopping);
+        assert_eq!(i.state(), State::Stopping);
         assert_eq!(i.kill_at, Some(now + Duration::from_secs(7)));
         assert_eq!(i.stop_intent, None, "its exit is a failure, not a stop");
         assert_eq!(i.health_failures, 0);

@@ -90,7 +90,7 @@ impl Supervisor {
                 name: i.display_name(count.max(if idx > 0 { 2 } else { 1 })),
                 app: name.clone(),
                 instance: idx,
-                state: i.state,
+                state: i.state(),
                 pid: i.pid.map(|p| p as u32),
                 uptime_secs: match (i.pid, i.started_at) {
                     (Some(_), Some(s)) => Some(now.saturating_duration_since(s).as_secs_f64()),
@@ -99,7 +99,7 @@ impl Supervisor {
                 restarts: i.restarts,
                 cpu_percent,
                 memory_bytes: u.map(|u| u.rss_bytes),
-                ready: i.ready && i.state == State::Running,
+                ready: i.ready && i.state() == State::Running,
                 reason: self
                     .schedule_reason(&name, i)
                     .or_else(|| i.reason.clone())

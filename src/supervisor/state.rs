@@ -91,7 +91,8 @@ pub struct OldProcess {
 pub struct Instance {
     pub app: String,
     pub idx: u32,
-    pub state: State,
+    /// Changed only by [`Instance::transition`], checked against [`State::can_become`].
+    state: State,
     pub reason: Option<String>,
     pub pid: Option<i32>,
     /// The process's start time (clock ticks since boot), to never signal a recycled pid.
@@ -199,6 +200,16 @@ impl Instance {
             );
             debug_assert!(false, "{} -> {}", self.state.as_str(), to.as_str());
         }
+        self.state = to;
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Sets the state without the table's check: tests building an observed state by hand.
+    #[cfg(test)]
+    pub fn set_state(&mut self, to: State) {
         self.state = to;
     }
 
