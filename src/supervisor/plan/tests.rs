@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::config::Condition;
 use crate::supervisor::record;
 
 fn want(name: &str, deps: &[(&str, Condition)]) -> Want {
@@ -362,142 +363,6 @@ fn disable_scale_and_remove() {
     assert!(plan(&d3, &obs2, now).0.is_empty());
 }
 
-#[test]
-fn roll_replaces_one_instance_at_a_time() {
-    let mut w = want("a", &[]);
-    w.instances = 3;
-    let d = desired(vec![w]);
-    let now = Instant::now();
-    let mut obs = Observed::default();
-    let mut pid = 1;
-    let (a, _) = plan(&d, &obs, now);
-    apply(&d, &mut obs, &a, now, &mut pid);
-    for i in obs.instances.values_mut() {
-        i.ask_restart();
-    }
-    let mut stops = Vec::new();
-    for _ in 0..12 {
-        let (a, _) = plan(&d, &obs, now);
-        let stopping_now = a
-            .iter()
-            .filter(|x| matches!(x, Action::Stop { .. }))
-            .count();
-        assert!(stopping_now <= 1, "{a:?}");
-        for act in &a {
-            if let Action::Stop { idx, .. } = act {
-                stops.push(*idx);
-            }
-        }
-        apply(&d, &mut obs, &a, now, &mut pid);
-        let stopping: Vec<(String, u32)> = obs
-            .instances
-            .iter()
-            .filter(|(_, i)| i.state() == State::Stopping)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (app, idx) in stopping {
-            exit(&mut obs, &app, idx, State::Stopped);
-            if let Some(i) = obs.instances.get_mut(&(app, idx)) {
-                i.reason = Some("restarting".into());
-            }
-        }
-    }
-    assert_eq!(stops, vec![0, 1, 2]);
-    assert!(obs.instances.values().all(|i| i.state() == State::Running));
-}
-
-#[test]
-fn surge_roll_starts_the_replacement_before_stopping_the_old() {
-    let mut w = want("a", &[]);
-    w.instances = 2;
-    w.surge = true;
-    w.has_ready_probe = true;
-    let d = desired(vec![w]);
-    let now = Instant::now();
-    let mut obs = Observed::default();
-    let mut pid = 1;
-    let (a, _) = plan(&d, &obs, now);
-    apply(&d, &mut obs, &a, now, &mut pid);
-    for i in obs.instances.values_mut() {
-        // Both passed their readiness probe.
-        assert_eq!(i.state(), State::Starting);
-        i.set_state(State::Running);
-        i.ready = true;
-        i.ask_restart();
-    }
-    let key0 = ("a".to_string(), 0);
-    // Instance 0: replacement first; nothing is stopped while it is not ready.
-    let (a, _) = plan(&d, &obs, now);
-    assert_eq!(
-        a,
-        vec![Action::Replace {
-            app: "a".into(),
-            idx: 0
-        }]
-    );
-    apply(&d, &mut obs, &a, now, &mut pid);
-    let (a, _) = plan(&d, &obs, now);
-    assert!(a.is_empty(), "{a:?}");
-    // Ready: the old process of instance 0 is stopped; instance 1 waits for that.
-    if let Some(i) = obs.instances.get_mut(&key0) {
-        i.set_state(State::Running);
-        i.ready = true;
-    }
-    let (a, _) = plan(&d, &obs, now);
-    assert_eq!(
-        a,
-        vec![Action::StopOld {
-            app: "a".into(),
-            idx: 0
-        }]
-    );
-    apply(&d, &mut obs, &a, now, &mut pid);
-    assert!(plan(&d, &obs, now).0.is_empty());
-    if let Some(i) = obs.instances.get_mut(&key0) {
-        i.old = None;
-    }
-    let (a, _) = plan(&d, &obs, now);
-    assert_eq!(
-        a,
-        vec![Action::Replace {
-            app: "a".into(),
-            idx: 1
-        }]
-    );
-}
-
-#[test]
-fn surge_without_probe_waits_min_uptime() {
-    let mut w = want("a", &[]);
-    w.surge = true;
-    let d = desired(vec![w]);
-    let t0 = Instant::now();
-    let mut obs = Observed::default();
-    let mut pid = 1;
-    let (a, _) = plan(&d, &obs, t0);
-    apply(&d, &mut obs, &a, t0, &mut pid);
-    if let Some(i) = obs.instances.get_mut(&("a".to_string(), 0)) {
-        i.ask_restart();
-    }
-    let (a, _) = plan(&d, &obs, t0);
-    apply(&d, &mut obs, &a, t0, &mut pid);
-    if let Some(i) = obs.instances.get_mut(&("a".to_string(), 0)) {
-        i.set_state(State::Running);
-        i.ready = true;
-    }
-    let (a, wake) = plan(&d, &obs, t0);
-    assert!(a.is_empty());
-    assert_eq!(wake, Some(t0 + Duration::from_secs(1)));
-    let (a, _) = plan(&d, &obs, t0 + Duration::from_secs(1));
-    assert_eq!(
-        a,
-        vec![Action::StopOld {
-            app: "a".into(),
-            idx: 0
-        }]
-    );
-}
-
 fn arb_world() -> impl Strategy<Value = (IndexMap<String, Want>, Observed)> {
     let n = 6usize;
     let deps = proptest::collection::vec(proptest::collection::vec((0..n, 0..3u8), 0..3), n);
@@ -571,166 +436,6 @@ proptest! {
             prop_assert!(!first.contains(a), "repeated {a:?}");
         }
     }
-}
-
-fn scheduled_task(name: &str, due: Option<Instant>) -> Want {
-    let mut w = want(name, &[]);
-    w.kind = Kind::Task;
-    w.schedule = Some(Scheduled {
-        due,
-        concurrency: crate::config::Concurrency::Forbid,
-        at_start: false,
-    });
-    w
-}
-
-#[test]
-fn a_scheduled_task_waits_for_its_due_time_as_a_deadline() {
-    let t0 = Instant::now();
-    let due = t0 + Duration::from_secs(60);
-    let d = desired(vec![scheduled_task("job", Some(due))]);
-    let mut obs = Observed::default();
-    let mut pid = 0;
-    // At start: not started, settled as waiting for its schedule, and the wake is the due time.
-    let (actions, wake) = plan(&d, &obs, t0);
-    assert!(starts(&actions).is_empty(), "{actions:?}");
-    assert_eq!(wake, Some(due));
-    apply(&d, &mut obs, &actions, t0, &mut pid);
-    assert_eq!(
-        obs.instances[&("job".to_string(), 0)].reason.as_deref(),
-        Some(SCHEDULED)
-    );
-    // Idempotent: nothing more to do before the due time, and the same deadline.
-    let (again, wake) = plan(&d, &obs, t0 + Duration::from_secs(30));
-    assert!(again.is_empty(), "{again:?}");
-    assert_eq!(wake, Some(due));
-    // At the due time: a `Due`, for the loop to start the run.
-    let (actions, _) = plan(&d, &obs, due);
-    assert_eq!(actions, vec![Action::Due { app: "job".into() }]);
-}
-
-#[test]
-fn a_due_run_starts_and_a_failed_run_does_not_stop_the_next() {
-    let t0 = Instant::now();
-    let d = desired(vec![scheduled_task(
-        "job",
-        Some(t0 + Duration::from_secs(60)),
-    )]);
-    let mut obs = Observed::default();
-    let mut pid = 0;
-    let (actions, _) = plan(&d, &obs, t0);
-    apply(&d, &mut obs, &actions, t0, &mut pid);
-    // What the loop does on `Due` for a task that is not running: request a run.
-    request_run(&mut obs, "job");
-    let (actions, _) = plan(&d, &obs, t0);
-    assert_eq!(starts(&actions), vec!["job.0"]);
-    apply(&d, &mut obs, &actions, t0, &mut pid);
-    exit(&mut obs, "job", 0, State::Failed);
-    // Failed: nothing starts until the schedule is due again, and then it runs.
-    let (actions, _) = plan(&d, &obs, t0 + Duration::from_secs(1));
-    assert!(starts(&actions).is_empty(), "{actions:?}");
-    request_run(&mut obs, "job");
-    let (actions, _) = plan(&d, &obs, t0 + Duration::from_secs(60));
-    assert_eq!(starts(&actions), vec!["job.0"]);
-}
-
-#[test]
-fn replace_stops_the_running_run_and_reboot_runs_at_start() {
-    let t0 = Instant::now();
-    let mut w = scheduled_task("job", None);
-    let d = desired(vec![w.clone()]);
-    let mut obs = Observed::default();
-    let mut pid = 0;
-    let (actions, wake) = plan(&d, &obs, t0);
-    assert!(starts(&actions).is_empty());
-    assert_eq!(wake, None, "no due time: no wake-up (idle stays idle)");
-    apply(&d, &mut obs, &actions, t0, &mut pid);
-    // A running run whose instance the loop marked for replacement is stopped, then restarted.
-    request_run(&mut obs, "job");
-    let (actions, _) = plan(&d, &obs, t0);
-    apply(&d, &mut obs, &actions, t0, &mut pid);
-    request_run(&mut obs, "job");
-    let (actions, _) = plan(&d, &obs, t0);
-    assert!(
-        actions.iter().any(|a| matches!(
-            a,
-            Action::Stop {
-                intent: StopIntent::Restart,
-                ..
-            }
-        )),
-        "{actions:?}"
-    );
-    // `@reboot` runs when the supervisor starts, like a task without a schedule.
-    if let Some(s) = w.schedule.as_mut() {
-        s.at_start = true;
-    }
-    let (actions, _) = plan(&desired(vec![w]), &Observed::default(), t0);
-    assert_eq!(starts(&actions), vec!["job.0"]);
-}
-
-#[test]
-fn a_disabled_or_shutting_down_schedule_is_not_due() {
-    let t0 = Instant::now();
-    let mut w = scheduled_task("job", Some(t0));
-    let mut obs = Observed {
-        shutting_down: true,
-        ..Default::default()
-    };
-    let (actions, wake) = plan(&desired(vec![w.clone()]), &obs, t0);
-    assert!(!actions.contains(&Action::Due { app: "job".into() }));
-    assert_eq!(wake, None);
-    obs.shutting_down = false;
-    w.enabled = false;
-    let (actions, _) = plan(&desired(vec![w]), &obs, t0);
-    assert!(!actions.contains(&Action::Due { app: "job".into() }));
-}
-
-/// A running, ready instance of `app` with `pid`, started with the spec hashed `spec`.
-fn running(app: &str, idx: u32, pid: i32, spec: u64) -> Instance {
-    let mut i = Instance::new(app, idx);
-    i.set_state(State::Running);
-    i.pid = Some(pid);
-    i.ready = true;
-    i.ever_started = true;
-    i.record_start(spec);
-    i
-}
-
-/// What the loop does on `Due` for a task: ask for a run (or, if it runs, a replacement).
-fn request_run(obs: &mut Observed, app: &str) {
-    if let Some(i) = obs.instances.get_mut(&(app.to_string(), 0)) {
-        i.ask_restart();
-    }
-}
-
-/// Restart on change follows from state: an instance started with another spec's hash is
-/// rolled; one whose roll was given up for this hash is not; a restart asked rolls it again.
-#[test]
-fn an_instance_running_another_spec_is_rolled_until_the_roll_is_given_up() {
-    let mut w = want("api", &[]);
-    w.spec_hash = 2;
-    let d = desired(vec![w]);
-    let now = Instant::now();
-    let mut obs = Observed::default();
-    obs.instances
-        .insert(("api".into(), 0), running("api", 0, 10, 2));
-    assert_eq!(plan(&d, &obs, now).0, vec![], "same spec: nothing to do");
-    if let Some(i) = obs.instances.get_mut(&("api".to_string(), 0)) {
-        i.record_start(1);
-    }
-    let roll = vec![Action::Stop {
-        app: "api".into(),
-        idx: 0,
-        intent: StopIntent::Restart,
-    }];
-    assert_eq!(plan(&d, &obs, now).0, roll, "another spec: rolled");
-    obs.abandoned.insert("api".into(), 2);
-    assert_eq!(plan(&d, &obs, now).0, vec![], "roll given up for this spec");
-    if let Some(i) = obs.instances.get_mut(&("api".to_string(), 0)) {
-        i.ask_restart();
-    }
-    assert_eq!(plan(&d, &obs, now).0, roll, "`pypm restart` asks anew");
 }
 
 /// The health threshold is the planner's: the handler only counts failed checks.
@@ -832,45 +537,16 @@ fn a_second_stop_signal_kills_everything() {
     );
 }
 
-/// `concurrency = "allow"`: a run asked for in a slot past `instances` starts once, is left
-/// alone while it runs, and its record goes when it ends.
-#[test]
-fn an_allowed_overlapping_run_starts_once_and_is_forgotten_when_done() {
-    let mut w = want("job", &[]);
-    w.kind = Kind::Task;
-    w.schedule = Some(Scheduled {
-        due: None,
-        concurrency: crate::config::Concurrency::Allow,
-        at_start: false,
-    });
-    let d = desired(vec![w]);
-    let now = Instant::now();
-    let mut obs = Observed::default();
-    obs.instances
-        .insert(("job".into(), 0), running("job", 0, 10, 0));
-    let extra = ("job".to_string(), 1);
-    obs.instances.insert(extra.clone(), {
-        let mut i = Instance::new("job", 1);
-        i.ask_restart();
-        i
-    });
-    let start = Action::Start {
-        app: "job".into(),
-        idx: 1,
-    };
-    assert_eq!(plan(&d, &obs, now).0, vec![start]);
-    obs.instances
-        .insert(extra.clone(), running("job", 1, 11, 0));
-    assert_eq!(plan(&d, &obs, now).0, vec![], "left alone while it runs");
-    if let Some(i) = obs.instances.get_mut(&extra) {
-        i.pid = None;
-        i.set_state(State::Completed);
-    }
-    assert_eq!(
-        plan(&d, &obs, now).0,
-        vec![Action::Forget {
-            app: "job".into(),
-            idx: 1
-        }]
-    );
+/// A running, ready instance of `app` with `pid`, started with the spec hashed `spec`.
+fn running(app: &str, idx: u32, pid: i32, spec: u64) -> Instance {
+    let mut i = Instance::new(app, idx);
+    i.set_state(State::Running);
+    i.pid = Some(pid);
+    i.ready = true;
+    i.ever_started = true;
+    i.record_start(spec);
+    i
 }
+
+mod rolls;
+mod schedules;
