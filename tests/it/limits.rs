@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// Whether the supervisor of `p` enforces `app`'s limits with a cgroup (per `inspect`).
 fn kernel_enforced(p: &Project, app: &str, key: &str) -> bool {

@@ -1,10 +1,10 @@
 //! Integration tests: the real `pypm` binary in temp dirs against small `sh` fixture programs.
-//! See `harness.rs` for the guard that stops everything a test started, even on panic.
-// Tests may call libc directly (the harness kills and inspects processes with libc).
+//! See `support/` for the guard that stops everything a test started, even on panic, and for
+//! [`support::wait_for`].
+// Tests may call libc directly (`support` kills and inspects processes with libc).
 #![allow(unsafe_code)]
 
-mod harness;
-mod import_run;
+mod support;
 
 mod basics;
 mod bounded;
@@ -12,8 +12,10 @@ mod dashboard;
 mod deps;
 mod export;
 mod http;
+mod import_run;
 mod limits;
 mod listen;
+mod log_pump;
 mod logs;
 mod monit;
 mod notify;

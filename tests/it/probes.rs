@@ -5,7 +5,7 @@ use std::fs;
 use std::time::Duration;
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 /// `probe_fixture.py MODE FLAG [PORT]`: becomes ready in the way MODE names only once FLAG exists.
 const FIXTURE: &str = r#"

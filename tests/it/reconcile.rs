@@ -6,7 +6,7 @@ use std::fs;
 use std::time::Duration;
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 /// Longer than the 100 ms debounce plus a loaded machine's scheduling slack: a save not applied by
 /// then is not going to be.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 #[test]
 fn reload_applies_only_the_difference_and_plan_reports_it() {
