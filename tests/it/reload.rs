@@ -175,6 +175,7 @@ fn a_storm_of_saves_is_applied_at_least_every_half_second_and_ends_on_the_last_v
             p.write_config(&cfg(n));
             last_valid = n;
         }
+        // Pacing the saves, not waiting for one.
         std::thread::sleep(Duration::from_millis(50));
     }
     let storm = started.elapsed();
