@@ -1,5 +1,7 @@
 //! Real processes against `pypm::process`. One reaper serves every test in this binary (it reaps
 //! with `waitpid(-1)`, so tests never wait for children themselves).
+//! Its own test binary, not a module of `it`: that reaper would also collect the children `it`'s
+//! tests wait for with `Child::wait`.
 // Tests may call libc directly (fd flags set up by hand for the tests).
 #![allow(unsafe_code)]
 

@@ -1,5 +1,5 @@
 //! Spawn failures leave no zombie. Its own test binary, without a reaper, so that only `spawn`
-//! itself can have collected the failed children.
+//! itself can have collected the failed children (and no other test's children are about).
 
 use pypm::process::{SpawnSpec, spawn};
 

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
+use crate::support::*;
 use crate::{raise_nofile, timed_status, vitals};
 
 const APPS: &str = r#"

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// The project's app processes (the marker is in the supervisor's environment too, and in the
 /// CLI's: those are left out).

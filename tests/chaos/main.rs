@@ -6,8 +6,8 @@
 #![allow(unsafe_code)]
 
 #[allow(dead_code)]
-#[path = "../it/harness.rs"]
-mod harness;
+#[path = "../it/support/mod.rs"]
+mod support;
 
 mod abuse;
 mod kill;
@@ -57,14 +57,14 @@ pub fn raise_nofile(want: u64) {
 }
 
 /// How long one `pypm status` takes (it must answer while the supervisor is under attack).
-pub fn timed_status(p: &harness::Project) -> Duration {
+pub fn timed_status(p: &support::Project) -> Duration {
     let began = std::time::Instant::now();
     let out = p.pypm_timeout(&["status", "--json"], Duration::from_secs(10));
     let took = began.elapsed();
     assert!(
         out.status.success(),
         "status failed: {}",
-        harness::describe(&out)
+        support::describe(&out)
     );
     took
 }

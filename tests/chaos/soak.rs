@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
+use crate::support::*;
 use crate::{pick, vitals};
 
 /// Children of `pid` that are zombies (exited, not yet reaped).

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::harness::*;
+use crate::support::*;
 
 /// A service that stays up (the `sleep` child keeps the shell blocked in `wait`).
 pub const IDLE: &str = "sleep 1000 &\nwait\n";

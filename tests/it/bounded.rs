@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 #[test]
 fn events_and_the_supervisor_log_rotate_under_a_crash_loop() {

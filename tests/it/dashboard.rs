@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 fn browser_parts() -> Result<(PathBuf, PathBuf), String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

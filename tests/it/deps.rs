@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 #[test]
 fn a_completed_dependency_gates_the_start() {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::*;
+use crate::support::*;
 
 struct Tools {
     kubernetes_validate: PathBuf,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// A stub named `name` in `ROOT/bin`: records what it was run with into
 /// `ROOT/dump/APP.INSTANCE.run` and the signal that stopped it into `….sig`.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// Whether the supervisor of `p` enforces `app`'s limits with a cgroup (per `inspect`).
 fn kernel_enforced(p: &Project, app: &str, key: &str) -> bool {
@@ -113,6 +113,7 @@ fn cpu_max_in_a_cgroup_caps_a_busy_loop() {
     };
     let c0 = ticks(pid);
     let t0 = std::time::Instant::now();
+    // A measuring window, not a wait: the CPU used over it is the figure.
     std::thread::sleep(Duration::from_secs(2));
     let used = ticks(pid) - c0;
     let wall = t0.elapsed().as_secs_f64();

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// `server.py OUT_DIR`: checks what it was given on fd 3, records that in
 /// `OUT_DIR/check.INSTANCE.PID`, prints `serving`, then answers each request on fd 3 with

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 fn read(p: &Project, name: &str) -> String {
     String::from_utf8_lossy(&std::fs::read(p.log_dir().join(name)).unwrap_or_default()).into_owned()

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// A tmux server of its own (its socket in the project's dir), killed when the test ends.
 struct Tmux {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::*;
+use crate::support::*;
 
 fn lines_of(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)

@@ -5,7 +5,7 @@ use std::fs;
 use std::time::Duration;
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 /// `probe_fixture.py MODE FLAG [PORT]`: becomes ready in the way MODE names only once FLAG exists.
 const FIXTURE: &str = r#"
@@ -116,7 +116,8 @@ fn each_probe_kind_keeps_the_instance_starting_until_its_condition_holds() {
         assert_eq!(row["ready"], false, "{row:#}");
         pids.insert(*name, row["pid"].as_i64().expect("a starting pid"));
     }
-    // Several probe intervals later, still not ready.
+    // Several probe intervals later, still not ready. A sleep, not a poll: it proves something
+    // does not happen.
     std::thread::sleep(Duration::from_millis(500));
 
     for (i, name) in names.iter().enumerate() {
@@ -204,9 +205,8 @@ fn failing_health_checks_restart_the_instance_with_an_unhealthy_event() {
         Some(pid as i64),
         "{events:#?}"
     );
-    // Healthy again: the replacement stays.
-    std::thread::sleep(Duration::from_millis(300));
-    p.assert_pid_kept("app", new, Duration::from_millis(700));
+    // Healthy again: the replacement stays (watched all along, not only after a pause).
+    p.assert_pid_kept("app", new, Duration::from_secs(1));
 }
 
 #[test]
@@ -220,6 +220,8 @@ fn a_dependency_that_never_becomes_ready_keeps_the_dependent_waiting() {
     ));
     p.pypm_ok(&["up", "-d", "--wait", "1s"], 0);
     p.wait_state("db", "starting", Duration::from_secs(5));
+    // Several failed probes of `db` later, `web` still waits. A sleep, not a poll: it proves
+    // something does not happen.
     std::thread::sleep(Duration::from_millis(700));
     let row = p.row("web");
     assert_eq!(row["state"], "waiting", "{row:#}");

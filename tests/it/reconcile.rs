@@ -6,10 +6,11 @@ use std::fs;
 use std::time::Duration;
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 /// Longer than the 100 ms debounce plus a loaded machine's scheduling slack: a save not applied by
-/// then is not going to be.
+/// then is not going to be. The only fixed sleeps here, each proving that something does NOT
+/// happen (a change applied); what does happen is waited for with a deadline.
 const QUIET: Duration = Duration::from_millis(800);
 const APPLY: Duration = Duration::from_secs(10);
 
@@ -51,6 +52,7 @@ fn a_rename_style_save_applies_and_of_two_quick_saves_the_last_wins() {
         environ_of(new_b, "X"),
         p.status_json()
     );
+    // The overwritten save is never applied: an absence, so a sleep.
     std::thread::sleep(QUIET);
     assert!(
         p.pids().iter().all(|(n, _)| n != "c"),
@@ -66,10 +68,23 @@ fn a_rename_style_save_applies_and_of_two_quick_saves_the_last_wins() {
 
     // A file briefly missing or empty mid-save is not applied as "no apps".
     let pids = p.pids();
+    // The supervisor says when it declines one (in its log): waited for, then nothing changed.
+    let declined = |n: usize| {
+        wait_for_showing(
+            &format!("the supervisor to decline incomplete file #{n}"),
+            APPLY,
+            || {
+                let log = fs::read_to_string(p.state_dir().join("pypm.log")).unwrap_or_default();
+                (log.matches("is missing or empty (mid-save?)").count() >= n).then_some(())
+            },
+            // Not the status: `pypm status` needs the file.
+            || p.supervisor_log_tail(),
+        )
+    };
     fs::remove_file(&p.config).unwrap();
-    std::thread::sleep(QUIET);
+    declined(1);
     fs::write(&p.config, "").unwrap();
-    std::thread::sleep(QUIET);
+    declined(2);
     assert_eq!(p.pids(), pids, "a missing or empty file was applied");
     for pid in pids.iter().filter_map(|(_, pid)| *pid) {
         assert!(alive(pid), "pid {pid} was stopped");
@@ -205,6 +220,7 @@ fn saving_an_invalid_file_keeps_every_pid_and_shows_the_error_until_fixed() {
         p.events().iter().any(|e| e["event"] == "config_error"),
         "no config_error event"
     );
+    // Reported, and then nothing changes: an absence, so a sleep.
     std::thread::sleep(QUIET);
     assert_eq!(p.pids(), pids, "an invalid file changed what runs");
     for pid in pids.iter().filter_map(|(_, pid)| *pid) {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 #[test]
 fn reload_applies_only_the_difference_and_plan_reports_it() {
@@ -175,6 +175,7 @@ fn a_storm_of_saves_is_applied_at_least_every_half_second_and_ends_on_the_last_v
             p.write_config(&cfg(n));
             last_valid = n;
         }
+        // Pacing the saves, not waiting for one.
         std::thread::sleep(Duration::from_millis(50));
     }
     let storm = started.elapsed();

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 #[test]
 fn a_crashing_app_backs_off_with_growing_delays_then_fails() {

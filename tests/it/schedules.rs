@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 #[test]
 fn a_scheduled_task_runs_on_each_second_not_at_start() {

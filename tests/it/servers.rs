@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 fn has_servers(venv: &Path) -> bool {
     venv.join("bin/gunicorn").exists() && venv.join("bin/uvicorn").exists()

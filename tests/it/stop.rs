@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::basics::IDLE;
-use crate::harness::*;
+use crate::support::*;
 
 #[test]
 fn down_escalates_to_sigkill_after_stop_timeout_and_kills_grandchildren() {

@@ -5,7 +5,7 @@ use std::fs;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// `app.py`: an HTTP server on the socket pypm passes as fd 3, answering
 /// `instance I debug D pid P`.

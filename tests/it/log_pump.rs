@@ -1,4 +1,5 @@
-//! The log module against real pipes, real files and a real child process.
+//! The log module (`pypm::logs`, the library, not the `pypm logs` verb: that is `logs.rs`) against
+//! real pipes, real files and a real child process.
 
 use pypm::logs::{
     Follower, LogNotice, LogPump, LogTarget, MAX_LINE, RETRY_INTERVAL, Stream,
@@ -12,16 +13,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+use crate::support::wait_for;
 
-/// Waits for `cond` with a deadline, never a fixed sleep.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
+const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A pump whose notices are recorded.
 fn pump() -> (LogPump, Arc<Mutex<Vec<LogNotice>>>) {
@@ -36,8 +30,8 @@ fn count(notices: &Mutex<Vec<LogNotice>>, f: impl Fn(&LogNotice) -> bool) -> usi
 }
 
 fn wait_closed(notices: &Mutex<Vec<LogNotice>>, id: pypm::logs::PipeId) {
-    wait_for("pipe closed", || {
-        count(notices, |n| *n == LogNotice::Closed { id }) == 1
+    wait_for("pipe closed", DEADLINE, || {
+        (count(notices, |n| *n == LogNotice::Closed { id }) == 1).then_some(())
     });
 }
 
@@ -285,8 +279,8 @@ fn unwritable_file_blocks_the_writer_with_bounded_memory_and_loses_nothing() {
     let data = data.as_bytes();
     let mut at = 0;
     write_until_full(&mut w, data, &mut at);
-    wait_for("error notice", || {
-        count(&notices, |n| matches!(n, LogNotice::Error { .. })) == 1
+    wait_for("error notice", DEADLINE, || {
+        (count(&notices, |n| matches!(n, LogNotice::Error { .. })) == 1).then_some(())
     });
     write_until_full(&mut w, data, &mut at);
     let accepted = at;
@@ -306,8 +300,8 @@ fn unwritable_file_blocks_the_writer_with_bounded_memory_and_loses_nothing() {
     assert_eq!(count(&notices, |n| matches!(n, LogNotice::Error { .. })), 1);
 
     fs::remove_file(&blocker).unwrap();
-    wait_for("resumed", || {
-        count(&notices, |n| matches!(n, LogNotice::Resumed { .. })) == 1
+    wait_for("resumed", DEADLINE, || {
+        (count(&notices, |n| matches!(n, LogNotice::Resumed { .. })) == 1).then_some(())
     });
     set_nonblocking(&w, false);
     w.write_all(&data[at..]).unwrap();
@@ -359,8 +353,8 @@ fn disk_full_is_reported_once_and_resumes_without_loss() {
     let expected = data.clone();
     let writer = std::thread::spawn(move || w.write_all(data.as_bytes()).unwrap());
 
-    wait_for("disk full notice", || {
-        count(&notices, |n| matches!(n, LogNotice::DiskFull { .. })) == 1
+    wait_for("disk full notice", DEADLINE, || {
+        (count(&notices, |n| matches!(n, LogNotice::DiskFull { .. })) == 1).then_some(())
     });
     assert!(
         !writer.is_finished(),
@@ -492,7 +486,7 @@ fn thread_cpu(name: &str) -> Option<Duration> {
     None
 }
 
-/// `cargo test --test logs -- --ignored --nocapture throughput`
+/// `cargo test --test it -- --ignored --nocapture log_pump::throughput`
 #[test]
 #[ignore = "throughput measurement; run explicitly"]
 fn throughput() {

@@ -1,14 +1,23 @@
-//! The test harness: a temp dir with a `pypm.toml`, helpers that run the real `pypm` binary with a
-//! timeout, condition polling with deadlines, and a guard that leaves no process behind.
+//! What the integration tests share: a temp dir with a `pypm.toml` ([`Project`]), helpers that run
+//! the real `pypm` binary with a timeout, waits on conditions with deadlines ([`wait_for`]), and a
+//! guard that leaves no process behind. The chaos suite (`tests/chaos/`) compiles it in as well.
 //!
 //! Every process a test starts (the supervisor, its apps, their children) inherits
 //! `PYPM_IT_MARKER=<temp dir>` from the environment of the `pypm` it ran, so strays are found by
 //! scanning `/proc/*/environ` for it, even grandchildren whose argv says nothing.
 
+mod net;
+mod procs;
+mod wait;
+
+pub use net::*;
+pub use procs::*;
+pub use wait::*;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -190,21 +199,28 @@ impl Project {
 
     /// Waits until `name` is `state`, returning its row.
     pub fn wait_state(&self, name: &str, state: &str, within: Duration) -> Value {
-        let mut last = Value::Null;
-        let ok = wait_until(within, || {
-            let s = self.status_json();
-            last = s["instances"]
-                .as_array()
-                .and_then(|rows| rows.iter().find(|r| r["name"] == name).cloned())
-                .unwrap_or(s);
-            last["state"] == state
-        });
-        assert!(
-            ok,
-            "`{name}` did not become `{state}` within {within:?}; last row {last:#}\n--- end of pypm.log\n{}",
+        wait_for_showing(
+            &format!("`{name}` to be `{state}`"),
+            within,
+            || {
+                let s = self.status_json();
+                let row = s["instances"]
+                    .as_array()?
+                    .iter()
+                    .find(|r| r["name"] == name)?;
+                (row["state"] == state).then(|| row.clone())
+            },
+            || self.seen(),
+        )
+    }
+
+    /// The status and the end of the supervisor's log, for a message after a timeout.
+    pub fn seen(&self) -> String {
+        format!(
+            "{:#}\n--- end of pypm.log\n{}",
+            self.status_json(),
             self.supervisor_log_tail()
-        );
-        last
+        )
     }
 
     /// Every event in `state_dir/events.jsonl`.
@@ -268,36 +284,6 @@ impl Drop for Project {
     }
 }
 
-/// Polls `cond` every 15 ms until it holds (true) or `within` passes (false).
-pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(15));
-    }
-}
-
-/// Waits for `child` at most `timeout`; kills it (and returns None) when it takes longer.
-pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 pub fn describe(out: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -305,55 +291,6 @@ pub fn describe(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// Whether `pid` names a live (not zombie) process.
-pub fn alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            // The state follows the parenthesised command name.
-            let state = stat
-                .rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next());
-            !matches!(state, Some(Some('Z' | 'X')) | None)
-        }
-        Err(_) => false,
-    }
-}
-
-pub fn cmdline(pid: i32) -> String {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
-}
-
-/// Live processes whose environment holds `PYPM_IT_MARKER=<marker>`.
-pub fn marked_processes(marker: &str) -> Vec<i32> {
-    let want = format!("{MARKER_VAR}={marker}");
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(env) = fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        if env.split(|&b| b == 0).any(|kv| kv == want.as_bytes()) && alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 /// Seconds since the epoch of an RFC 3339 timestamp `YYYY-MM-DDTHH:MM:SS[.fff]Z`.
@@ -383,13 +320,6 @@ pub fn parse_ts(ts: &str) -> f64 {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     (days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + frac
-}
-
-/// Sends `sig` to `pid`.
-pub fn kill(pid: i32, sig: i32) {
-    unsafe {
-        libc::kill(pid, sig);
-    }
 }
 
 /// Whether a killed supervisor is completely gone: its leader can show as a zombie while other
@@ -430,18 +360,15 @@ impl Project {
 
     /// Waits until `name` runs under a pid other than `old` and `old` is gone; returns the new pid.
     pub fn wait_new_pid(&self, name: &str, old: i32, within: Duration) -> i32 {
-        let mut new = None;
-        let ok = wait_until(within, || {
-            new = self.pid_of(name).filter(|&p| p != old && alive(p));
-            new.is_some() && !alive(old) && self.state_of(name) == "running"
-        });
-        assert!(
-            ok,
-            "`{name}` (pid {old}) was not replaced within {within:?}: {:#}\n--- end of pypm.log\n{}",
-            self.status_json(),
-            self.supervisor_log_tail()
-        );
-        new.unwrap()
+        wait_for_showing(
+            &format!("`{name}` (pid {old}) to be replaced"),
+            within,
+            || {
+                let new = self.pid_of(name).filter(|&p| p != old && alive(p))?;
+                (!alive(old) && self.state_of(name) == "running").then_some(new)
+            },
+            || self.seen(),
+        )
     }
 
     /// Waits until all `instances` of `app` (`APP.0` …) run under pids not in `old`, and every
@@ -454,21 +381,19 @@ impl Project {
         within: Duration,
     ) -> Vec<i32> {
         let names: Vec<String> = (0..instances).map(|i| format!("{app}.{i}")).collect();
-        let mut now = Vec::new();
-        let ok = wait_until(within, || {
-            now = names.iter().filter_map(|n| self.pid_of(n)).collect();
-            now.len() == names.len()
-                && now.iter().all(|pid| !old.contains(pid) && alive(*pid))
-                && old.iter().all(|pid| !alive(*pid))
-                && names.iter().all(|n| self.state_of(n) == "running")
-        });
-        assert!(
-            ok,
-            "{app} was not rolled: {:#}\n--- end of pypm.log\n{}",
-            self.status_json(),
-            self.supervisor_log_tail()
-        );
-        now
+        wait_for_showing(
+            &format!("{app} to be rolled off pids {old:?}"),
+            within,
+            || {
+                let now: Vec<i32> = names.iter().filter_map(|n| self.pid_of(n)).collect();
+                let rolled = now.len() == names.len()
+                    && now.iter().all(|pid| !old.contains(pid) && alive(*pid))
+                    && old.iter().all(|pid| !alive(*pid))
+                    && names.iter().all(|n| self.state_of(n) == "running");
+                rolled.then_some(now)
+            },
+            || self.seen(),
+        )
     }
 
     /// Asserts that `name` keeps pid `pid` (alive) for `during`.
@@ -487,226 +412,5 @@ impl Project {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-/// The environment variable `key` of live process `pid`.
-pub fn environ_of(pid: i32, key: &str) -> Option<String> {
-    let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let prefix = format!("{key}=");
-    env.split(|&b| b == 0)
-        .find_map(|kv| kv.strip_prefix(prefix.as_bytes()))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released; the kernel
-/// hands ephemeral ports out in sequence, so it is not soon reused).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// The outcome of one HTTP request made by [`http_get`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A 200 with this body.
-    Ok(String),
-    Refused,
-    Reset,
-    /// The connection closed before a complete response.
-    Eof,
-    Timeout,
-    /// Any other error or a non-200 answer.
-    Failed(String),
-}
-
-/// `GET PATH` over a new HTTP/1.0 connection to 127.0.0.1:`port`, classified.
-pub fn http_get(port: u16, path: &str, timeout: Duration) -> Outcome {
-    use std::io::{ErrorKind, Read, Write};
-    let classify = |e: std::io::Error| match e.kind() {
-        ErrorKind::ConnectionRefused => Outcome::Refused,
-        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe => {
-            Outcome::Reset
-        }
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => Outcome::Timeout,
-        ErrorKind::UnexpectedEof => Outcome::Eof,
-        _ => Outcome::Failed(e.to_string()),
-    };
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = match std::net::TcpStream::connect_timeout(&addr, timeout) {
-        Ok(s) => s,
-        Err(e) => return classify(e),
-    };
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    let req = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    if let Err(e) = s.write_all(req.as_bytes()) {
-        return classify(e);
-    }
-    let mut buf = Vec::new();
-    if let Err(e) = s.read_to_end(&mut buf) {
-        return classify(e);
-    }
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return if text.is_empty() {
-            Outcome::Eof
-        } else {
-            Outcome::Failed(format!("incomplete response {text:?}"))
-        };
-    };
-    if !head.starts_with("HTTP/1.") || head.split(' ').nth(1) != Some("200") {
-        return Outcome::Failed(format!("not a 200: {head:?}"));
-    }
-    // A response cut short by a close is an EOF, not a success.
-    let want = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse::<usize>().ok())
-            .flatten()
-    });
-    if want.is_some_and(|n| body.len() < n) {
-        return Outcome::Eof;
-    }
-    Outcome::Ok(body.to_string())
-}
-
-/// Counts of [`Outcome`]s by kind, and the successful bodies.
-#[derive(Debug, Default, Clone)]
-pub struct Counts {
-    pub ok: u64,
-    pub refused: u64,
-    pub reset: u64,
-    pub eof: u64,
-    pub timeout: u64,
-    pub failed: u64,
-    /// The first few unexpected outcomes, for messages.
-    pub samples: Vec<String>,
-    pub bodies: std::collections::BTreeMap<String, u64>,
-    /// The slowest successful request.
-    pub slowest: Duration,
-}
-
-impl Counts {
-    pub fn add(&mut self, o: Outcome, took: Duration) {
-        match &o {
-            Outcome::Ok(body) => {
-                self.ok += 1;
-                self.slowest = self.slowest.max(took);
-                *self.bodies.entry(body.trim().to_string()).or_default() += 1;
-                return;
-            }
-            Outcome::Refused => self.refused += 1,
-            Outcome::Reset => self.reset += 1,
-            Outcome::Eof => self.eof += 1,
-            Outcome::Timeout => self.timeout += 1,
-            Outcome::Failed(_) => self.failed += 1,
-        }
-        if self.samples.len() < 10 {
-            self.samples.push(format!("{o:?} after {took:?}"));
-        }
-    }
-
-    pub fn merge(&mut self, other: Counts) {
-        self.ok += other.ok;
-        self.refused += other.refused;
-        self.reset += other.reset;
-        self.eof += other.eof;
-        self.timeout += other.timeout;
-        self.failed += other.failed;
-        self.samples.extend(other.samples);
-        self.slowest = self.slowest.max(other.slowest);
-        for (k, v) in other.bodies {
-            *self.bodies.entry(k).or_default() += v;
-        }
-    }
-
-    pub fn errors(&self) -> u64 {
-        self.refused + self.reset + self.eof + self.timeout + self.failed
-    }
-
-    pub fn summary(&self) -> String {
-        format!(
-            "ok {} refused {} reset {} eof {} timeout {} failed {} slowest {:?} samples {:?}",
-            self.ok,
-            self.refused,
-            self.reset,
-            self.eof,
-            self.timeout,
-            self.failed,
-            self.slowest,
-            self.samples
-        )
-    }
-}
-
-/// Client threads requesting `GET /` from 127.0.0.1:`port` over a new connection each time, until
-/// [`Hammer::stop`].
-pub struct Hammer {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    /// Requests sent and finished, whatever their outcome.
-    done: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    threads: Vec<std::thread::JoinHandle<Counts>>,
-}
-
-impl Hammer {
-    pub fn start(port: u16, threads: usize, timeout: Duration) -> Hammer {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let threads = (0..threads)
-            .map(|_| {
-                let (stop, done) = (stop.clone(), done.clone());
-                std::thread::spawn(move || {
-                    let mut c = Counts::default();
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let t0 = Instant::now();
-                        let o = http_get(port, "/", timeout);
-                        c.add(o, t0.elapsed());
-                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    c
-                })
-            })
-            .collect();
-        Hammer {
-            stop,
-            done,
-            threads,
-        }
-    }
-
-    /// Waits until `n` more requests have finished (the load is flowing), at most `within`.
-    pub fn wait_requests(&self, n: u64, within: Duration) {
-        let count = || self.done.load(std::sync::atomic::Ordering::Relaxed);
-        let goal = count() + n;
-        let deadline = Instant::now() + within;
-        while count() < goal {
-            assert!(
-                Instant::now() < deadline,
-                "the load did not finish {n} requests within {within:?} ({} of them)",
-                count() + n - goal
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Stops the clients and sums their counts.
-    pub fn stop(mut self) -> Counts {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let mut all = Counts::default();
-        for t in std::mem::take(&mut self.threads) {
-            all.merge(t.join().expect("client thread panicked"));
-        }
-        all
-    }
-}
-
-impl Drop for Hammer {
-    fn drop(&mut self) {
-        // A test that panics mid-roll must not leave clients running.
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
