@@ -162,7 +162,7 @@ impl Harness {
             fail_spawn: HashSet::new(),
             states_written: 0,
         }));
-        let (tx, rx) = mpsc::channel::<Event>();
+        let (tx, rx) = std::sync::mpsc::channel::<Event>();
         let bus = crate::bus::EventBus::new();
         let pump = LogPump::start(|_| {}).expect("log pump");
         let handler: crate::control::server::Handler = Arc::new(|_| Response::Pong {
@@ -170,53 +170,24 @@ impl Harness {
             config_file: String::new(),
             http: None,
         });
-        let sup = Supervisor {
-            wants: wants_of(&desired),
-            events: EventLog::open(&state_dir, bus.clone(), 1 << 20, 2),
-            desired,
-            host,
+        let mut sup = Supervisor::new(boot::Parts {
             opts: Options {
                 config_path: path,
                 display: "pypm.toml".into(),
             },
-            obs: Observed::default(),
-            by_pid: HashMap::new(),
-            config_error: None,
+            host,
+            desired,
             pump,
-            state_dir,
-            cpu_prev: HashMap::new(),
-            usage_cache: None,
-            dirty: true,
-            release_pending: false,
-            release_at: None,
-            sweep_due: false,
-            aborting: false,
-            reaper: Reaper::inert(),
             inbox: tx,
-            probes: HashMap::new(),
-            health_notify: HashMap::new(),
-            log_pipes: HashMap::new(),
-            watcher: None,
-            sockets: HashMap::new(),
-            reload_first: None,
-            storm_valid: None,
-            sched_due: HashMap::new(),
-            sched_from: HashMap::new(),
-            last_scheduled: HashMap::new(),
             bus,
             handler,
-            outlets: None,
-            http: None,
             token: "t".into(),
-            // No cgroups here: `memory_max` is enforced by sampling (the fake's RSS).
-            cgroups: Some(None),
-            proc_cgroups: HashMap::new(),
-            cgroup_leftovers: Vec::new(),
-            cgroup_seq: 0,
-            told_ready: false,
-            history: history::History::default(),
+            reaper: Reaper::inert(),
             fx: Box::new(FakeEffects(world.clone())),
-        };
+        });
+        // No cgroups here: `memory_max` is enforced by sampling (the fake's RSS).
+        sup.cgroups = Some(None);
+        sup.release_pending = false;
         let mut h = Harness {
             sup,
             world,
@@ -475,266 +446,5 @@ fn one_stop_signal_ends_the_loop_once_every_app_has_exited() {
     assert_eq!(h.take(), [], "nothing restarted while stopping");
 }
 
-/// Rolled with a surge (`listen`): the replacement starts before the old process stops.
-const READY_WEB: &str = "[apps.web]\ncommand = \"/bin/sleep 100\"\nlisten = [\"tcp://127.0.0.1:8000\"]\nstop_timeout = \"5s\"\nenv = { V = \"1\" }\n[apps.web.ready]\ntcp = \"127.0.0.1:9\"\ninterval = \"100ms\"\ntimeout = \"3s\"\n";
-
-fn ready_web(v: &str) -> String {
-    READY_WEB.replace("V = \"1\"", &format!("V = \"{v}\""))
-}
-
-/// A ready instance of `web` (pid 1001).
-fn ready_harness() -> Harness {
-    let mut h = Harness::new(READY_WEB);
-    assert_eq!(
-        h.take(),
-        [spawn("web", 1001), probe("web", 1001, Which::Ready)]
-    );
-    assert_eq!(h.state("web"), State::Starting);
-    h.probe("web", 1001, Which::Ready, true);
-    assert_eq!(h.state("web"), State::Running);
-    h
-}
-
-#[test]
-fn not_ready_within_the_timeout_fails_the_start() {
-    let mut h = Harness::new(READY_WEB);
-    h.take();
-    h.probe("web", 1001, Which::Ready, false);
-    h.advance(Duration::from_millis(2999));
-    assert_eq!(h.take(), []);
-    h.advance(Duration::from_millis(1));
-    assert_eq!(h.take(), [signal(1001, Signal::SIGTERM)]);
-    h.exit(1001, None, Some(Signal::SIGTERM));
-    assert!(
-        h.inst("web")
-            .reason
-            .as_deref()
-            .is_some_and(|r| r.contains("not ready within 3s")),
-        "{:?}",
-        h.inst("web").reason
-    );
-}
-
-#[test]
-fn a_roll_starts_the_replacement_and_stops_the_old_process_once_it_is_ready() {
-    let mut h = ready_harness();
-    h.edit(&ready_web("2"));
-    assert_eq!(
-        h.take(),
-        [spawn("web", 1002), probe("web", 1002, Which::Ready)],
-        "the old process keeps serving while the replacement starts"
-    );
-    assert_eq!(h.inst("web").old.as_ref().map(|o| o.pid), Some(1001));
-    h.probe("web", 1002, Which::Ready, true);
-    assert_eq!(h.take(), [signal(1001, Signal::SIGTERM)]);
-    assert_eq!(h.pid("web"), Some(1002));
-    h.advance(Duration::from_secs(5));
-    assert_eq!(
-        h.take(),
-        [signal(1001, Signal::SIGKILL)],
-        "an old process that outstays stop_timeout is killed"
-    );
-    h.exit(1001, None, Some(Signal::SIGKILL));
-    assert!(h.inst("web").old.is_none());
-    assert_eq!(h.state("web"), State::Running);
-    assert_eq!(h.take(), []);
-}
-
-#[test]
-fn a_replacement_that_dies_before_it_is_ready_keeps_the_old_process_and_ends_the_roll() {
-    let mut h = ready_harness();
-    h.edit(&ready_web("2"));
-    h.take();
-    h.exit(1002, Some(1), None);
-    assert_eq!(h.pid("web"), Some(1001), "the old process stays");
-    assert_eq!(h.state("web"), State::Running);
-    assert!(
-        h.inst("web")
-            .reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with("roll stopped")),
-        "{:?}",
-        h.inst("web").reason
-    );
-    h.advance(Duration::from_secs(60));
-    assert_eq!(h.take(), [], "the failed spec is not retried on its own");
-    let ev = h.events();
-    assert!(ev.contains(&("failed".into(), "web".into())), "{ev:?}");
-    // The next edit rolls again.
-    h.edit(&ready_web("3"));
-    assert_eq!(
-        h.take(),
-        [spawn("web", 1003), probe("web", 1003, Which::Ready)]
-    );
-}
-
-#[test]
-fn a_replacement_that_cannot_be_spawned_keeps_the_old_process() {
-    let mut h = ready_harness();
-    lock(&h.world).fail_spawn.insert("web".into());
-    h.edit(&ready_web("2"));
-    assert_eq!(h.take(), [], "no spawn happened and nothing was stopped");
-    assert_eq!(h.pid("web"), Some(1001));
-    assert_eq!(h.state("web"), State::Running);
-}
-
-#[test]
-fn a_reload_during_a_roll_finishes_it_then_rolls_again_to_the_newest_file() {
-    let mut h = ready_harness();
-    h.edit(&ready_web("2"));
-    assert_eq!(
-        h.take(),
-        [spawn("web", 1002), probe("web", 1002, Which::Ready)]
-    );
-    // Edited again before the replacement is ready: nothing is stopped, nothing more started
-    // (one process serving, one starting, never a third).
-    h.edit(&ready_web("3"));
-    assert_eq!(h.take(), []);
-    assert_eq!(h.inst("web").old.as_ref().map(|o| o.pid), Some(1001));
-    h.probe("web", 1002, Which::Ready, true);
-    assert_eq!(h.take(), [signal(1001, Signal::SIGTERM)]);
-    h.exit(1001, None, Some(Signal::SIGTERM));
-    assert_eq!(
-        h.take(),
-        [spawn("web", 1003), probe("web", 1003, Which::Ready)],
-        "once the first roll is over, the newest file rolls 1002 in turn"
-    );
-    assert_eq!(h.inst("web").old.as_ref().map(|o| o.pid), Some(1002));
-    h.probe("web", 1003, Which::Ready, true);
-    assert_eq!(h.take(), [signal(1002, Signal::SIGTERM)]);
-    h.exit(1002, None, Some(Signal::SIGTERM));
-    assert_eq!(h.take(), []);
-    assert_eq!(h.pid("web"), Some(1003));
-    assert_eq!(h.state("web"), State::Running);
-    let want = h.sup.wants["web"].spec_hash;
-    assert!(!h.inst("web").runs_other_spec(want), "runs the newest spec");
-}
-
-#[test]
-fn reordering_the_keys_of_env_does_not_roll_the_app() {
-    let mut h =
-        Harness::new("[apps.web]\ncommand = \"/bin/sleep 100\"\nenv = { A = \"1\", B = \"2\" }\n");
-    h.take();
-    h.edit("[apps.web]\ncommand = \"/bin/sleep 100\"\nenv = { B = \"2\", A = \"1\" }\n");
-    assert_eq!(h.take(), []);
-    h.edit("[apps.web]\ncommand = \"/bin/sleep 100\"\nenv = { B = \"2\", A = \"9\" }\n");
-    // Without a surge the change rolls stop-first.
-    assert_eq!(h.take(), [signal(1001, Signal::SIGTERM)]);
-    h.exit(1001, None, Some(Signal::SIGTERM));
-    assert_eq!(h.take(), [spawn("web", 1002)]);
-}
-
-#[test]
-fn state_is_written_when_it_changed_not_on_every_wakeup() {
-    let mut h = Harness::new(WEB);
-    let after_start = lock(&h.world).states_written;
-    assert!(after_start >= 1);
-    h.advance(Duration::from_secs(30));
-    assert_eq!(lock(&h.world).states_written, after_start);
-    h.exit(1001, Some(1), None);
-    assert_eq!(lock(&h.world).states_written, after_start + 1);
-}
-
-#[test]
-fn a_replacement_still_times_out_when_the_file_changes_again_meanwhile() {
-    let mut h = ready_harness();
-    h.edit(&ready_web("2"));
-    assert_eq!(
-        h.take(),
-        [spawn("web", 1002), probe("web", 1002, Which::Ready)]
-    );
-    h.edit(&ready_web("3"));
-    h.advance(Duration::from_secs(3));
-    assert_eq!(
-        h.take(),
-        [signal(1002, Signal::SIGTERM)],
-        "the replacement's ready_timeout holds although a newer spec is wanted"
-    );
-    h.exit(1002, None, Some(Signal::SIGTERM));
-    assert_eq!(h.pid("web"), Some(1001), "the old process keeps serving");
-    assert_eq!(h.state("web"), State::Running);
-    assert_eq!(h.take(), []);
-}
-
-#[test]
-fn a_readiness_result_for_another_pid_or_state_changes_nothing() {
-    let mut h = Harness::new(READY_WEB);
-    h.take();
-    h.probe("web", 4242, Which::Ready, true);
-    assert_eq!(h.state("web"), State::Starting);
-    h.probe("web", 1001, Which::Ready, false);
-    assert_eq!(h.state("web"), State::Starting);
-    h.probe("web", 1001, Which::Ready, true);
-    assert_eq!(h.state("web"), State::Running);
-    let ev = h.events();
-    assert_eq!(ev.iter().filter(|(e, _)| e == "ready").count(), 1, "{ev:?}");
-    // A late duplicate success is not a second `ready`.
-    h.probe("web", 1001, Which::Ready, true);
-    assert_eq!(h.events().iter().filter(|(e, _)| e == "ready").count(), 1);
-}
-
-impl Harness {
-    /// The file is saved (the watcher's event), without reloading it.
-    fn save(&mut self, toml: &str) {
-        let path = self.dir.path().join("pypm.toml");
-        std::fs::write(&path, toml).expect("write pypm.toml");
-        let path = self.sup.desired.config.path.clone();
-        self.send(Event::FileChanged(path));
-    }
-}
-
-#[test]
-fn a_saved_file_is_applied_once_its_debounce_is_over() {
-    let mut h = Harness::new(WEB);
-    h.take();
-    h.save(&format!("{WEB}[apps.db]\ncommand = \"/bin/sleep 100\"\n"));
-    h.advance(crate::watch::CONFIG_DEBOUNCE - Duration::from_millis(1));
-    assert_eq!(h.take(), [], "applied before the debounce");
-    h.advance(Duration::from_millis(1));
-    assert_eq!(h.take(), [spawn("db", 1002)]);
-}
-
-#[test]
-fn a_storm_of_saves_is_applied_at_least_every_reload_max_wait() {
-    let mut h = Harness::new(WEB);
-    h.take();
-    let step = crate::watch::CONFIG_DEBOUNCE / 2;
-    let mut waited = Duration::ZERO;
-    let mut n = 0;
-    while h.sup.desired.apps.len() == 1 {
-        n += 1;
-        h.save(&format!("{WEB}[apps.db]\ncommand = \"/bin/sleep {n}\"\n"));
-        h.advance(step);
-        waited += step;
-        assert!(
-            waited <= crate::watch::RELOAD_MAX_WAIT + step,
-            "not applied after {waited:?} of saves"
-        );
-    }
-    assert!(
-        waited >= crate::watch::RELOAD_MAX_WAIT,
-        "a save every {step:?} is still coalesced (applied after {waited:?})"
-    );
-    assert_eq!(
-        h.take(),
-        [spawn("db", 1002)],
-        "one reload for the whole storm"
-    );
-}
-
-#[test]
-fn a_watched_file_restarts_its_app_after_the_debounce() {
-    let mut h = Harness::new(&format!("{WEB}watch = [\"*.py\"]\n"));
-    h.take();
-    let cwd = h.sup.desired.apps["web"].app.cwd.clone();
-    for _ in 0..3 {
-        h.send(Event::FileChanged(cwd.join("app.py")));
-        h.advance(crate::watch::DEBOUNCE / 4);
-    }
-    h.send(Event::FileChanged(cwd.join("notes.txt")));
-    assert_eq!(h.take(), [], "a burst of changes waits for its debounce");
-    h.advance(crate::watch::DEBOUNCE);
-    assert_eq!(h.take(), [signal(1001, Signal::SIGTERM)], "restarted once");
-    h.exit(1001, None, Some(Signal::SIGTERM));
-    assert_eq!(h.take(), [spawn("web", 1002)]);
-}
+mod inputs;
+mod rolls;
