@@ -321,8 +321,6 @@ impl Supervisor {
             cg
         });
         let app = app.as_str();
-        let log_dir = self.desired.config.pypm.log_dir.clone();
-        let multi = spec.app.instances > 1;
         let key = (app.to_string(), idx);
         match result {
             Ok(child) => {
@@ -336,62 +334,9 @@ impl Supervisor {
                 let notes = record::spawned(&mut self.obs, &self.wants, &key, Ok(started), now);
                 self.write_notes(notes);
                 let pid = child.pid;
-                let target = crate::probes::Target {
-                    app: app.to_string(),
-                    idx,
-                    pid,
-                    cwd: spec.app.cwd.clone(),
-                    env: sp.env.clone(),
-                };
-                let mut taps: Vec<Option<crate::logs::Tap>> = vec![None, None];
-                if let Some(p) = &spec.app.ready {
-                    if let crate::config::ProbeCheck::Log(re) = &p.check {
-                        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                        for t in taps.iter_mut() {
-                            *t = Some(crate::probes::log_tap(
-                                re.0.clone(),
-                                fired.clone(),
-                                &target,
-                                self.probe_report(),
-                            ));
-                        }
-                    } else {
-                        self.start_probe(p, crate::probes::Which::Ready, &target, notify.as_ref());
-                    }
-                    let key = (app.to_string(), idx);
-                    match spec.app.health.as_ref().zip(notify.as_ref()) {
-                        Some((h, sock)) if h.check == crate::config::ProbeCheck::Notify => {
-                            if let Ok(sock) = sock.try_clone() {
-                                self.health_notify.insert(key, sock);
-                            }
-                        }
-                        _ => {
-                            self.health_notify.remove(&key);
-                        }
-                    }
-                } else if let Some(h) = &spec.app.health {
-                    self.start_probe(h, crate::probes::Which::Health, &target, notify.as_ref());
-                }
-                self.by_pid.insert(pid, (app.to_string(), idx));
-                let inst_no = multi.then_some(idx);
-                let mut taps = taps.into_iter();
-                for (fd, stream) in [(child.stdout, Stream::Out), (child.stderr, Stream::Err)] {
-                    let target = LogTarget {
-                        path: log_dir.join(log_file_name(app, inst_no, stream)),
-                        max_size: spec.app.log_max_size,
-                        max_files: spec.app.log_max_files,
-                        timestamps: spec.app.log_timestamps,
-                    };
-                    let path = target.path.clone();
-                    match self.pump.add(fd, target, taps.next().flatten()) {
-                        Ok(id) => self
-                            .log_pipes
-                            .entry(pid)
-                            .or_default()
-                            .push((id, stream, path)),
-                        Err(e) => log::error!("cannot capture the output of {app}.{idx}: {e}"),
-                    }
-                }
+                let taps = self.attach_probes(&key, pid, &spec, &sp, notify.as_ref());
+                self.by_pid.insert(pid, key.clone());
+                self.attach_logs(&key, pid, &spec, [child.stdout, child.stderr], taps);
                 self.emit(
                     EventKind::Started,
                     Some(app),
@@ -418,6 +363,87 @@ impl Supervisor {
                 let reason = format!("cannot start: {e}");
                 let notes = record::spawned(&mut self.obs, &self.wants, &key, Err(reason), now);
                 self.write_notes(notes);
+            }
+        }
+    }
+
+    /// The new process's probes: its readiness probe (a `log` one taps its output: returned,
+    /// one tap per stream), or its health probe at once when it has no readiness probe.
+    fn attach_probes(
+        &mut self,
+        key: &Key,
+        pid: i32,
+        spec: &resolve::AppSpec,
+        sp: &SpawnSpec,
+        notify: Option<&std::os::unix::net::UnixDatagram>,
+    ) -> [Option<crate::logs::Tap>; 2] {
+        let target = crate::probes::Target {
+            app: key.0.clone(),
+            idx: key.1,
+            pid,
+            cwd: spec.app.cwd.clone(),
+            env: sp.env.clone(),
+        };
+        let mut taps: [Option<crate::logs::Tap>; 2] = [None, None];
+        if let Some(p) = &spec.app.ready {
+            if let crate::config::ProbeCheck::Log(re) = &p.check {
+                let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                for t in taps.iter_mut() {
+                    *t = Some(crate::probes::log_tap(
+                        re.0.clone(),
+                        fired.clone(),
+                        &target,
+                        self.probe_report(),
+                    ));
+                }
+            } else {
+                self.start_probe(p, crate::probes::Which::Ready, &target, notify);
+            }
+            // A `notify` health probe starts once ready, on the same socket.
+            match spec.app.health.as_ref().zip(notify) {
+                Some((h, sock)) if h.check == crate::config::ProbeCheck::Notify => {
+                    if let Ok(sock) = sock.try_clone() {
+                        self.health_notify.insert(key.clone(), sock);
+                    }
+                }
+                _ => {
+                    self.health_notify.remove(key);
+                }
+            }
+        } else if let Some(h) = &spec.app.health {
+            self.start_probe(h, crate::probes::Which::Health, &target, notify);
+        }
+        taps
+    }
+
+    /// The new process's stdout and stderr go to the log pump, into its log files.
+    fn attach_logs(
+        &mut self,
+        key: &Key,
+        pid: i32,
+        spec: &resolve::AppSpec,
+        fds: [std::os::fd::OwnedFd; 2],
+        taps: [Option<crate::logs::Tap>; 2],
+    ) {
+        let (app, idx) = (key.0.as_str(), key.1);
+        let log_dir = &self.desired.config.pypm.log_dir;
+        let inst_no = (spec.app.instances > 1).then_some(idx);
+        let streams = [Stream::Out, Stream::Err];
+        for ((fd, stream), tap) in fds.into_iter().zip(streams).zip(taps) {
+            let target = LogTarget {
+                path: log_dir.join(log_file_name(app, inst_no, stream)),
+                max_size: spec.app.log_max_size,
+                max_files: spec.app.log_max_files,
+                timestamps: spec.app.log_timestamps,
+            };
+            let path = target.path.clone();
+            match self.pump.add(fd, target, tap) {
+                Ok(id) => self
+                    .log_pipes
+                    .entry(pid)
+                    .or_default()
+                    .push((id, stream, path)),
+                Err(e) => log::error!("cannot capture the output of {app}.{idx}: {e}"),
             }
         }
     }

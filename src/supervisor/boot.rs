@@ -15,27 +15,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     let desired =
         resolve::load(&opts.config_path, &opts.display, &host).map_err(StartError::Config)?;
     let state_dir = desired.config.pypm.state_dir.clone();
-    let server = Server::bind(&state_dir).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            StartError::AlreadyRunning(opts.display.clone())
-        } else {
-            // sockaddr_un holds 108 bytes with the final NUL: a deep project path hits it.
-            let sock = crate::control::server::socket_path(&state_dir);
-            let long = sock.as_os_str().len() >= 108;
-            StartError::Io(format!(
-                "cannot bind the control socket in `{}`: {e}{}",
-                state_dir.display(),
-                if long {
-                    format!(
-                        "\n\nits path is {} bytes and Unix sockets allow 107: set a shorter `state_dir` in [pypm] (e.g. an absolute path under /tmp or $XDG_RUNTIME_DIR)",
-                        sock.as_os_str().len()
-                    )
-                } else {
-                    String::new()
-                }
-            ))
-        }
-    })?;
+    let server = Server::bind(&state_dir).map_err(|e| bind_error(&e, &state_dir, &opts))?;
     let stopper = server.stopper();
     let last_runs = persist::load_state(&state_dir)
         .map(|s| s.last_runs)
@@ -66,28 +46,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     })
     .map_err(|e| StartError::Io(format!("cannot start the log pump: {e}")))?;
     start_signal_thread(tx.clone())?;
-    let control_tx = std::sync::Mutex::new(tx.clone());
-    let handler: crate::control::server::Handler = Arc::new(move |req: Request| {
-        let (reply_tx, reply_rx) = mpsc::channel();
-        let sent = control_tx
-            .lock()
-            .map(|t| t.send(Event::Control(req, reply_tx)).is_ok())
-            .unwrap_or(false);
-        if !sent {
-            return Response::error(
-                crate::control::protocol::ErrorKind::Unavailable,
-                "the supervisor is shutting down",
-            );
-        }
-        reply_rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                Response::error(
-                    crate::control::protocol::ErrorKind::Unavailable,
-                    "the supervisor did not answer in time",
-                )
-            })
-    });
+    let handler = control_handler(tx.clone());
     server
         .serve(opts.config_path.clone(), handler.clone())
         .map_err(|e| StartError::Io(format!("cannot serve the control socket: {e}")))?;
@@ -138,6 +97,56 @@ pub fn run(opts: Options) -> Result<(), StartError> {
     sup.run_loop(&rx);
     sup.finish(&stopper);
     Ok(())
+}
+
+/// Control requests (socket, HTTP, StatsD) as events for the loop, answered when it has
+/// handled them (or an `unavailable` error after 30 s).
+fn control_handler(tx: Sender<Event>) -> crate::control::server::Handler {
+    let control_tx = std::sync::Mutex::new(tx);
+    Arc::new(move |req: Request| {
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let sent = control_tx
+            .lock()
+            .map(|t| t.send(Event::Control(req, reply_tx)).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            return Response::error(
+                crate::control::protocol::ErrorKind::Unavailable,
+                "the supervisor is shutting down",
+            );
+        }
+        reply_rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                Response::error(
+                    crate::control::protocol::ErrorKind::Unavailable,
+                    "the supervisor did not answer in time",
+                )
+            })
+    })
+}
+
+/// Why the control socket could not be bound, for the user.
+fn bind_error(e: &std::io::Error, state_dir: &Path, opts: &Options) -> StartError {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        StartError::AlreadyRunning(opts.display.clone())
+    } else {
+        // sockaddr_un holds 108 bytes with the final NUL: a deep project path hits it.
+        let sock = crate::control::server::socket_path(&state_dir);
+        let long = sock.as_os_str().len() >= 108;
+        StartError::Io(format!(
+            "cannot bind the control socket in `{}`: {e}{}",
+            state_dir.display(),
+            if long {
+                format!(
+                    "\n\nits path is {} bytes and Unix sockets allow 107: set a shorter `state_dir` in [pypm] (e.g. an absolute path under /tmp or $XDG_RUNTIME_DIR)",
+                    sock.as_os_str().len()
+                )
+            } else {
+                String::new()
+            }
+        ))
+    }
 }
 
 fn start_signal_thread(tx: Sender<Event>) -> Result<(), StartError> {

@@ -14,36 +14,7 @@ impl Supervisor {
         };
         let (app, idx) = (key.0.clone(), key.1);
         self.dirty = true;
-        if let Some((cg, seen)) = self.proc_cgroups.remove(&e.pid) {
-            // Killed by the kernel for its cgroup's memory.max: say so before the exit.
-            if cg.oom_kills() > seen && e.signal == Some(crate::process::Signal::SIGKILL as i32) {
-                let max = self
-                    .desired
-                    .apps
-                    .get(&app)
-                    .and_then(|s| s.app.memory_max)
-                    .map(crate::config::units::format_size)
-                    .unwrap_or_default();
-                let why = format!(
-                    "memory limit: killed by the kernel's OOM killer in its cgroup (memory_max {max})"
-                );
-                self.emit(
-                    EventKind::MemoryLimit,
-                    Some(&app),
-                    Some(idx),
-                    Some(e.pid),
-                    format!("{why}; restarting"),
-                );
-                if let Some(i) = self.obs.instances.get_mut(&key)
-                    && i.pid == Some(e.pid)
-                {
-                    i.fail_reason = Some(why);
-                }
-            }
-            if !cg.remove() {
-                self.cgroup_leftovers.push(cg);
-            }
-        }
+        self.cgroup_exit(&key, &e);
         self.emit(
             EventKind::Exited,
             Some(&app),
@@ -119,6 +90,43 @@ impl Supervisor {
                     spec.app.max_restarts
                 ),
             );
+        }
+    }
+
+    /// The exited process's cgroup: an OOM kill in it is reported (before the exit), and the
+    /// cgroup is removed (or kept for later while a straggler is inside).
+    fn cgroup_exit(&mut self, key: &Key, e: &Exit) {
+        let (app, idx) = (key.0.clone(), key.1);
+        let Some((cg, seen)) = self.proc_cgroups.remove(&e.pid) else {
+            return;
+        };
+        // Killed by the kernel for its cgroup's memory.max: say so before the exit.
+        if cg.oom_kills() > seen && e.signal == Some(crate::process::Signal::SIGKILL as i32) {
+            let max = self
+                .desired
+                .apps
+                .get(&app)
+                .and_then(|s| s.app.memory_max)
+                .map(crate::config::units::format_size)
+                .unwrap_or_default();
+            let why = format!(
+                "memory limit: killed by the kernel's OOM killer in its cgroup (memory_max {max})"
+            );
+            self.emit(
+                EventKind::MemoryLimit,
+                Some(&app),
+                Some(idx),
+                Some(e.pid),
+                format!("{why}; restarting"),
+            );
+            if let Some(i) = self.obs.instances.get_mut(key)
+                && i.pid == Some(e.pid)
+            {
+                i.fail_reason = Some(why);
+            }
+        }
+        if !cg.remove() {
+            self.cgroup_leftovers.push(cg);
         }
     }
 }

@@ -71,6 +71,71 @@ pub fn record(
                 i.kill_at = None;
             }
         }
+        Action::Unhealthy { .. } | Action::OverMemory { .. } | Action::ReadyTimeout { .. } => {
+            notes.extend(failure(obs, wants, action, now));
+        }
+        Action::Ready { app, idx } => {
+            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
+                let detail = i.ready_seen.take().unwrap_or_default();
+                i.transition(State::Running);
+                i.ready = true;
+                i.ready_deadline = None;
+                notes.push(Note {
+                    kind: EventKind::Ready,
+                    app: app.clone(),
+                    idx: *idx,
+                    pid: i.pid,
+                    detail,
+                });
+            }
+        }
+        Action::SampleMemory => obs.memory_sampled_at = Some(now),
+        Action::Reload => obs.reload_at = None,
+        Action::WatchRestart { app } => {
+            obs.watch_restart_at.remove(app);
+            for ((a, _), i) in obs.instances.iter_mut() {
+                if a == app && i.is_live() {
+                    i.ask_restart();
+                }
+            }
+        }
+        Action::KillAll => {
+            for i in obs.instances.values_mut() {
+                i.pid = None;
+                i.old = None;
+                i.kill_at = None;
+                i.transition(State::Stopped);
+            }
+        }
+        Action::Replace { .. } | Action::StopOld { .. } | Action::KillOld { .. } => {
+            roll(obs, wants, action, now);
+        }
+        Action::Wait { app, idx, reason } => {
+            let i = entry(obs, app, *idx);
+            i.transition(State::Waiting);
+            i.reason = Some(reason.clone());
+        }
+        Action::Settle { app, idx, reason } => {
+            let i = entry(obs, app, *idx);
+            i.transition(State::Stopped);
+            i.reason = Some(reason.clone());
+        }
+        Action::Forget { app, idx } => {
+            obs.instances.shift_remove(&(app.clone(), *idx));
+        }
+    }
+    notes
+}
+
+/// A failure while running, planned: unhealthy, over `memory_max`, not ready in time.
+fn failure(
+    obs: &mut Observed,
+    wants: &IndexMap<String, Want>,
+    action: &Action,
+    now: Instant,
+) -> Option<Note> {
+    let mut notes = Vec::new();
+    match action {
         Action::Unhealthy { app, idx } => {
             let limit = wants.get(app).and_then(|w| w.health_failures);
             let timeout = stop_timeout(wants, app);
@@ -120,39 +185,15 @@ pub fn record(
                 fail(i, why, now, timeout);
             }
         }
-        Action::Ready { app, idx } => {
-            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                let detail = i.ready_seen.take().unwrap_or_default();
-                i.transition(State::Running);
-                i.ready = true;
-                i.ready_deadline = None;
-                notes.push(Note {
-                    kind: EventKind::Ready,
-                    app: app.clone(),
-                    idx: *idx,
-                    pid: i.pid,
-                    detail,
-                });
-            }
-        }
-        Action::SampleMemory => obs.memory_sampled_at = Some(now),
-        Action::Reload => obs.reload_at = None,
-        Action::WatchRestart { app } => {
-            obs.watch_restart_at.remove(app);
-            for ((a, _), i) in obs.instances.iter_mut() {
-                if a == app && i.is_live() {
-                    i.ask_restart();
-                }
-            }
-        }
-        Action::KillAll => {
-            for i in obs.instances.values_mut() {
-                i.pid = None;
-                i.old = None;
-                i.kill_at = None;
-                i.transition(State::Stopped);
-            }
-        }
+        _ => {}
+    }
+    notes.pop()
+}
+
+/// A zero-downtime roll's steps: the replacement starts (the old process is kept), the old
+/// process is stopped, then killed after `stop_timeout`.
+fn roll(obs: &mut Observed, wants: &IndexMap<String, Want>, action: &Action, now: Instant) {
+    match action {
         Action::Replace { app, idx } => {
             if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx))
                 && let Some(pid) = i.pid.take()
@@ -188,21 +229,8 @@ pub fn record(
                 o.kill_at = None;
             }
         }
-        Action::Wait { app, idx, reason } => {
-            let i = entry(obs, app, *idx);
-            i.transition(State::Waiting);
-            i.reason = Some(reason.clone());
-        }
-        Action::Settle { app, idx, reason } => {
-            let i = entry(obs, app, *idx);
-            i.transition(State::Stopped);
-            i.reason = Some(reason.clone());
-        }
-        Action::Forget { app, idx } => {
-            obs.instances.shift_remove(&(app.clone(), *idx));
-        }
+        _ => {}
     }
-    notes
 }
 
 /// The instance failed while running (not ready in time, unhealthy, over memory): it is

@@ -346,25 +346,9 @@ pub fn on_exit(
     }
 
     if success {
-        match (app.kind, app.restart) {
-            (Kind::Task, RestartPolicy::Always) | (Kind::Service, RestartPolicy::Always) => {
-                inst.transition(State::Backoff);
-                inst.retry_at = Some(now + app.restart_delay);
-                let rate = count_restart(app, inst, now);
-                inst.reason = Some(format!("{what}; restarting{rate}"));
-            }
-            (Kind::Task, _) => {
-                inst.transition(State::Completed);
-                inst.reason = Some(what);
-            }
-            (Kind::Service, _) => {
-                inst.transition(State::Stopped);
-                inst.reason = Some(what);
-            }
-        }
+        exited_successfully(app, inst, what, now);
         return;
     }
-
     let why = if too_soon {
         format!(
             "{what} after {} (sooner than min_uptime)",
@@ -373,6 +357,32 @@ pub fn on_exit(
     } else {
         what
     };
+    failed(app, inst, why, now);
+}
+
+/// A successful exit: restarted (`restart = "always"`), completed (a task) or stopped.
+fn exited_successfully(app: &App, inst: &mut Instance, what: String, now: Instant) {
+    match (app.kind, app.restart) {
+        (Kind::Task, RestartPolicy::Always) | (Kind::Service, RestartPolicy::Always) => {
+            inst.transition(State::Backoff);
+            inst.retry_at = Some(now + app.restart_delay);
+            let rate = count_restart(app, inst, now);
+            inst.reason = Some(format!("{what}; restarting{rate}"));
+        }
+        (Kind::Task, _) => {
+            inst.transition(State::Completed);
+            inst.reason = Some(what);
+        }
+        (Kind::Service, _) => {
+            inst.transition(State::Stopped);
+            inst.reason = Some(what);
+        }
+    }
+}
+
+/// A failure (`why`): restarted after its backoff, or failed for good (`restart = "never"`,
+/// or more than `max_restarts` within `restart_window`).
+fn failed(app: &App, inst: &mut Instance, why: String, now: Instant) {
     if app.restart == RestartPolicy::Never {
         inst.transition(State::Failed);
         inst.reason = Some(why);
