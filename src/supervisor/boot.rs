@@ -132,7 +132,7 @@ fn bind_error(e: &std::io::Error, state_dir: &Path, opts: &Options) -> StartErro
         StartError::AlreadyRunning(opts.display.clone())
     } else {
         // sockaddr_un holds 108 bytes with the final NUL: a deep project path hits it.
-        let sock = crate::control::server::socket_path(&state_dir);
+        let sock = crate::control::server::socket_path(state_dir);
         let long = sock.as_os_str().len() >= 108;
         StartError::Io(format!(
             "cannot bind the control socket in `{}`: {e}{}",
