@@ -334,8 +334,9 @@ impl Supervisor {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         match s {
             SIGHUP => {
+                // A fact; the planner decides (`Action::Reload`, at once).
                 log::info!("SIGHUP: reloading `{}`", self.opts.display);
-                let _ = self.reload();
+                self.obs.reload_at = Some(self.fx.now());
             }
             SIGTERM | SIGINT => {
                 // A fact; the planner decides (a second signal: `Action::KillAll`).

@@ -91,3 +91,17 @@ fn a_watched_file_restarts_its_app_after_the_debounce() {
     h.exit(1001, None, Some(Signal::SIGTERM));
     assert_eq!(h.take(), [spawn("web", 1002)]);
 }
+
+#[test]
+fn sighup_reloads_the_file_at_once() {
+    let mut h = Harness::new(WEB);
+    h.take();
+    let path = h.dir.path().join("pypm.toml");
+    std::fs::write(
+        &path,
+        format!("{WEB}[apps.db]\ncommand = \"/bin/sleep 100\"\n"),
+    )
+    .expect("write pypm.toml");
+    h.send(Event::Signal(signal_hook::consts::SIGHUP));
+    assert_eq!(h.take(), [spawn("db", 1002)]);
+}
