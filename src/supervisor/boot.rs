@@ -350,17 +350,18 @@ impl Supervisor {
         if let Some(o) = outlets {
             o.finish(Instant::now() + Duration::from_secs(3));
         }
-        let _ = persist::save_state(
-            &state_dir,
-            &SavedState {
-                pid: std::process::id(),
-                config_file: String::new(),
-                instances: Vec::new(),
-                run_tag: None,
-                last_runs,
-                profiles: Vec::new(),
-            },
-        );
+        let last = SavedState {
+            pid: std::process::id(),
+            config_file: String::new(),
+            instances: Vec::new(),
+            run_tag: None,
+            last_runs,
+            profiles: Vec::new(),
+        };
+        // The tasks' last runs survive the supervisor (the next one counts schedules from them).
+        if let Err(e) = persist::save_state(&state_dir, &last) {
+            log::error!("cannot save state.json: {e}");
+        }
         stopper.stop();
         pump.shutdown();
         let _ = std::fs::remove_file(persist::pid_path(&state_dir));
