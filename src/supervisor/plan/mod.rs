@@ -4,7 +4,7 @@
 //! answer; the loop records `starting` / `stopping` before effects run, so no action is issued
 //! twice. It touches no process, file or clock.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use indexmap::IndexMap;
@@ -28,10 +28,22 @@ pub fn plan(
     if obs.stop_signals >= 2 && obs.instances.values().any(Instance::has_any_process) {
         return (vec![Action::KillAll], None);
     }
+    // One pass over the instances: each app's slot count and whether any of it is live (a
+    // scan per app would be quadratic in the number of apps).
+    let mut slots: HashMap<&str, u32> = HashMap::with_capacity(desired.len());
+    let mut live: HashSet<&str> = HashSet::new();
+    for ((app, idx), i) in &obs.instances {
+        let n = slots.entry(app.as_str()).or_insert(0);
+        *n = (*n).max(idx + 1);
+        if i.is_live() {
+            live.insert(app.as_str());
+        }
+    }
     let mut p = Planner {
         desired,
         obs,
         now,
+        slots,
         actions: Vec::new(),
         wake: None,
     };
@@ -41,7 +53,7 @@ pub fn plan(
         None => {}
     }
     p.inputs();
-    let needed_by_live = needed_by_live(desired, obs);
+    let needed_by_live = needed_by_live(desired, &live);
     for (name, want) in desired {
         p.app(name, want, &needed_by_live);
     }
@@ -54,6 +66,8 @@ struct Planner<'a> {
     desired: &'a IndexMap<String, Want>,
     obs: &'a Observed,
     now: Instant,
+    /// Per app, how many instance slots have a record ([`Observed::slots`], counted once).
+    slots: HashMap<&'a str, u32>,
     actions: Vec<Action>,
     wake: Option<Instant>,
 }
@@ -68,6 +82,8 @@ struct AppCtx<'a> {
     active_roll: Option<u32>,
     /// Shutting down and some live app still depends on this one: not stopped yet.
     blocked: bool,
+    /// Its instance slots with a record (more than `instances` while scaling down).
+    slots: u32,
 }
 
 impl Planner<'_> {
@@ -145,14 +161,16 @@ impl Planner<'_> {
         };
         let active_roll =
             (0..want.instances).find(|i| obs.instances.get(&(name.clone(), *i)).is_some_and(stale));
+        let slots = self.slots.get(name.as_str()).copied().unwrap_or(0);
         let ctx = AppCtx {
             name,
             want,
             scheduled_task,
             active_roll,
             blocked: obs.shutting_down && needed_by_live.contains(name.as_str()),
+            slots,
         };
-        for idx in 0..want.instances.max(obs.slots(name)) {
+        for idx in 0..want.instances.max(slots) {
             self.instance(&ctx, idx);
         }
     }
@@ -281,7 +299,7 @@ impl Planner<'_> {
             if !i.is_live() {
                 // `pypm restart` never starts an app out of dependency order either.
                 self.wait_or_start(c, idx, i);
-            } else if !rolling_busy_except(obs, c.name, idx) && i.old.is_none() {
+            } else if !rolling_busy_except(obs, c.slots, c.name, idx) && i.old.is_none() {
                 if want.surge && i.state() == State::Running {
                     self.push(Action::Replace { app: a(), idx });
                 } else {
@@ -390,15 +408,13 @@ impl Planner<'_> {
 /// directly, or through apps that no longer run (a completed task between a database and
 /// the server that needed its migration), so the stop order is the reverse of the start
 /// order.
-fn needed_by_live<'a>(desired: &'a IndexMap<String, Want>, obs: &Observed) -> HashSet<&'a str> {
-    let is_live = |name: &str| {
-        obs.instances
-            .iter()
-            .any(|((a, _), i)| a == name && i.is_live())
-    };
+fn needed_by_live<'a>(
+    desired: &'a IndexMap<String, Want>,
+    live: &HashSet<&str>,
+) -> HashSet<&'a str> {
     let mut needed: HashSet<&str> = HashSet::new();
     for (name, want) in desired {
-        if !is_live(name) {
+        if !live.contains(name.as_str()) {
             continue;
         }
         let mut todo: Vec<&str> = want.depends_on.iter().map(|(d, _)| d.as_str()).collect();
@@ -406,7 +422,7 @@ fn needed_by_live<'a>(desired: &'a IndexMap<String, Want>, obs: &Observed) -> Ha
             if !needed.insert(dep) {
                 continue;
             }
-            if !is_live(dep)
+            if !live.contains(dep)
                 && let Some(d) = desired.get(dep)
             {
                 todo.extend(d.depends_on.iter().map(|(x, _)| x.as_str()));
@@ -417,11 +433,11 @@ fn needed_by_live<'a>(desired: &'a IndexMap<String, Want>, obs: &Observed) -> Ha
 }
 
 /// Another instance of the app is starting, stopping or being replaced: a roll waits for it.
-fn rolling_busy_except(obs: &Observed, app: &str, idx: u32) -> bool {
-    obs.instances.iter().any(|((a, i), x)| {
-        a == app
-            && *i != idx
-            && (x.state() == State::Starting || x.state() == State::Stopping || x.old.is_some())
+fn rolling_busy_except(obs: &Observed, slots: u32, app: &str, idx: u32) -> bool {
+    (0..slots).filter(|i| *i != idx).any(|i| {
+        obs.instances.get(&(app.to_string(), i)).is_some_and(|x| {
+            x.state() == State::Starting || x.state() == State::Stopping || x.old.is_some()
+        })
     })
 }
 

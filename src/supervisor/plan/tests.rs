@@ -550,3 +550,28 @@ fn running(app: &str, idx: u32, pid: i32, spec: u64) -> Instance {
 
 mod rolls;
 mod schedules;
+
+/// The planner's cost at scale (run by hand: `cargo test --release --lib plan_cost -- --ignored
+/// --nocapture`): one pass over 3,000 running apps.
+#[test]
+#[ignore]
+fn plan_cost_at_3000_apps() {
+    let now = Instant::now();
+    let d = desired((0..3000).map(|n| want(&format!("app{n}"), &[])).collect());
+    let mut obs = Observed::default();
+    for n in 0..3000 {
+        let name = format!("app{n}");
+        obs.instances
+            .insert((name.clone(), 0), running(&name, 0, n + 10, 0));
+    }
+    let (a, _) = plan(&d, &obs, now);
+    assert!(a.is_empty(), "{:?}", &a[..a.len().min(3)]);
+    let t0 = Instant::now();
+    for _ in 0..100 {
+        std::hint::black_box(plan(&d, &obs, now));
+    }
+    println!(
+        "plan, 3,000 running apps: {:?} per pass",
+        t0.elapsed() / 100
+    );
+}
