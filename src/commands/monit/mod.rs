@@ -41,12 +41,12 @@ pub fn monit(config: Option<&Path>) -> Result<(), Failure> {
     let t = target(config)?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Failure::Error(
-            "error: `pypm monit` needs a terminal\n\nfor a script, use `pypm status --json` (or the HTTP API's /api/status and /api/history)".into(),
+            "`pypm monit` needs a terminal\n\nfor a script, use `pypm status --json` (or the HTTP API's /api/status and /api/history)".into(),
         ));
     }
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut term = ratatui::try_init()
-        .map_err(|e| Failure::Error(format!("error: cannot set up the terminal: {e}")))?;
+        .map_err(|e| Failure::Error(format!("cannot set up the terminal: {e}")))?;
     let result = run(&mut term, &t, color);
     ratatui::restore();
     result
@@ -259,7 +259,7 @@ fn push_event(m: &mut Model, line: &str) -> bool {
 }
 
 fn run(term: &mut ratatui::DefaultTerminal, t: &Target, color: bool) -> Result<(), Failure> {
-    let io_err = |e: std::io::Error| Failure::Error(format!("error: the terminal failed: {e}"));
+    let io_err = |e: std::io::Error| Failure::Error(format!("the terminal failed: {e}"));
     let mut m = Model::new(&t.located.display, color);
     let mut feeds = Feeds::new(t);
     let mut refreshed: Option<Instant> = None;
