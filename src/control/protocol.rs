@@ -91,6 +91,7 @@ pub enum Response {
     /// The request failed; `code` is the exit code the CLI should use, `cause` what failed (the
     /// HTTP API's status code).
     Error {
+        /// One line first, details after a blank line; no `error: ` prefix (the CLI adds it).
         message: String,
         code: i32,
         #[serde(default, skip_serializing_if = "ErrorKind::is_failed")]

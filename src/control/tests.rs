@@ -28,7 +28,7 @@ fn fake_handler(req: Request) -> Response {
             config_error: None,
             instances: vec![],
         }),
-        _ => Response::error(ErrorKind::Failed, "error: not in this test"),
+        _ => Response::error(ErrorKind::Failed, "not in this test"),
     }
 }
 
@@ -82,11 +82,16 @@ fn raw_exchange(state_dir: &Path, bytes: Vec<u8>) -> ResponseFrame {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
 }
 
+/// An error answer as the CLI shows it (the one place that writes `error: `).
 fn error_message(f: ResponseFrame) -> String {
     match f.response {
         Response::Error { message, code, .. } => {
             assert_eq!(code, 1);
-            message
+            assert!(
+                !message.starts_with("error"),
+                "prefixed on the wire: {message}"
+            );
+            crate::commands::Failure::from_response(message, code).to_string()
         }
         other => panic!("expected an error, got {other:?}"),
     }
