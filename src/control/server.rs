@@ -186,15 +186,14 @@ impl gate::Service for Control {
     fn serve(&self, mut conn: UnixStream, request: Vec<u8>) {
         let response = match parse_request(&request) {
             Ok(frame) => match frame.config {
-                Some(file) if !self.owner.owns(&file) => Response::Error {
-                    message: format!(
+                Some(file) if !self.owner.owns(&file) => Response::error(
+                    ErrorKind::OtherFile,
+                    format!(
                         "no supervisor is running for `{}`: the one in this state_dir runs `{}`\n\ngive each file its own `state_dir` in [pypm]",
                         file.display(),
                         self.owner.given.display()
                     ),
-                    code: 3,
-                    cause: ErrorKind::Failed,
-                },
+                ),
                 _ => (self.handler)(frame.request),
             },
             Err(refusal) => refusal,

@@ -160,6 +160,34 @@ fn version_mismatch_is_refused_with_both_versions() {
 }
 
 #[test]
+fn another_files_request_gets_exit_code_3() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let running = Running::start(tmp.path());
+    let reply = raw_exchange(
+        tmp.path(),
+        format!("{{\"v\":{VERSION},\"config\":\"/elsewhere/pypm.toml\",\"cmd\":\"ping\"}}\n")
+            .into_bytes(),
+    );
+    let Response::Error {
+        message,
+        code,
+        cause,
+    } = reply.response
+    else {
+        panic!("expected an error, got {:?}", reply.response);
+    };
+    assert_eq!((code, cause), (3, ErrorKind::OtherFile));
+    let failure = crate::commands::Failure::from_response(message, code);
+    assert_eq!(failure.exit_code(), 3);
+    assert_eq!(
+        failure.to_string(),
+        "error: no supervisor is running for `/elsewhere/pypm.toml`: the one in this state_dir \
+         runs `/nonexistent/pypm.toml`\n\ngive each file its own `state_dir` in [pypm]"
+    );
+    running.stop();
+}
+
+#[test]
 fn oversize_and_malformed_frames_get_an_error_frame() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let running = Running::start(tmp.path());
