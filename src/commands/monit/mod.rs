@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event, KeyEventKind};
 
 use super::Failure;
-use super::client_cmds::{Target, target};
+use super::client_cmds::{Target, client_failure, target};
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Request, Response};
 use crate::logs::{Follower, Stream, sources, tail_follow};
@@ -228,9 +228,11 @@ impl Feeds {
         std::thread::spawn(move || {
             let msg = match client::request_for(&state_dir, Some(&config), req, ACT_TIMEOUT) {
                 Ok(Response::Done { message }) => message,
-                Ok(Response::Error { message, .. }) => format!("error: {message}"),
+                Ok(Response::Error { message, code, .. }) => {
+                    Failure::from_response(message, code).to_string()
+                }
                 Ok(_) => "done".into(),
-                Err(e) => format!("error: {e}"),
+                Err(e) => client_failure(e).to_string(),
             };
             let _ = tx.send(msg.lines().next().unwrap_or_default().to_string());
         });
