@@ -59,7 +59,9 @@ def error_of(frame: Dict[str, Any]) -> PypmError:
         return InvalidConfig(message, line, col)
     if cause == "unavailable":
         return Unavailable(message, code)
-    if code == 3:
+    # `other_file`: the supervisor on this state_dir runs another file (a supervisor from before
+    # that kind said so with code 3 alone).
+    if cause == "other_file" or code == 3:
         from .errors import NoSupervisor
 
         return NoSupervisor(message)

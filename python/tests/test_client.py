@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import pypm
+from pypm import _proto
 from conftest import names, wait_for
 
 
@@ -87,6 +88,17 @@ def test_no_supervisor(project: Path) -> None:
         client.status()
     assert e.value.code == 3
     assert not client.is_running()
+
+
+def test_another_files_supervisor_is_no_supervisor() -> None:
+    # A supervisor for another file on the same state_dir: `other_file`, exit code 3 (and one
+    # from before that kind: code 3 alone).
+    for frame in (
+        {"kind": "error", "message": "m", "code": 3, "cause": "other_file"},
+        {"kind": "error", "message": "m", "code": 3},
+    ):
+        e = _proto.error_of(frame)
+        assert isinstance(e, pypm.NoSupervisor) and e.code == 3, frame
 
 
 def test_unknown_app(running: pypm.Client) -> None:

@@ -55,4 +55,4 @@ def test_states_are_the_protocols() -> None:
 def test_error_kinds_are_known() -> None:
     kinds = load()["$defs"]["ErrorKind"]
     values = {v.get("const") for v in kinds.get("oneOf", [])} | set(kinds.get("enum", []))
-    assert values == {"failed", "not_found", "invalid", "unavailable"}
+    assert values == {"failed", "not_found", "invalid", "unavailable", "other_file"}

@@ -11,8 +11,8 @@ use crate::cli::{DeleteArgs, EditArgs, ScaleArgs, SetArgs, StopArgs, UnsetArgs};
 use crate::config::units::parse_duration;
 
 fn opts(e: &EditArgs) -> Result<apply::ApplyOpts, Failure> {
-    let wait = parse_duration(&e.wait)
-        .map_err(|err| Failure::Usage(format!("error: invalid --wait: {err}")))?;
+    let wait =
+        parse_duration(&e.wait).map_err(|err| Failure::Usage(format!("invalid --wait: {err}")))?;
     Ok(apply::ApplyOpts {
         start_supervisor: false,
         wait,
@@ -30,7 +30,7 @@ fn app_table<'d>(
         return Err(edit::unknown_app(d, app, display));
     }
     doc::app_mut(d, app)
-        .ok_or_else(|| Failure::Error(format!("error: cannot edit app `{app}` in `{display}`")))
+        .ok_or_else(|| Failure::Error(format!("cannot edit app `{app}` in `{display}`")))
 }
 
 /// Runs `change` on the app `app` of the file and applies the result.
@@ -107,8 +107,7 @@ pub fn scale(config: Option<&Path>, args: &ScaleArgs) -> Result<(), Failure> {
 pub fn set(config: Option<&Path>, args: &SetArgs) -> Result<(), Failure> {
     let mut assignments = Vec::new();
     for a in &args.assignments {
-        let (path, raw) =
-            value::split_assignment(a).map_err(|e| Failure::Usage(format!("error: {e}")))?;
+        let (path, raw) = value::split_assignment(a).map_err(Failure::Usage)?;
         let v = value::typed(&path, &raw);
         assignments.push((path, v));
     }
@@ -146,7 +145,7 @@ pub(super) fn dependency_list_to_table(t: &mut Item) {
 pub fn unset(config: Option<&Path>, args: &UnsetArgs) -> Result<(), Failure> {
     let mut paths = Vec::new();
     for k in &args.keys {
-        paths.push(value::split_key(k).map_err(|e| Failure::Usage(format!("error: {e}")))?);
+        paths.push(value::split_key(k).map_err(Failure::Usage)?);
     }
     let app = args.app.clone();
     edit_app(config, &args.app, &args.edit, |t: &mut Item| {

@@ -30,22 +30,8 @@ pub(super) fn target(config: Option<&Path>) -> Result<Target, Failure> {
 
 pub(super) fn no_supervisor(display: &str) -> Failure {
     Failure::NoSupervisor(format!(
-        "error: no supervisor is running for `{display}`\n\nstart one with `pypm up -d` (or `pypm up` in the foreground)"
+        "no supervisor is running for `{display}`\n\nstart one with `pypm up -d` (or `pypm up` in the foreground)"
     ))
-}
-
-/// A daemon's `Error { message, code }` as the failure with that exit code.
-pub(super) fn from_error(message: String, code: i32) -> Failure {
-    let message = if message.starts_with("error") {
-        message
-    } else {
-        format!("error: {message}")
-    };
-    match code {
-        2 => Failure::Usage(message),
-        3 => Failure::NoSupervisor(message),
-        _ => Failure::Error(message),
-    }
 }
 
 pub(super) fn unexpected(verb: &str, response: &Response) -> Failure {
@@ -54,18 +40,18 @@ pub(super) fn unexpected(verb: &str, response: &Response) -> Failure {
         .and_then(|v| v.get("kind")?.as_str().map(str::to_string))
         .unwrap_or_default();
     Failure::Error(format!(
-        "error: the supervisor answered `{verb}` with an unexpected `{kind}`"
+        "the supervisor answered `{verb}` with an unexpected `{kind}`"
     ))
 }
 
 pub(super) fn client_failure(e: ClientError) -> Failure {
-    Failure::Error(format!("error: {e}"))
+    Failure::Error(e.to_string())
 }
 
 /// Sends `req`; no supervisor → exit 3, an `Error` answer → its exit code.
 pub(super) fn ask(t: &Target, req: Request, timeout: Duration) -> Result<Response, Failure> {
     match client::request_for(&t.state_dir, Some(&t.located.path), req, timeout) {
-        Ok(Response::Error { message, code, .. }) => Err(from_error(message, code)),
+        Ok(Response::Error { message, code, .. }) => Err(Failure::from_response(message, code)),
         Ok(r) => Ok(r),
         Err(ClientError::NotRunning) => Err(no_supervisor(&t.located.display)),
         Err(e) => Err(client_failure(e)),
@@ -112,7 +98,7 @@ pub fn down(config: Option<&Path>) -> Result<(), Failure> {
         Ok(false) => println!("no supervisor is running for `{}`", t.located.display),
         // The supervisor in this state_dir runs another file: not ours to stop.
         Err(Failure::NoSupervisor(message)) => {
-            println!("{}", message.trim_start_matches("error: ").trim_end())
+            println!("{}", message.trim_end())
         }
         Err(e) => return Err(e),
     }
@@ -132,12 +118,14 @@ fn shut_down(
         Err(ClientError::NotRunning) => return Ok(false),
         Ok(Response::Error {
             message, code: 3, ..
-        }) => return Err(from_error(message, 3)),
+        }) => return Err(Failure::from_response(message, 3)),
         Ok(Response::Pong { pid, .. }) => Some(pid),
         _ => read_pid_file(state_dir),
     };
     match client::request_for(state_dir, Some(config), Request::Shutdown, within) {
-        Ok(Response::Error { message, code, .. }) => return Err(from_error(message, code)),
+        Ok(Response::Error { message, code, .. }) => {
+            return Err(Failure::from_response(message, code));
+        }
         // Gone already, or it closed the connection as it went: either way, wait below.
         Ok(_) | Err(ClientError::NotRunning | ClientError::Protocol(_) | ClientError::Io(..)) => {}
         Err(e @ ClientError::Timeout(_)) => return Err(client_failure(e)),
@@ -146,7 +134,7 @@ fn shut_down(
     while client::accepts(state_dir) || pid.is_some_and(pid_alive) {
         if Instant::now() >= deadline {
             return Err(Failure::Error(format!(
-                "error: the supervisor for `{display}` did not stop within {}s",
+                "the supervisor for `{display}` did not stop within {}s",
                 within.as_secs()
             )));
         }
@@ -178,14 +166,16 @@ pub fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
         QUICK,
     ) {
         Ok(Response::Plan(report)) => report,
-        Ok(Response::Error { message, code, .. }) => return Err(from_error(message, code)),
+        Ok(Response::Error { message, code, .. }) => {
+            return Err(Failure::from_response(message, code));
+        }
         Ok(other) => return Err(unexpected("plan", &other)),
         Err(ClientError::NotRunning) => local_plan(&t.located)?,
         Err(e) => return Err(client_failure(e)),
     };
     if json {
         let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Error(format!("error: cannot encode the plan: {e}")))?;
+            .map_err(|e| Failure::Error(format!("cannot encode the plan: {e}")))?;
         println!("{text}");
     } else {
         print!("{}", render_plan(&report, &t.located.display));
@@ -348,10 +338,18 @@ mod tests {
 
     #[test]
     fn daemon_errors_keep_their_exit_code() {
-        assert_eq!(from_error("error: bad".into(), 1).exit_code(), 1);
-        assert_eq!(from_error("bad".into(), 2).exit_code(), 2);
-        assert_eq!(from_error("bad".into(), 3).exit_code(), 3);
-        assert_eq!(from_error("bad".into(), 1).to_string(), "error: bad");
+        assert_eq!(Failure::from_response("bad".into(), 1).exit_code(), 1);
+        assert_eq!(Failure::from_response("bad".into(), 2).exit_code(), 2);
+        assert_eq!(Failure::from_response("bad".into(), 3).exit_code(), 3);
+        assert_eq!(
+            Failure::from_response("bad".into(), 1).to_string(),
+            "error: bad"
+        );
+        // A supervisor from before messages lost their prefix: not doubled.
+        assert_eq!(
+            Failure::from_response("error: bad".into(), 1).to_string(),
+            "error: bad"
+        );
         assert_eq!(no_supervisor("x.toml").exit_code(), 3);
     }
 }

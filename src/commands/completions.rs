@@ -50,16 +50,16 @@ pub fn completions(shell: Shell) -> Result<(), Failure> {
     let mut buf = Vec::new();
     completer(shell)
         .write_registration(COMPLETE_VAR, "pypm", "pypm", "pypm", &mut buf)
-        .map_err(|e| Failure::Error(format!("error: cannot write the completion script: {e}")))?;
+        .map_err(|e| Failure::Error(format!("cannot write the completion script: {e}")))?;
     std::io::stdout()
         .write_all(&buf)
-        .map_err(|e| Failure::Error(format!("error: cannot write the completion script: {e}")))
+        .map_err(|e| Failure::Error(format!("cannot write the completion script: {e}")))
 }
 
 pub fn manpages(dir: &Path) -> Result<(), Failure> {
     let fail = |e: std::io::Error| {
         Failure::Error(format!(
-            "error: cannot write man pages into `{}`: {e}",
+            "cannot write man pages into `{}`: {e}",
             dir.display()
         ))
     };

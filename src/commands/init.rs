@@ -18,11 +18,11 @@ pub fn init(config: Option<&std::path::Path>) -> Result<(), Failure> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Failure::Error(format!(
-            "error: `{}` already exists; not overwriting it",
+            "`{}` already exists; not overwriting it",
             path.display()
         ))),
         Err(e) => Err(Failure::Error(format!(
-            "error: cannot write {}: {e}",
+            "cannot write {}: {e}",
             path.display()
         ))),
     }

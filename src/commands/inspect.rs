@@ -22,7 +22,7 @@ pub fn inspect(config: Option<&Path>, app: String, json: bool) -> Result<(), Fai
     };
     if json {
         let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Error(format!("error: cannot encode the report: {e}")))?;
+            .map_err(|e| Failure::Error(format!("cannot encode the report: {e}")))?;
         println!("{text}");
     } else {
         print!("{}", render(&report));

@@ -20,7 +20,7 @@ pub fn logs(config: Option<&Path>, args: &LogsArgs) -> Result<(), Failure> {
                     .map(|h| format!("\n\n{h}"))
                     .unwrap_or_default();
                 return Err(Failure::Error(format!(
-                    "error: no app named `{a}` in `{}`{hint}",
+                    "no app named `{a}` in `{}`{hint}",
                     located.display
                 )));
             }
@@ -45,9 +45,8 @@ pub fn logs(config: Option<&Path>, args: &LogsArgs) -> Result<(), Failure> {
         (_, true) => vec![Stream::Err],
         _ => vec![Stream::Out, Stream::Err],
     };
-    let read_err = |p: &Path, e: std::io::Error| {
-        Failure::Error(format!("error: cannot read `{}`: {e}", p.display()))
-    };
+    let read_err =
+        |p: &Path, e: std::io::Error| Failure::Error(format!("cannot read `{}`: {e}", p.display()));
     let mut followers: Vec<(String, Follower)> = Vec::new();
     for s in &srcs {
         if args.follow {

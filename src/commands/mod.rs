@@ -25,23 +25,23 @@ pub use completions::{app_candidates, complete_if_asked};
 use crate::cli::{Cli, Command};
 use crate::config::ConfigError;
 
-/// Why a command did not succeed, with its exit code.
-#[derive(Debug, thiserror::Error)]
+/// What every failure's first line starts with.
+const PREFIX: &str = "error: ";
+
+/// Why a command did not succeed, with its exit code. Messages carry no `error: ` prefix: the
+/// first line stands alone, details follow after a blank line; [`Failure`]'s `Display` is the one
+/// place that writes `error: ` (SPEC §2: "one line first, details after").
+#[derive(Debug)]
 pub enum Failure {
-    /// Exit 1: an error; the message's first line stands alone.
-    #[error("{0}")]
+    /// Exit 1: an error.
     Error(String),
     /// Exit 1: the file is invalid.
-    #[error("{}", render_config_error(.0))]
     Config(ConfigError),
     /// Exit 2: a usage error (or `plan` with changes, which prints its own output).
-    #[error("{0}")]
     Usage(String),
     /// Exit 2 without a message (`plan` found changes).
-    #[error("")]
     Changes,
     /// Exit 3: no supervisor runs for this file.
-    #[error("{0}")]
     NoSupervisor(String),
 }
 
@@ -53,14 +53,49 @@ impl Failure {
             Failure::NoSupervisor(_) => 3,
         }
     }
+
+    /// The message without the `error: ` prefix (empty for [`Failure::Changes`]).
+    pub fn message(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Failure::Error(m) | Failure::Usage(m) | Failure::NoSupervisor(m) => m.as_str().into(),
+            Failure::Config(e) => render_config_error(e).into(),
+            Failure::Changes => "".into(),
+        }
+    }
+
+    /// A supervisor's `Error { message, code }` as the failure with that exit code. A supervisor
+    /// from before messages lost their prefix still sends `error: …`: it is not doubled.
+    pub fn from_response(message: String, code: i32) -> Failure {
+        let message = match message.strip_prefix(PREFIX) {
+            Some(rest) => rest.to_string(),
+            None => message,
+        };
+        match code {
+            2 => Failure::Usage(message),
+            3 => Failure::NoSupervisor(message),
+            _ => Failure::Error(message),
+        }
+    }
 }
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let message = self.message();
+        if message.is_empty() {
+            return Ok(());
+        }
+        write!(f, "{PREFIX}{}", message.trim_end())
+    }
+}
+
+impl std::error::Error for Failure {}
 
 fn render_config_error(e: &ConfigError) -> String {
     let n = e.diagnostics.len();
     let head = if n == 1 {
-        format!("error: `{}` is invalid (1 error)", e.file)
+        format!("`{}` is invalid (1 error)", e.file)
     } else {
-        format!("error: `{}` is invalid ({n} errors)", e.file)
+        format!("`{}` is invalid ({n} errors)", e.file)
     };
     format!("{head}\n\n{}", e.render().trim_end())
 }
@@ -73,11 +108,11 @@ pub struct Located {
 
 pub fn locate(cli_config: Option<&Path>) -> Result<Located, Failure> {
     let cwd = std::env::current_dir()
-        .map_err(|e| Failure::Error(format!("error: cannot read the current directory: {e}")))?;
+        .map_err(|e| Failure::Error(format!("cannot read the current directory: {e}")))?;
     let env_config = std::env::var("PYPM_CONFIG").ok();
     let path = crate::config::discover(cli_config, env_config.as_deref(), &cwd).ok_or_else(|| {
         Failure::Error(format!(
-            "error: no `pypm.toml` in `{}` or any parent directory\n\nwrite one with `pypm init`, or pass `--config FILE`",
+            "no `pypm.toml` in `{}` or any parent directory\n\nwrite one with `pypm init`, or pass `--config FILE`",
             cwd.display()
         ))
     })?;
@@ -93,7 +128,7 @@ pub fn locate(cli_config: Option<&Path>) -> Result<Located, Failure> {
             ""
         };
         return Err(Failure::Error(format!(
-            "error: configuration file `{}`{from} {what}",
+            "configuration file `{}`{from} {what}",
             path.display()
         )));
     }

@@ -161,15 +161,15 @@ fn str_of<'t>(t: &'t dyn TableLike, key: &str) -> Option<&'t str> {
 
 pub fn start(config: Option<&Path>, args: &StartArgs) -> Result<(), Failure> {
     let wait = parse_duration(&args.edit.wait)
-        .map_err(|e| Failure::Usage(format!("error: invalid --wait: {e}")))?;
+        .map_err(|e| Failure::Usage(format!("invalid --wait: {e}")))?;
     for kv in &args.env {
         if !kv.contains('=') {
-            return Err(Failure::Usage(format!("error: `--env {kv}` is not K=V")));
+            return Err(Failure::Usage(format!("`--env {kv}` is not K=V")));
         }
     }
     let target = edit::target(config, true)?;
     let cwd = std::env::current_dir()
-        .map_err(|e| Failure::Error(format!("error: cannot read the current directory: {e}")))?;
+        .map_err(|e| Failure::Error(format!("cannot read the current directory: {e}")))?;
     let file_dir = target
         .located
         .path
@@ -242,7 +242,7 @@ pub(super) fn write_app(
         let same = doc::app(d, &name).is_some_and(|t| str_of(t, p.key) == Some(p.value.as_str()));
         if !same {
             return Err(Failure::Error(format!(
-                "error: app `{name}` in `{display}` runs something else\n\nchoose another name with `--name`, or change it with `pypm set {name} {}=...`",
+                "app `{name}` in `{display}` runs something else\n\nchoose another name with `--name`, or change it with `pypm set {name} {}=...`",
                 p.key
             )));
         }
@@ -267,7 +267,7 @@ pub(super) fn write_app(
     } else {
         doc::add_app(d, &name)
     }
-    .ok_or_else(|| Failure::Error(format!("error: cannot edit app `{name}` in `{display}`")))?;
+    .ok_or_else(|| Failure::Error(format!("cannot edit app `{name}` in `{display}`")))?;
     let has_command = program
         .as_ref()
         .map_or_else(|| table.get("command").is_some(), |p| p.key == "command");
@@ -283,7 +283,7 @@ pub(super) fn write_app(
     if !args.args.is_empty() {
         if has_command && program.is_none() {
             return Err(Failure::Usage(format!(
-                "error: `-- ARGS` is for script and module apps; `{name}` has a `command`: change it with `pypm set {name} command=...`"
+                "`-- ARGS` is for script and module apps; `{name}` has a `command`: change it with `pypm set {name} command=...`"
             )));
         }
         if !has_command {

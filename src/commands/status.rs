@@ -20,7 +20,7 @@ pub fn status(config: Option<&Path>, app: Option<String>, json: bool) -> Result<
     }
     if json {
         let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Error(format!("error: cannot encode the status: {e}")))?;
+            .map_err(|e| Failure::Error(format!("cannot encode the status: {e}")))?;
         println!("{text}");
     } else {
         print!("{}", render(&report));
@@ -38,7 +38,7 @@ fn fetch(t: &Target, app: Option<String>) -> Result<StatusReport, Failure> {
 pub(super) fn unknown_app(app: &str, rows: &[Row]) -> Failure {
     let mut names: Vec<&str> = rows.iter().map(|r| r.app.as_str()).collect();
     names.dedup();
-    let mut msg = format!("error: no app named `{app}`");
+    let mut msg = format!("no app named `{app}`");
     if let Some(hint) = crate::diagnostic::did_you_mean(app, names) {
         msg.push_str(&format!("\n\n{hint}"));
     }

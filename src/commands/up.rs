@@ -25,16 +25,16 @@ fn start_failure(e: StartError) -> Failure {
     match e {
         StartError::Config(c) => Failure::Config(c),
         StartError::AlreadyRunning(f) => Failure::Error(format!(
-            "error: a supervisor is already running for `{f}`\n\nuse `pypm up -d` to apply the file to it, or `pypm down` to stop it"
+            "a supervisor is already running for `{f}`\n\nuse `pypm up -d` to apply the file to it, or `pypm down` to stop it"
         )),
-        StartError::Io(m) => Failure::Error(format!("error: {m}")),
+        StartError::Io(m) => Failure::Error(m),
     }
 }
 
 pub fn up(config: Option<&Path>, args: &UpArgs) -> Result<(), Failure> {
     let located = locate(config)?;
-    let wait = parse_duration(&args.wait)
-        .map_err(|e| Failure::Usage(format!("error: invalid --wait: {e}")))?;
+    let wait =
+        parse_duration(&args.wait).map_err(|e| Failure::Usage(format!("invalid --wait: {e}")))?;
     let desired = crate::resolve::load(&located.path, &located.display, &HostEnv::from_process())
         .map_err(Failure::Config)?;
     let state_dir = desired.config.pypm.state_dir.clone();
@@ -52,23 +52,18 @@ pub fn up(config: Option<&Path>, args: &UpArgs) -> Result<(), Failure> {
             timeout,
         ) {
             Ok(Response::Done { message }) => println!("applied `{}`: {message}", located.display),
-            // The supervisor of this state_dir runs another file: this one cannot start here.
-            Ok(Response::Error {
-                message, code: 3, ..
-            }) => return Err(Failure::Error(message)),
             Ok(Response::Error { message, code, .. }) => {
-                return Err(if code == 1 {
-                    Failure::Error(message)
-                } else {
-                    Failure::Usage(message)
+                return Err(match Failure::from_response(message, code) {
+                    // The supervisor of this state_dir runs another file: this one cannot
+                    // start here (an error, not "no supervisor").
+                    Failure::NoSupervisor(m) => Failure::Error(m),
+                    f => f,
                 });
             }
             Ok(other) => {
-                return Err(Failure::Error(format!(
-                    "error: unexpected answer {other:?}"
-                )));
+                return Err(Failure::Error(format!("unexpected answer {other:?}")));
             }
-            Err(e) => return Err(Failure::Error(format!("error: {e}"))),
+            Err(e) => return Err(Failure::Error(e.to_string())),
         }
         return wait_settled(&state_dir, wait, &located.display);
     }
@@ -120,7 +115,7 @@ pub fn daemon(config: Option<&Path>) -> Result<(), Failure> {
 }
 
 pub(super) fn spawn_daemon(located: &Located, state_dir: &Path) -> Result<(), Failure> {
-    let io = |what: &str, e: std::io::Error| Failure::Error(format!("error: {what}: {e}"));
+    let io = |what: &str, e: std::io::Error| Failure::Error(format!("{what}: {e}"));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -160,13 +155,13 @@ pub(super) fn spawn_daemon(located: &Located, state_dir: &Path) -> Result<(), Fa
             let text = std::fs::read(&log_path).unwrap_or_default();
             let tail = String::from_utf8_lossy(text.get(start_len as usize..).unwrap_or(&[]));
             return Err(Failure::Error(format!(
-                "error: the supervisor exited at start ({status})\n\n{}",
+                "the supervisor exited at start ({status})\n\n{}",
                 tail.trim_end()
             )));
         }
         if Instant::now() > deadline {
             return Err(Failure::Error(format!(
-                "error: the supervisor did not answer within 30s; see `{}`",
+                "the supervisor did not answer within 30s; see `{}`",
                 log_path.display()
             )));
         }
@@ -201,17 +196,15 @@ fn wait_settled(state_dir: &Path, wait: Duration, display: &str) -> Result<(), F
         ) {
             Ok(Response::Status(s)) => s,
             Ok(other) => {
-                return Err(Failure::Error(format!(
-                    "error: unexpected answer {other:?}"
-                )));
+                return Err(Failure::Error(format!("unexpected answer {other:?}")));
             }
             Err(ClientError::NotRunning) => {
                 return Err(Failure::Error(format!(
-                    "error: the supervisor for `{display}` stopped; see `{}`",
+                    "the supervisor for `{display}` stopped; see `{}`",
                     state_dir.join("pypm.log").display()
                 )));
             }
-            Err(e) => return Err(Failure::Error(format!("error: {e}"))),
+            Err(e) => return Err(Failure::Error(e.to_string())),
         };
         if !unsettled(&report) || Instant::now() >= deadline {
             break report;
@@ -242,7 +235,7 @@ fn wait_settled(state_dir: &Path, wait: Duration, display: &str) -> Result<(), F
         Ok(())
     } else {
         Err(Failure::Error(format!(
-            "error: {} instance{} failed: {}",
+            "{} instance{} failed: {}",
             failed.len(),
             if failed.len() == 1 { "" } else { "s" },
             failed.join(", ")

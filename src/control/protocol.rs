@@ -91,6 +91,7 @@ pub enum Response {
     /// The request failed; `code` is the exit code the CLI should use, `cause` what failed (the
     /// HTTP API's status code).
     Error {
+        /// One line first, details after a blank line; no `error: ` prefix (the CLI adds it).
         message: String,
         code: i32,
         #[serde(default, skip_serializing_if = "ErrorKind::is_failed")]
@@ -112,20 +113,33 @@ pub enum ErrorKind {
     Invalid,
     /// The supervisor is shutting down or did not answer in time.
     Unavailable,
+    /// The supervisor on this `state_dir` runs another file: none runs for this one.
+    OtherFile,
 }
 
 impl ErrorKind {
+    /// The CLI's exit code for this kind (SPEC §2): 3 when no supervisor runs for the file, else 1.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Failed
+            | ErrorKind::NotFound
+            | ErrorKind::Invalid
+            | ErrorKind::Unavailable => 1,
+            ErrorKind::OtherFile => 3,
+        }
+    }
+
     fn is_failed(&self) -> bool {
         *self == ErrorKind::Failed
     }
 }
 
 impl Response {
-    /// An error of `kind`, exit code 1.
+    /// An error of `kind`; its exit code follows from the kind.
     pub fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
         Response::Error {
             message: message.into(),
-            code: 1,
+            code: kind.exit_code(),
             cause: kind,
         }
     }
@@ -421,6 +435,36 @@ mod tests {
         }
         assert!(serde_json::from_str::<PlanVerb>("\"scale x → 4\"").is_err());
         assert!(serde_json::from_str::<PlanVerb>("\"explode\"").is_err());
+    }
+
+    #[test]
+    fn error_codes_follow_from_the_kind_and_keep_their_wire_form() {
+        for (kind, json) in [
+            (
+                ErrorKind::Failed,
+                r#"{"kind":"error","message":"m","code":1}"#,
+            ),
+            (
+                ErrorKind::NotFound,
+                r#"{"kind":"error","message":"m","code":1,"cause":"not_found"}"#,
+            ),
+            (
+                ErrorKind::Invalid,
+                r#"{"kind":"error","message":"m","code":1,"cause":"invalid"}"#,
+            ),
+            (
+                ErrorKind::Unavailable,
+                r#"{"kind":"error","message":"m","code":1,"cause":"unavailable"}"#,
+            ),
+            (
+                ErrorKind::OtherFile,
+                r#"{"kind":"error","message":"m","code":3,"cause":"other_file"}"#,
+            ),
+        ] {
+            let r = Response::error(kind, "m");
+            assert_eq!(serde_json::to_string(&r).unwrap_or_default(), json);
+            assert_eq!(serde_json::from_str::<Response>(json).ok(), Some(r));
+        }
     }
 
     #[test]

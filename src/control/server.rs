@@ -172,13 +172,11 @@ impl gate::Service for Control {
 
     fn refusal(&self, why: gate::Refusal) -> Vec<u8> {
         frame_bytes(match why {
-            gate::Refusal::TooLarge => {
-                error(format!("error: request larger than {MAX_REQUEST} bytes"))
-            }
+            gate::Refusal::TooLarge => error(format!("request larger than {MAX_REQUEST} bytes")),
             gate::Refusal::Busy => Response::error(
                 ErrorKind::Unavailable,
                 format!(
-                    "error: the supervisor is answering {} requests already; try again",
+                    "the supervisor is answering {} requests already; try again",
                     LIMITS.max_workers
                 ),
             ),
@@ -188,15 +186,14 @@ impl gate::Service for Control {
     fn serve(&self, mut conn: UnixStream, request: Vec<u8>) {
         let response = match parse_request(&request) {
             Ok(frame) => match frame.config {
-                Some(file) if !self.owner.owns(&file) => Response::Error {
-                    message: format!(
-                        "error: no supervisor is running for `{}`: the one in this state_dir runs `{}`\n\ngive each file its own `state_dir` in [pypm]",
+                Some(file) if !self.owner.owns(&file) => Response::error(
+                    ErrorKind::OtherFile,
+                    format!(
+                        "no supervisor is running for `{}`: the one in this state_dir runs `{}`\n\ngive each file its own `state_dir` in [pypm]",
                         file.display(),
                         self.owner.given.display()
                     ),
-                    code: 3,
-                    cause: ErrorKind::Failed,
-                },
+                ),
                 _ => (self.handler)(frame.request),
             },
             Err(refusal) => refusal,
@@ -283,31 +280,29 @@ fn authorize(stream: &UnixStream) -> Result<(), Response> {
         Ok(Some(uid)) => {
             log::warn!("control socket: refused a peer with uid {uid}");
             Err(error(format!(
-                "error: permission denied: uid {uid} may not control this supervisor (uid {me})"
+                "permission denied: uid {uid} may not control this supervisor (uid {me})"
             )))
         }
-        Err(e) => Err(error(format!(
-            "error: cannot read the peer's credentials: {e}"
-        ))),
+        Err(e) => Err(error(format!("cannot read the peer's credentials: {e}"))),
     }
 }
 
 /// Parses one request line, checking its version before its shape.
 #[allow(clippy::result_large_err)]
 fn parse_request(line: &[u8]) -> Result<RequestFrame, Response> {
-    let value: serde_json::Value = serde_json::from_slice(line)
-        .map_err(|e| error(format!("error: malformed request: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(line).map_err(|e| error(format!("malformed request: {e}")))?;
     match value.get("v").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(VERSION) => {}
         Some(v) => {
             return Err(error(format!(
-                "error: protocol version {v}, supervisor speaks {VERSION}"
+                "protocol version {v}, supervisor speaks {VERSION}"
             )));
         }
-        None => return Err(error("error: malformed request: no protocol version `v`")),
+        None => return Err(error("malformed request: no protocol version `v`")),
     }
     serde_json::from_value::<RequestFrame>(value)
-        .map_err(|e| error(format!("error: malformed request: {e}")))
+        .map_err(|e| error(format!("malformed request: {e}")))
 }
 
 /// A response as one line of the protocol.
@@ -320,13 +315,8 @@ fn frame_bytes(response: Response) -> Vec<u8> {
     };
     let mut text = match encode(response) {
         Ok(t) if t.len() <= MAX_FRAME => t,
-        Ok(_) => encode(error(
-            "error: the answer is larger than the protocol allows",
-        ))
-        .unwrap_or_default(),
-        Err(e) => {
-            encode(error(format!("error: cannot encode the answer: {e}"))).unwrap_or_default()
-        }
+        Ok(_) => encode(error("the answer is larger than the protocol allows")).unwrap_or_default(),
+        Err(e) => encode(error(format!("cannot encode the answer: {e}"))).unwrap_or_default(),
     };
     text.push(b'\n');
     text

@@ -28,7 +28,7 @@ fn fake_handler(req: Request) -> Response {
             config_error: None,
             instances: vec![],
         }),
-        _ => Response::error(ErrorKind::Failed, "error: not in this test"),
+        _ => Response::error(ErrorKind::Failed, "not in this test"),
     }
 }
 
@@ -82,11 +82,16 @@ fn raw_exchange(state_dir: &Path, bytes: Vec<u8>) -> ResponseFrame {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
 }
 
+/// An error answer as the CLI shows it (the one place that writes `error: `).
 fn error_message(f: ResponseFrame) -> String {
     match f.response {
         Response::Error { message, code, .. } => {
             assert_eq!(code, 1);
-            message
+            assert!(
+                !message.starts_with("error"),
+                "prefixed on the wire: {message}"
+            );
+            crate::commands::Failure::from_response(message, code).to_string()
         }
         other => panic!("expected an error, got {other:?}"),
     }
@@ -150,6 +155,34 @@ fn version_mismatch_is_refused_with_both_versions() {
     assert_eq!(
         error_message(reply),
         format!("error: protocol version 99, supervisor speaks {VERSION}")
+    );
+    running.stop();
+}
+
+#[test]
+fn another_files_request_gets_exit_code_3() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let running = Running::start(tmp.path());
+    let reply = raw_exchange(
+        tmp.path(),
+        format!("{{\"v\":{VERSION},\"config\":\"/elsewhere/pypm.toml\",\"cmd\":\"ping\"}}\n")
+            .into_bytes(),
+    );
+    let Response::Error {
+        message,
+        code,
+        cause,
+    } = reply.response
+    else {
+        panic!("expected an error, got {:?}", reply.response);
+    };
+    assert_eq!((code, cause), (3, ErrorKind::OtherFile));
+    let failure = crate::commands::Failure::from_response(message, code);
+    assert_eq!(failure.exit_code(), 3);
+    assert_eq!(
+        failure.to_string(),
+        "error: no supervisor is running for `/elsewhere/pypm.toml`: the one in this state_dir \
+         runs `/nonexistent/pypm.toml`\n\ngive each file its own `state_dir` in [pypm]"
     );
     running.stop();
 }

@@ -413,7 +413,7 @@ fn answer(req: Req, resp: Response) {
                 ErrorKind::NotFound => 404,
                 ErrorKind::Unavailable => 503,
                 // An invalid file on reload/plan, or a request the supervisor refused.
-                ErrorKind::Invalid | ErrorKind::Failed => 422,
+                ErrorKind::Invalid | ErrorKind::Failed | ErrorKind::OtherFile => 422,
             };
             error(req, status, &message)
         }

@@ -94,7 +94,7 @@ impl Supervisor {
             .unwrap_or_default();
         Some(Response::error(
             ErrorKind::NotFound,
-            format!("error: no app named `{a}` in `{}`{hint}", self.opts.display),
+            format!("no app named `{a}` in `{}`{hint}", self.opts.display),
         ))
     }
 
@@ -137,7 +137,7 @@ impl Supervisor {
             Err(e) => Response::error(
                 ErrorKind::Invalid,
                 format!(
-                    "error: `{}` is invalid; nothing would change\n\n{}",
+                    "`{}` is invalid; nothing would change\n\n{}",
                     e.file,
                     e.render().trim_end()
                 ),
@@ -179,7 +179,7 @@ impl Supervisor {
                 );
                 self.emit(EventKind::ConfigError, None, None, None, summary);
                 let message = format!(
-                    "error: `{}` is invalid; nothing was changed\n\n{}",
+                    "`{}` is invalid; nothing was changed\n\n{}",
                     e.file,
                     e.render().trim_end()
                 );

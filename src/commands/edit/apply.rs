@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::Edited;
 use crate::commands::Failure;
-use crate::commands::client_cmds::{SLOW, client_failure, from_error, unexpected};
+use crate::commands::client_cmds::{SLOW, client_failure, unexpected};
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Request, Response, Row, State, StatusReport};
 use crate::resolve::Desired;
@@ -137,11 +137,13 @@ pub fn apply(e: &Edited, apps: &[String], opts: ApplyOpts) -> Result<(), Failure
                     println!("applied: {message}");
                 }
             }
-            Ok(Response::Error { message, code, .. }) => return Err(from_error(message, code)),
+            Ok(Response::Error { message, code, .. }) => {
+                return Err(Failure::from_response(message, code));
+            }
             Ok(other) => return Err(unexpected("reload", &other)),
             Err(ClientError::NotRunning) => {
                 return Err(Failure::Error(format!(
-                    "error: the supervisor for `{}` stopped",
+                    "the supervisor for `{}` stopped",
                     located.display
                 )));
             }
@@ -176,7 +178,7 @@ pub fn apply(e: &Edited, apps: &[String], opts: ApplyOpts) -> Result<(), Failure
                 ) {
                     Ok(Response::Done { message }) => println!("{message}"),
                     Ok(Response::Error { message, code, .. }) => {
-                        return Err(from_error(message, code));
+                        return Err(Failure::from_response(message, code));
                     }
                     Ok(other) => return Err(unexpected("restart", &other)),
                     Err(err) => return Err(client_failure(err)),
@@ -224,7 +226,7 @@ pub fn apply(e: &Edited, apps: &[String], opts: ApplyOpts) -> Result<(), Failure
         Ok(())
     } else {
         Err(Failure::Error(format!(
-            "error: {} instance{} failed: {}",
+            "{} instance{} failed: {}",
             failed.len(),
             if failed.len() == 1 { "" } else { "s" },
             failed.join(", ")
@@ -251,11 +253,13 @@ fn wait_for(
             Duration::from_secs(30),
         ) {
             Ok(Response::Status(s)) => s,
-            Ok(Response::Error { message, code, .. }) => return Err(from_error(message, code)),
+            Ok(Response::Error { message, code, .. }) => {
+                return Err(Failure::from_response(message, code));
+            }
             Ok(other) => return Err(unexpected("status", &other)),
             Err(ClientError::NotRunning) => {
                 return Err(Failure::Error(format!(
-                    "error: the supervisor for `{}` stopped; see `{}`",
+                    "the supervisor for `{}` stopped; see `{}`",
                     e.target.located.display,
                     sd.join("pypm.log").display()
                 )));

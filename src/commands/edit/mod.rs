@@ -58,9 +58,8 @@ pub fn target(config: Option<&Path>, create: bool) -> Result<Target, Failure> {
         }
         Err(e) if !create => Err(e),
         Err(e) => {
-            let cwd = std::env::current_dir().map_err(|e| {
-                Failure::Error(format!("error: cannot read the current directory: {e}"))
-            })?;
+            let cwd = std::env::current_dir()
+                .map_err(|e| Failure::Error(format!("cannot read the current directory: {e}")))?;
             let env_config = std::env::var("PYPM_CONFIG").ok();
             let path = crate::config::discover(config, env_config.as_deref(), &cwd)
                 .unwrap_or_else(|| cwd.join(crate::init::FILE_NAME));
@@ -112,7 +111,7 @@ pub fn edit(
     quiet: bool,
     mutate: impl FnOnce(&mut DocumentMut) -> Result<(), Failure>,
 ) -> Result<Edited, Failure> {
-    let io = |what: String, e: std::io::Error| Failure::Error(format!("error: {what}: {e}"));
+    let io = |what: String, e: std::io::Error| Failure::Error(format!("{what}: {e}"));
     let sd = &target.state_dir;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -141,7 +140,7 @@ pub fn edit(
             return Err(
                 match crate::resolve::from_source(source, &abs, &display, &host) {
                     Err(e) => Failure::Config(e),
-                    Ok(_) => Failure::Error(format!("error: `{display}` is not valid TOML")),
+                    Ok(_) => Failure::Error(format!("`{display}` is not valid TOML")),
                 },
             );
         }
@@ -160,7 +159,7 @@ pub fn edit(
         .and_then(|t| crate::resolve::from_source(t, &abs, &display, &host).ok());
     let after = crate::resolve::from_source(&new_text, &abs, &display, &host).map_err(|e| {
         Failure::Error(format!(
-            "error: this change would make `{display}` invalid; nothing was written\n\n{}",
+            "this change would make `{display}` invalid; nothing was written\n\n{}",
             e.render().trim_end()
         ))
     })?;
@@ -206,7 +205,7 @@ pub fn rows(state_dir: &Path, config: &Path) -> Vec<Row> {
 /// "no app named `x`" with a `did you mean` among the file's apps.
 pub fn unknown_app(doc: &DocumentMut, app: &str, display: &str) -> Failure {
     let names = doc::app_names(doc);
-    let mut msg = format!("error: no app named `{app}` in `{display}`");
+    let mut msg = format!("no app named `{app}` in `{display}`");
     if let Some(hint) = crate::diagnostic::did_you_mean(app, names.iter().map(String::as_str)) {
         msg.push_str(&format!("\n\n{hint}"));
     }

@@ -212,14 +212,14 @@ pub fn export(config: Option<&Path>, args: &ExportArgs) -> Result<(), Failure> {
                 .map(|h| format!("\n\n{h}"))
                 .unwrap_or_default();
             return Err(Failure::Error(format!(
-                "error: no app named `{name}` in `{}`{hint}",
+                "no app named `{name}` in `{}`{hint}",
                 located.display
             )));
         }
     }
     if args.target == ExportTarget::Kubernetes && args.image.is_none() {
         return Err(Failure::Usage(
-            "error: `pypm export kubernetes` needs `--image IMAGE`: the container image the commands run in\n\nbuild one with your code and its Python environment, e.g. `--image registry.example/shop:1.4`".into(),
+            "`pypm export kubernetes` needs `--image IMAGE`: the container image the commands run in\n\nbuild one with your code and its Python environment, e.g. `--image registry.example/shop:1.4`".into(),
         ));
     }
     // Interpreters as pypm resolves them here, for host targets; a file whose environments do
@@ -307,14 +307,13 @@ fn write(files: &[File], output: &Option<PathBuf>, label: &str) -> Result<(), Fa
             print!("{text}");
         }
         Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Failure::Error(format!("error: cannot create `{}`: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::Error(format!("cannot create `{}`: {e}", dir.display())))?;
             for f in files {
                 let path = dir.join(&f.name);
                 crate::supervisor::persist::write_atomic(&path, render(f, label).as_bytes())
                     .map_err(|e| {
-                        Failure::Error(format!("error: cannot write `{}`: {e}", path.display()))
+                        Failure::Error(format!("cannot write `{}`: {e}", path.display()))
                     })?;
                 eprintln!("wrote {}", path.display());
             }

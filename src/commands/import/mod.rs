@@ -85,12 +85,12 @@ pub fn import(file: &Path) -> Result<(), Failure> {
         && !m.is_file()
     {
         return Err(Failure::Error(format!(
-            "error: `{}` is not a regular file\n\n{ACCEPTED}",
+            "`{}` is not a regular file\n\n{ACCEPTED}",
             file.display()
         )));
     }
     let text = std::fs::read_to_string(file)
-        .map_err(|e| Failure::Error(format!("error: cannot read `{}`: {e}", file.display())))?;
+        .map_err(|e| Failure::Error(format!("cannot read `{}`: {e}", file.display())))?;
     let dir = std::path::absolute(file)
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -116,7 +116,7 @@ pub fn import(file: &Path) -> Result<(), Failure> {
 pub fn convert(name: &str, text: &str, dir: &Path) -> Result<Imported, ImportError> {
     let format = detect(name, text).ok_or_else(|| {
         ImportError(format!(
-            "error: cannot tell what kind of file `{name}` is\n\n{ACCEPTED}"
+            "cannot tell what kind of file `{name}` is\n\n{ACCEPTED}"
         ))
     })?;
     let mut b = Builder::default();
@@ -126,7 +126,7 @@ pub fn convert(name: &str, text: &str, dir: &Path) -> Result<Imported, ImportErr
         Format::Supervisord => supervisord::convert(text, dir, &mut b),
     }
     if b.apps.is_empty() {
-        let mut msg = format!("error: no apps found in `{name}` ({})", format.label());
+        let mut msg = format!("no apps found in `{name}` ({})", format.label());
         if !b.notes.is_empty() {
             msg.push_str("\n\n");
             msg.push_str(&b.notes.join("\n"));

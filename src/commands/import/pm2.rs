@@ -41,13 +41,13 @@ pub fn convert(name: &str, text: &str, dir: &Path, b: &mut Builder) -> Result<()
                 Some(one @ Value::Object(_)) => vec![one],
                 Some(_) => {
                     return Err(ImportError(format!(
-                        "error: `apps` in `{name}` is not a list of apps"
+                        "`apps` in `{name}` is not a list of apps"
                     )));
                 }
                 None if top.contains_key("script") => vec![&root],
                 None => {
                     return Err(ImportError(format!(
-                        "error: no `apps` in `{name}`\n\na PM2 ecosystem file looks like {{ \"apps\": [{{ \"name\": \"api\", \"script\": \"app.py\" }}] }}"
+                        "no `apps` in `{name}`\n\na PM2 ecosystem file looks like {{ \"apps\": [{{ \"name\": \"api\", \"script\": \"app.py\" }}] }}"
                     )));
                 }
             }
@@ -55,7 +55,7 @@ pub fn convert(name: &str, text: &str, dir: &Path, b: &mut Builder) -> Result<()
         Value::Array(list) => list.iter().collect(),
         _ => {
             return Err(ImportError(format!(
-                "error: `{name}` is not a PM2 ecosystem file (expected an object with `apps`)"
+                "`{name}` is not a PM2 ecosystem file (expected an object with `apps`)"
             )));
         }
     };
@@ -140,7 +140,7 @@ fn parse(name: &str, text: &str) -> Result<Value, ImportError> {
         return serde_json::from_str(text).or_else(|e| {
             super::js::exports_literal(&format!("module.exports = {text}")).map_err(|_| {
                 ImportError(format!(
-                    "error: `{name}` is not valid JSON: {e}\n\n{}",
+                    "`{name}` is not valid JSON: {e}\n\n{}",
                     super::ACCEPTED
                 ))
             })
@@ -154,7 +154,7 @@ fn parse(name: &str, text: &str) -> Result<Value, ImportError> {
             format!("./{name}")
         };
         ImportError(format!(
-            "error: `{name}` is not a plain object literal ({} at line {}, column {}); convert it with node first\n\n\
+            "`{name}` is not a plain object literal ({} at line {}, column {}); convert it with node first\n\n\
              pypm reads ecosystem.config.js without running JavaScript. Let node evaluate it, then import the JSON:\n\n  \
              node -e 'console.log(JSON.stringify(require(\"{base}\")))' > eco.json\n  \
              pypm import eco.json",

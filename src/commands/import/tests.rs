@@ -199,8 +199,8 @@ fn pm2_instances_max_uses_the_cpu_count() {
 fn pm2_errors_say_what_is_wrong() {
     let dir = Path::new("/srv");
     let err = |name: &str, text: &str| convert(name, text, dir).unwrap_err().0;
-    assert!(err("e.json", "{ nope").starts_with("error: `e.json` is not valid JSON"));
-    assert!(err("e.json", "{\"x\": 1}").starts_with("error: no `apps` in `e.json`"));
+    assert!(err("e.json", "{ nope").starts_with("`e.json` is not valid JSON"));
+    assert!(err("e.json", "{\"x\": 1}").starts_with("no `apps` in `e.json`"));
     assert!(err("e.json", "{\"apps\": [{\"name\": \"a\"}]}").contains("no `script`; skipped"));
     let js = err(
         "conf/ecosystem.config.js",

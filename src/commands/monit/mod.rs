@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self, Event, KeyEventKind};
 
 use super::Failure;
-use super::client_cmds::{Target, target};
+use super::client_cmds::{Target, client_failure, target};
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Request, Response};
 use crate::logs::{Follower, Stream, sources, tail_follow};
@@ -41,12 +41,12 @@ pub fn monit(config: Option<&Path>) -> Result<(), Failure> {
     let t = target(config)?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Failure::Error(
-            "error: `pypm monit` needs a terminal\n\nfor a script, use `pypm status --json` (or the HTTP API's /api/status and /api/history)".into(),
+            "`pypm monit` needs a terminal\n\nfor a script, use `pypm status --json` (or the HTTP API's /api/status and /api/history)".into(),
         ));
     }
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let mut term = ratatui::try_init()
-        .map_err(|e| Failure::Error(format!("error: cannot set up the terminal: {e}")))?;
+        .map_err(|e| Failure::Error(format!("cannot set up the terminal: {e}")))?;
     let result = run(&mut term, &t, color);
     ratatui::restore();
     result
@@ -228,9 +228,11 @@ impl Feeds {
         std::thread::spawn(move || {
             let msg = match client::request_for(&state_dir, Some(&config), req, ACT_TIMEOUT) {
                 Ok(Response::Done { message }) => message,
-                Ok(Response::Error { message, .. }) => format!("error: {message}"),
+                Ok(Response::Error { message, code, .. }) => {
+                    Failure::from_response(message, code).to_string()
+                }
                 Ok(_) => "done".into(),
-                Err(e) => format!("error: {e}"),
+                Err(e) => client_failure(e).to_string(),
             };
             let _ = tx.send(msg.lines().next().unwrap_or_default().to_string());
         });
@@ -259,7 +261,7 @@ fn push_event(m: &mut Model, line: &str) -> bool {
 }
 
 fn run(term: &mut ratatui::DefaultTerminal, t: &Target, color: bool) -> Result<(), Failure> {
-    let io_err = |e: std::io::Error| Failure::Error(format!("error: the terminal failed: {e}"));
+    let io_err = |e: std::io::Error| Failure::Error(format!("the terminal failed: {e}"));
     let mut m = Model::new(&t.located.display, color);
     let mut feeds = Feeds::new(t);
     let mut refreshed: Option<Instant> = None;

@@ -26,12 +26,8 @@ pub fn service(config: Option<&Path>, action: &ServiceAction) -> Result<(), Fail
     | ServiceAction::Print(scope)) = action;
     let scope = choose_scope(*scope);
     let located = locate(config)?;
-    let config_path = std::fs::canonicalize(&located.path).map_err(|e| {
-        Failure::Error(format!(
-            "error: cannot resolve `{}`: {e}",
-            located.path.display()
-        ))
-    })?;
+    let config_path = std::fs::canonicalize(&located.path)
+        .map_err(|e| Failure::Error(format!("cannot resolve `{}`: {e}", located.path.display())))?;
     let target = Target::new(&config_path, scope);
     match action {
         ServiceAction::Print(_) => {
@@ -61,7 +57,7 @@ fn choose_scope(flags: ServiceScope) -> Scope {
 /// Everything the unit says, from the file and this process.
 fn unit_spec(config: &Path, display: &str) -> Result<UnitSpec, Failure> {
     let pypm = std::env::current_exe()
-        .map_err(|e| Failure::Error(format!("error: cannot find the pypm binary: {e}")))?;
+        .map_err(|e| Failure::Error(format!("cannot find the pypm binary: {e}")))?;
     let dir = config.parent().map(Path::to_path_buf).unwrap_or_default();
     let env = unit::CAPTURED_VARS
         .iter()
@@ -234,7 +230,7 @@ fn home() -> Result<PathBuf, String> {
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .ok_or_else(|| {
-            "error: $HOME is not set, so the user unit directory is unknown\n\nset HOME, or pass `--system` (as root)".to_string()
+            "$HOME is not set, so the user unit directory is unknown\n\nset HOME, or pass `--system` (as root)".to_string()
         })
 }
 
@@ -267,7 +263,7 @@ fn check_ours(path: &Path, target: &Target, config: &Path) -> Result<(), Failure
     };
     match unit::config_of(&text) {
         Some(t) if Path::new(&t) != config => Err(Failure::Error(format!(
-            "error: `{}` already exists and runs another file, `{t}`\n\n\
+            "`{}` already exists and runs another file, `{t}`\n\n\
              two directories named alike give the same unit name `{}`; uninstall that one \
              (`pypm --config {t} service uninstall`) or rename a directory",
             path.display(),
@@ -290,7 +286,7 @@ fn install(target: &Target, text: &str, config: &Path) -> Result<(), Failure> {
                 .map(|c| format!("  {}", shown(c)))
                 .collect();
             return Err(Failure::Error(format!(
-                "error: the unit is written, but `{}` failed ({why})\n\n\
+                "the unit is written, but `{}` failed ({why})\n\n\
                  the unit is at {}; to enable and start it, run:\n{}",
                 shown(argv),
                 path.display(),
@@ -322,7 +318,7 @@ fn install(target: &Target, text: &str, config: &Path) -> Result<(), Failure> {
 
 fn write_atomically(path: &Path, text: &str) -> Result<(), Failure> {
     let fail = |what: &str, p: &Path, e: std::io::Error| {
-        Failure::Error(format!("error: cannot {what} `{}`: {e}", p.display()))
+        Failure::Error(format!("cannot {what} `{}`: {e}", p.display()))
     };
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| fail("create", dir, e))?;
@@ -352,7 +348,7 @@ fn uninstall(target: &Target, config: &Path) -> Result<(), Failure> {
     let disable = target.disable_command(&path);
     if let Err(why) = run(&disable) {
         return Err(Failure::Error(format!(
-            "error: `{}` failed ({why}); the unit is kept at {}\n\n\
+            "`{}` failed ({why}); the unit is kept at {}\n\n\
              stop and disable it yourself, then remove the file:\n  {}\n  rm {}{}",
             shown(&disable),
             path.display(),
@@ -366,12 +362,12 @@ fn uninstall(target: &Target, config: &Path) -> Result<(), Failure> {
         )));
     }
     std::fs::remove_file(&path)
-        .map_err(|e| Failure::Error(format!("error: cannot remove `{}`: {e}", path.display())))?;
+        .map_err(|e| Failure::Error(format!("cannot remove `{}`: {e}", path.display())))?;
     println!("stopped, disabled and removed {}", path.display());
     for argv in target.after_remove_commands() {
         if let Err(why) = run(&argv) {
             return Err(Failure::Error(format!(
-                "error: the unit is removed, but `{}` failed ({why})\n\nrun it yourself: {}",
+                "the unit is removed, but `{}` failed ({why})\n\nrun it yourself: {}",
                 shown(&argv),
                 shown(&argv)
             )));
