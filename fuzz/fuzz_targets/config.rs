@@ -9,8 +9,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let dir = std::env::temp_dir().join("pypm-fuzz-config");
     let _ = std::fs::create_dir_all(&dir);
-    let host = pypm::python_env::HostEnv::new([("PATH", "/usr/bin:/bin")], None);
-    match pypm::resolve::from_source(text, &dir.join("pypm.toml"), "pypm.toml", &host) {
+    let host = pypm::desired::python_env::HostEnv::new([("PATH", "/usr/bin:/bin")], None);
+    match pypm::desired::resolve::from_source(text, &dir.join("pypm.toml"), "pypm.toml", &host) {
         Ok(d) => {
             let _ = pypm::supervisor::diff::diff(&d.apps, &d.apps);
         }

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{Failure, locate};
-use crate::python_env::HostEnv;
-use crate::resolve::{self, Desired};
+use crate::desired::python_env::HostEnv;
+use crate::desired::resolve::{self, Desired};
 
 pub fn check(config: Option<&Path>, verbose: bool) -> Result<(), Failure> {
     let located = locate(config)?;
@@ -62,7 +62,10 @@ pub fn describe(d: &Desired) -> String {
     }
     let names: Vec<String> = d.apps.keys().cloned().collect();
     let _ = writeln!(out, "\nstart order:");
-    for (i, wave) in crate::graph::waves(&names, &edges(d)).iter().enumerate() {
+    for (i, wave) in crate::desired::graph::waves(&names, &edges(d))
+        .iter()
+        .enumerate()
+    {
         let _ = writeln!(out, "  {}. {}", i + 1, wave.join(", "));
     }
     out
@@ -90,7 +93,7 @@ pub fn describe_schedules(d: &Desired, now: chrono::DateTime<chrono::Utc>) -> St
             let _ = writeln!(out, "    {what} once when the supervisor starts");
             continue;
         }
-        let runs = crate::schedule::next_runs(&s, tz, now, 3);
+        let runs = crate::inputs::schedule::next_runs(&s, tz, now, 3);
         if runs.is_empty() {
             let _ = writeln!(out, "    never {what} again");
         }

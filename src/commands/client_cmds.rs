@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{Failure, Located, locate, state_dir_for};
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{PlanChange, PlanReport, PlanVerb, Request, Response};
-use crate::python_env::HostEnv;
+use crate::desired::python_env::HostEnv;
 
 /// Quick questions (status, inspect, plan, ping).
 pub(super) const QUICK: Duration = Duration::from_secs(30);
@@ -193,8 +193,9 @@ pub fn plan(config: Option<&Path>, json: bool) -> Result<(), Failure> {
 
 /// Without a supervisor, applying the file starts every enabled app.
 fn local_plan(located: &Located) -> Result<PlanReport, Failure> {
-    let desired = crate::resolve::load(&located.path, &located.display, &HostEnv::from_process())
-        .map_err(Failure::Config)?;
+    let desired =
+        crate::desired::resolve::load(&located.path, &located.display, &HostEnv::from_process())
+            .map_err(Failure::Config)?;
     let changes = desired
         .apps
         .iter()

@@ -12,7 +12,7 @@ use super::Failure;
 use super::client_cmds::{QUICK, ask, target, unexpected};
 use super::status::{memory, opt, table, uptime};
 use crate::control::protocol::{InspectReport, Request, Response};
-use crate::resolve::masked;
+use crate::desired::resolve::masked;
 
 pub fn inspect(config: Option<&Path>, app: String, json: bool) -> Result<(), Failure> {
     let t = target(config)?;

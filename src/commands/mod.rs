@@ -9,7 +9,7 @@ mod dashboard;
 mod edit;
 mod export;
 pub mod import;
-mod init;
+pub mod init;
 mod inspect;
 mod logs;
 mod monit;

@@ -12,8 +12,8 @@ use toml_edit::{Array, DocumentMut, Item, TableLike, Value};
 use super::Failure;
 use super::edit::{self, apply, doc, value};
 use crate::cli::StartArgs;
+use crate::commands::init::starter::sanitize_name;
 use crate::config::units::parse_duration;
-use crate::init::sanitize_name;
 
 /// What an app runs, as `start` writes it: the key (`script`, `module`, `command`) and its value.
 #[derive(Debug, Clone, PartialEq, Eq)]

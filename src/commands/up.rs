@@ -11,7 +11,7 @@ use crate::cli::UpArgs;
 use crate::config::units::parse_duration;
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Request, Response, State, StatusReport};
-use crate::python_env::HostEnv;
+use crate::desired::python_env::HostEnv;
 use crate::supervisor::{self, Options, StartError};
 
 /// The supervisor's own log: `PYPM_LOG` (default `info`) to stderr.
@@ -35,8 +35,9 @@ pub fn up(config: Option<&Path>, args: &UpArgs) -> Result<(), Failure> {
     let located = locate(config)?;
     let wait =
         parse_duration(&args.wait).map_err(|e| Failure::Usage(format!("invalid --wait: {e}")))?;
-    let desired = crate::resolve::load(&located.path, &located.display, &HostEnv::from_process())
-        .map_err(Failure::Config)?;
+    let desired =
+        crate::desired::resolve::load(&located.path, &located.display, &HostEnv::from_process())
+            .map_err(Failure::Config)?;
     let state_dir = desired.config.pypm.state_dir.clone();
     if client::is_running(&state_dir) {
         if !args.detach {
@@ -88,7 +89,7 @@ pub fn daemon(config: Option<&Path>) -> Result<(), Failure> {
     let host: std::collections::HashMap<String, String> = std::env::vars().collect();
     match crate::config::load(&located.path, &located.display, &host) {
         Ok(cfg) => {
-            let sink = crate::supervisor::persist::RotatingFile::open(
+            let sink = crate::events::journal::RotatingFile::open(
                 &cfg.pypm.state_dir.join("pypm.log"),
                 cfg.pypm.events_max_size,
                 cfg.pypm.events_max_files,

@@ -337,7 +337,7 @@ pub(super) fn read_app(
 fn check_interpreter(cx: &mut Cx, value: &str, span: Span, cwd: &Path, ctx: &str) {
     if value.contains('/') {
         // As the launcher resolves it.
-        let path = crate::python_env::path_in(cwd, value);
+        let path = crate::desired::python_env::path_in(cwd, value);
         let problem = match std::fs::metadata(&path) {
             // A missing `cwd` is reported on its own.
             Err(_) if !cwd.is_dir() => None,
@@ -355,7 +355,7 @@ fn check_interpreter(cx: &mut Cx, value: &str, span: Span, cwd: &Path, ctx: &str
         }
         return;
     }
-    if keys::INTERPRETERS.contains(&value) || crate::python_env::is_python_name(value) {
+    if keys::INTERPRETERS.contains(&value) || crate::desired::python_env::is_python_name(value) {
         return;
     }
     let expected = "expected python, node, bash, sh, none or a path";
@@ -611,7 +611,7 @@ struct Schedules {
 fn read_schedules(cx: &mut Cx, t: &Table, kind: Kind, ctx: &str) -> Schedules {
     let cron = |key: &str, cx: &mut Cx| -> Option<String> {
         let (raw, span) = t.str(cx, key)?;
-        match crate::schedule::Schedule::parse(&raw) {
+        match crate::inputs::schedule::Schedule::parse(&raw) {
             Ok(_) => Some(raw),
             Err(e) => {
                 cx.err(span, format!("`{key}` of {ctx}: {e}"));
@@ -639,15 +639,15 @@ fn read_schedules(cx: &mut Cx, t: &Table, kind: Kind, ctx: &str) -> Schedules {
             Some("a task runs on a schedule with `schedule`".into()),
         );
     }
-    let timezone =
-        t.str(cx, "timezone")
-            .and_then(|(z, span)| match crate::schedule::parse_timezone(&z) {
-                Ok(_) => Some(z),
-                Err(e) => {
-                    cx.err(span, format!("`timezone` of {ctx}: {e}"));
-                    None
-                }
-            });
+    let timezone = t.str(cx, "timezone").and_then(|(z, span)| {
+        match crate::inputs::schedule::parse_timezone(&z) {
+            Ok(_) => Some(z),
+            Err(e) => {
+                cx.err(span, format!("`timezone` of {ctx}: {e}"));
+                None
+            }
+        }
+    });
     let concurrency = match t.enumerated(cx, "concurrency", keys::CONCURRENCY) {
         Some("allow") => Concurrency::Allow,
         Some("replace") => Concurrency::Replace,

@@ -137,7 +137,7 @@ pub fn expand_env(
         .collect();
     let mut out: Vec<Option<Result<String, EnvValueError>>> =
         entries.iter().map(|_| None).collect();
-    for cycle in crate::graph::cycles(entries.iter().map(|(k, _)| k.as_str()), &edges) {
+    for cycle in crate::desired::graph::cycles(entries.iter().map(|(k, _)| k.as_str()), &edges) {
         for (n, name) in cycle.iter().enumerate() {
             if let Some(&i) = index.get(name.as_str()) {
                 out[i] = Some(Err(if n == 0 {

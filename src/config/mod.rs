@@ -2,7 +2,7 @@
 //!
 //! Owns: finding the file, parsing it with positions, every validation rule of SPEC §1, defaults of
 //! SPEC §8, `${VAR}` expansion and `env_file` contents. It runs nothing and touches no process; the
-//! Python environment of each app is resolved afterwards by [`crate::resolve`].
+//! Python environment of each app is resolved afterwards by [`crate::desired::resolve`].
 
 mod app;
 mod app_env;
@@ -92,7 +92,7 @@ pub struct Environment {
     pub span: Span,
 }
 
-pub use crate::python_env::EnvDecl;
+pub use crate::desired::python_env::EnvDecl;
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
@@ -113,20 +113,20 @@ pub enum Concurrency {
 
 impl App {
     /// The parsed `schedule` (tasks) or `restart_schedule` (services), if any.
-    pub fn parsed_schedule(&self) -> Option<crate::schedule::Schedule> {
+    pub fn parsed_schedule(&self) -> Option<crate::inputs::schedule::Schedule> {
         let text = match self.kind {
             Kind::Task => self.schedule.as_deref(),
             Kind::Service => self.restart_schedule.as_deref(),
         }?;
-        crate::schedule::Schedule::parse(text).ok()
+        crate::inputs::schedule::Schedule::parse(text).ok()
     }
 
     /// The zone schedules are evaluated in.
     pub fn schedule_tz(&self) -> chrono_tz::Tz {
         self.timezone
             .as_deref()
-            .and_then(|z| crate::schedule::parse_timezone(z).ok())
-            .unwrap_or_else(crate::schedule::system_timezone)
+            .and_then(|z| crate::inputs::schedule::parse_timezone(z).ok())
+            .unwrap_or_else(crate::inputs::schedule::system_timezone)
     }
 }
 
@@ -265,7 +265,7 @@ pub struct App {
     pub user: Option<String>,
     pub watch: Vec<String>,
     pub revision: Option<String>,
-    /// Tasks: the cron expression, validated (see [`crate::schedule`]).
+    /// Tasks: the cron expression, validated (see [`crate::inputs::schedule`]).
     pub schedule: Option<String>,
     /// IANA name; `None` = the system's zone.
     pub timezone: Option<String>,

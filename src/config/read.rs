@@ -455,7 +455,7 @@ pub(super) fn check_graph(cx: &mut Cx, apps: &IndexMap<String, AppEntry>) {
                 .map(move |(dep, _)| (name.clone(), dep.clone()))
         })
         .collect();
-    for cycle in crate::graph::cycles(apps.keys().map(String::as_str), &edges) {
+    for cycle in crate::desired::graph::cycles(apps.keys().map(String::as_str), &edges) {
         let Some(first) = cycle.first() else { continue };
         let second = cycle.get(1).unwrap_or(first);
         let span = apps

@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::bus::EventBus;
 use crate::control::gate;
 use crate::control::protocol::{ErrorKind, Request, Response};
 use crate::control::server::Handler;
+use crate::events::bus::EventBus;
 use crate::logs::{FOLLOW_INTERVAL, Stream, sources, tail_follow};
 
 /// The dashboard: one static page fed by `/api/status?follow=1`, `/api/events`, `/api/history`,

@@ -17,7 +17,7 @@ pub fn ensure(state_dir: &Path) -> io::Result<String> {
     }
     let bytes = crate::process::random_bytes(24)?;
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    crate::supervisor::persist::write_atomic(&path(state_dir), format!("{token}\n").as_bytes())?;
+    crate::store::write_atomic(&path(state_dir), format!("{token}\n").as_bytes())?;
     Ok(token)
 }
 

@@ -279,7 +279,7 @@ impl Supervisor {
         });
         let notify = if wants_notify {
             let path = self.state_dir.join(format!("notify.{app}.{idx}.sock"));
-            match crate::probes::notify_socket(&path) {
+            match crate::inputs::probes::notify_socket(&path) {
                 Ok(sock) => {
                     sp.notify_socket = Some(path);
                     Some(sock)
@@ -377,7 +377,7 @@ impl Supervisor {
         sp: &SpawnSpec,
         notify: Option<&std::os::unix::net::UnixDatagram>,
     ) -> [Option<crate::logs::Tap>; 2] {
-        let target = crate::probes::Target {
+        let target = crate::inputs::probes::Target {
             app: key.0.clone(),
             idx: key.1,
             pid,
@@ -389,7 +389,7 @@ impl Supervisor {
             if let crate::config::ProbeCheck::Log(re) = &p.check {
                 let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 for t in taps.iter_mut() {
-                    *t = Some(crate::probes::log_tap(
+                    *t = Some(crate::inputs::probes::log_tap(
                         re.0.clone(),
                         fired.clone(),
                         &target,
@@ -397,7 +397,7 @@ impl Supervisor {
                     ));
                 }
             } else {
-                self.start_probe(p, crate::probes::Which::Ready, &target, notify);
+                self.start_probe(p, crate::inputs::probes::Which::Ready, &target, notify);
             }
             // A `notify` health probe starts once ready, on the same socket.
             match spec.app.health.as_ref().zip(notify) {
@@ -411,7 +411,7 @@ impl Supervisor {
                 }
             }
         } else if let Some(h) = &spec.app.health {
-            self.start_probe(h, crate::probes::Which::Health, &target, notify);
+            self.start_probe(h, crate::inputs::probes::Which::Health, &target, notify);
         }
         taps
     }

@@ -51,7 +51,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         .serve(opts.config_path.clone(), handler.clone())
         .map_err(|e| StartError::Io(format!("cannot serve the control socket: {e}")))?;
 
-    let bus = crate::bus::EventBus::new();
+    let bus = crate::events::bus::EventBus::new();
     let token = crate::http::token::ensure(&state_dir).map_err(|e| {
         StartError::Io(format!(
             "cannot write `{}`: {e}",
@@ -173,7 +173,7 @@ pub(super) struct Parts {
     pub desired: Desired,
     pub pump: LogPump,
     pub inbox: Sender<Event>,
-    pub bus: crate::bus::EventBus,
+    pub bus: crate::events::bus::EventBus,
     pub handler: crate::control::server::Handler,
     pub token: String,
     pub reaper: Reaper,
@@ -301,7 +301,7 @@ impl Supervisor {
         if cfg.notify.is_empty() && statsd.is_none() {
             return;
         }
-        self.outlets = Some(crate::notifiers::Outlets::start(
+        self.outlets = Some(crate::events::notifiers::Outlets::start(
             &self.bus,
             &cfg.notify,
             statsd,

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::control::protocol::{PlanChange, PlanVerb};
-use crate::resolve::AppSpec;
+use crate::desired::resolve::AppSpec;
 
 /// What to do with one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,7 +286,7 @@ pub fn diff(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::python_env::HostEnv;
+    use crate::desired::python_env::HostEnv;
 
     fn specs(src: &str) -> IndexMap<String, AppSpec> {
         let dir = std::env::temp_dir();
@@ -297,7 +297,8 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
         });
         let host = HostEnv::new([("PATH", "/usr/bin:/bin")], None);
-        match crate::resolve::from_source(src, &dir.join("pypm.toml"), "pypm.toml", &host) {
+        match crate::desired::resolve::from_source(src, &dir.join("pypm.toml"), "pypm.toml", &host)
+        {
             Ok(d) => d.apps,
             Err(e) => panic!("{}", e.render()),
         }

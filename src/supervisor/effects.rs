@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::config::Listen;
-use crate::probes::{ProbeHandle, Report, Spec, Target};
+use crate::inputs::probes::{ProbeHandle, Report, Spec, Target};
 use crate::process::{self, Child, Reaper, Signal, SpawnError, SpawnSpec, Usage};
 
 use super::persist::{self, SavedState};
@@ -78,7 +78,7 @@ impl Effects for RealEffects {
         notify: Option<UnixDatagram>,
         report: Report,
     ) -> io::Result<Option<ProbeHandle>> {
-        crate::probes::start(spec, target, self.reaper.clone(), notify, report).map(Some)
+        crate::inputs::probes::start(spec, target, self.reaper.clone(), notify, report).map(Some)
     }
 
     fn bind(&mut self, listen: &Listen) -> io::Result<OwnedFd> {

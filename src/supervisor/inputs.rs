@@ -7,7 +7,7 @@ use super::*;
 impl Supervisor {
     /// (Re)starts the file watcher for the current desired state.
     pub(super) fn rewatch(&mut self) {
-        let dirs = crate::watch::watch_list(&self.desired);
+        let dirs = crate::inputs::watch::watch_list(&self.desired);
         // The same directories: keep the watcher (and its thread) as it is.
         if self.watcher.as_ref().is_some_and(|(d, _)| *d == dirs) {
             return;
@@ -17,7 +17,7 @@ impl Supervisor {
             return;
         }
         let tx = std::sync::Mutex::new(self.inbox.clone());
-        match crate::watch::start(&dirs, move |p| {
+        match crate::inputs::watch::start(&dirs, move |p| {
             if let Ok(t) = tx.lock() {
                 let _ = t.send(Event::FileChanged(p));
             }
@@ -49,7 +49,7 @@ impl Supervisor {
             && let Some(text) = seen_valid
         {
             let error = self.config_error.clone();
-            let loaded = crate::resolve::from_source(
+            let loaded = crate::desired::resolve::from_source(
                 &text,
                 &self.opts.config_path,
                 &self.opts.display,
@@ -63,7 +63,7 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn probe_report(&self) -> crate::probes::Report {
+    pub(super) fn probe_report(&self) -> crate::inputs::probes::Report {
         let tx = std::sync::Mutex::new(self.inbox.clone());
         Arc::new(move |r| {
             if let Ok(t) = tx.lock() {
@@ -75,16 +75,16 @@ impl Supervisor {
     pub(super) fn start_probe(
         &mut self,
         p: &crate::config::Probe,
-        which: crate::probes::Which,
-        target: &crate::probes::Target,
+        which: crate::inputs::probes::Which,
+        target: &crate::inputs::probes::Target,
         notify: Option<&std::os::unix::net::UnixDatagram>,
     ) {
         let sock = notify.and_then(|s| s.try_clone().ok());
         let attempt = match which {
-            crate::probes::Which::Ready => p.interval.min(Duration::from_secs(5)),
-            crate::probes::Which::Health => p.timeout,
+            crate::inputs::probes::Which::Ready => p.interval.min(Duration::from_secs(5)),
+            crate::inputs::probes::Which::Health => p.timeout,
         };
-        let spec = crate::probes::Spec {
+        let spec = crate::inputs::probes::Spec {
             check: p.check.clone(),
             which,
             interval: p.interval,
@@ -108,7 +108,7 @@ impl Supervisor {
     /// The planner's `Ready`, recorded: the readiness probe's thread ends, the health probe's
     /// starts.
     pub(super) fn ready_effects(&mut self, key: &Key) {
-        use crate::probes::Which;
+        use crate::inputs::probes::Which;
         self.probes.remove(key);
         let Some(spec) = self.desired.apps.get(&key.0) else {
             return;
@@ -117,7 +117,7 @@ impl Supervisor {
             return;
         };
         if let Some(h) = spec.app.health.clone() {
-            let target = crate::probes::Target {
+            let target = crate::inputs::probes::Target {
                 app: key.0.clone(),
                 idx: key.1,
                 pid,
@@ -186,8 +186,8 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn on_probe(&mut self, r: crate::probes::ProbeResult) {
-        use crate::probes::Which;
+    pub(super) fn on_probe(&mut self, r: crate::inputs::probes::ProbeResult) {
+        use crate::inputs::probes::Which;
         let key = (r.app.clone(), r.idx);
         let Some(spec) = self.desired.apps.get(&r.app) else {
             return;

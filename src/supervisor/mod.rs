@@ -33,13 +33,14 @@ use indexmap::IndexMap;
 
 use crate::control::protocol::{Request, Response};
 use crate::control::server::{Server, Stopper};
+use crate::desired::python_env::HostEnv;
+use crate::desired::resolve::{self, Desired};
+use crate::events::journal::{EventLog, EventRecord};
 use crate::logs::{LogNotice, LogPump, LogTarget, Stream, log_file_name};
 use crate::process::{self, Exit, Reaper, Signal, SpawnSpec};
-use crate::python_env::HostEnv;
-use crate::resolve::{self, Desired};
 pub use boot::run;
 use effects::Effects;
-use persist::{EventLog, EventRecord, SavedInstance, SavedState};
+use persist::{SavedInstance, SavedState};
 use plan::{Action, Key, Observed, Want};
 use state::{Instance, State};
 
@@ -49,7 +50,7 @@ pub enum Event {
     Signal(i32),
     Control(Request, Sender<Response>),
     Log(LogNotice),
-    Probe(crate::probes::ProbeResult),
+    Probe(crate::inputs::probes::ProbeResult),
     /// A watched path changed (the config file, an env file, or an app's `watch` glob).
     FileChanged(PathBuf),
 }
@@ -114,7 +115,7 @@ struct Supervisor {
     reaper: Reaper,
     inbox: Sender<Event>,
     /// Running probes per instance; dropping a handle stops its thread.
-    probes: HashMap<(String, u32), Vec<crate::probes::ProbeHandle>>,
+    probes: HashMap<(String, u32), Vec<crate::inputs::probes::ProbeHandle>>,
     /// The notify socket of an instance whose `notify` health probe starts once it is ready (the
     /// readiness probe's thread, which also holds it, ends then).
     health_notify: HashMap<(String, u32), std::os::unix::net::UnixDatagram>,
@@ -136,11 +137,11 @@ struct Supervisor {
     /// When the schedule last started a run of each task.
     last_scheduled: HashMap<String, std::time::SystemTime>,
     /// Every recorded event also goes here (notifiers, StatsD, the HTTP API's event streams).
-    bus: crate::bus::EventBus,
+    bus: crate::events::bus::EventBus,
     /// The control requests' handler, for the threads that ask the loop (StatsD, HTTP).
     handler: crate::control::server::Handler,
     /// The notifier and StatsD threads of the file's `[[notify]]` and `statsd`.
-    outlets: Option<crate::notifiers::Outlets>,
+    outlets: Option<crate::events::notifiers::Outlets>,
     /// The HTTP server of `[pypm] http`, with the address and `http_public` it was started for.
     http: Option<(String, bool, crate::http::HttpServer)>,
     /// `state_dir/token`.
@@ -296,15 +297,15 @@ impl Supervisor {
             Event::Log(n) => self.on_log(n),
             Event::Probe(r) => self.on_probe(r),
             Event::FileChanged(p) => {
-                let m = crate::watch::classify(&self.desired, &p);
+                let m = crate::inputs::watch::classify(&self.desired, &p);
                 let now = self.fx.now();
-                let at = now + crate::watch::DEBOUNCE;
+                let at = now + crate::inputs::watch::DEBOUNCE;
                 if m.reload {
                     // Remember the newest valid version of this burst of saves (a save that
                     // leaves the file invalid must not hide the valid one before it).
                     if let Ok(text) = std::fs::read_to_string(&self.opts.config_path)
                         && !text.is_empty()
-                        && crate::resolve::from_source(
+                        && crate::desired::resolve::from_source(
                             &text,
                             &self.opts.config_path,
                             &self.opts.display,
@@ -319,8 +320,8 @@ impl Supervisor {
                     // keeps the last valid one running, and the next save is applied in turn).
                     let first = *self.reload_first.get_or_insert(now);
                     self.obs.reload_at = Some(
-                        (now + crate::watch::CONFIG_DEBOUNCE)
-                            .min(first + crate::watch::RELOAD_MAX_WAIT),
+                        (now + crate::inputs::watch::CONFIG_DEBOUNCE)
+                            .min(first + crate::inputs::watch::RELOAD_MAX_WAIT),
                     );
                 }
                 for app in m.apps {

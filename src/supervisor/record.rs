@@ -1,6 +1,6 @@
 //! What each planned action, and each spawn's outcome, does to the observed state — pure: no
 //! process, no file, no clock (time is an argument). The loop (`apply.rs`) records an action,
-//! then performs its effects; the planner's property tests (`plan_tests.rs`) record the very
+//! then performs its effects; the planner's property tests (`plan/tests.rs`) record the very
 //! same way, so the planner is checked against the real bookkeeping, not a copy of it.
 //!
 //! What the bookkeeping decides (the instance is `starting` or `running` once spawned; a

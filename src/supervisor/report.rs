@@ -14,8 +14,8 @@ use crate::control::protocol::{
     ConfigErrorInfo, HistoryReport, InspectReport, LastExit, MetricsReport, MetricsRow, Row,
     StatusReport,
 };
+use crate::desired::resolve::masked;
 use crate::logs::format_rfc3339_millis;
-use crate::resolve::masked;
 
 impl Supervisor {
     fn rows(&mut self, app: Option<&str>, sample: bool) -> Vec<Row> {

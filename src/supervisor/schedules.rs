@@ -65,7 +65,7 @@ impl Supervisor {
                 continue;
             };
             let last = last.with_timezone(&Utc);
-            let missed = crate::schedule::next_run(&schedule, app.schedule_tz(), last)
+            let missed = crate::inputs::schedule::next_run(&schedule, app.schedule_tz(), last)
                 .is_some_and(|next| next <= wall_now);
             if !missed {
                 self.sched_from.insert(name.clone(), last);
@@ -143,7 +143,8 @@ impl Supervisor {
                 Some(d) => Some(*d),
                 None => {
                     let from = self.sched_from.get(&name).copied().unwrap_or(wall_now);
-                    let next = crate::schedule::next_run(&schedule, app.schedule_tz(), from);
+                    let next =
+                        crate::inputs::schedule::next_run(&schedule, app.schedule_tz(), from);
                     next.map(|wall| {
                         let d = Due {
                             wall,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pypm::python_env::HostEnv;
+use pypm::desired::python_env::HostEnv;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -76,7 +76,7 @@ fn every_example_passes_the_schema_and_the_parser() {
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", path.display());
-        if let Err(e) = pypm::resolve::from_source(&text, &path, "pypm.toml", &host) {
+        if let Err(e) = pypm::desired::resolve::from_source(&text, &path, "pypm.toml", &host) {
             panic!("{}:\n{}", path.display(), e.render());
         }
     }

@@ -10,7 +10,7 @@ use crate::commands::Failure;
 use crate::commands::client_cmds::{SLOW, client_failure, unexpected};
 use crate::control::client::{self, ClientError};
 use crate::control::protocol::{Request, Response, Row, State, StatusReport};
-use crate::resolve::Desired;
+use crate::desired::resolve::Desired;
 use crate::supervisor::diff::{Change, diff};
 
 /// What an app's rows look like once the edit has taken effect.

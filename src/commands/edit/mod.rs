@@ -26,8 +26,8 @@ use toml_edit::DocumentMut;
 use super::{Failure, Located, locate, state_dir_for};
 use crate::control::client;
 use crate::control::protocol::{Request, Response, Row};
-use crate::python_env::HostEnv;
-use crate::resolve::Desired;
+use crate::desired::python_env::HostEnv;
+use crate::desired::resolve::Desired;
 
 /// The first line of a file `pypm start` creates: editors with TOML support (taplo, Even Better
 /// TOML) use the schema for completion and checks. The schema's own `$id`.
@@ -62,7 +62,7 @@ pub fn target(config: Option<&Path>, create: bool) -> Result<Target, Failure> {
                 .map_err(|e| Failure::Error(format!("cannot read the current directory: {e}")))?;
             let env_config = std::env::var("PYPM_CONFIG").ok();
             let path = crate::config::discover(config, env_config.as_deref(), &cwd)
-                .unwrap_or_else(|| cwd.join(crate::init::FILE_NAME));
+                .unwrap_or_else(|| cwd.join(crate::commands::init::starter::FILE_NAME));
             // Something in the way (a directory, a dangling link): the lookup's own message.
             if path.exists() || std::fs::symlink_metadata(&path).is_ok() {
                 return Err(e);
@@ -138,7 +138,7 @@ pub fn edit(
         Err(_) => {
             // The reader words TOML syntax errors the way `check` does, with the position.
             return Err(
-                match crate::resolve::from_source(source, &abs, &display, &host) {
+                match crate::desired::resolve::from_source(source, &abs, &display, &host) {
                     Err(e) => Failure::Config(e),
                     Ok(_) => Failure::Error(format!("`{display}` is not valid TOML")),
                 },
@@ -156,13 +156,14 @@ pub fn edit(
     }
     let before = old_text
         .as_deref()
-        .and_then(|t| crate::resolve::from_source(t, &abs, &display, &host).ok());
-    let after = crate::resolve::from_source(&new_text, &abs, &display, &host).map_err(|e| {
-        Failure::Error(format!(
-            "this change would make `{display}` invalid; nothing was written\n\n{}",
-            e.render().trim_end()
-        ))
-    })?;
+        .and_then(|t| crate::desired::resolve::from_source(t, &abs, &display, &host).ok());
+    let after =
+        crate::desired::resolve::from_source(&new_text, &abs, &display, &host).map_err(|e| {
+            Failure::Error(format!(
+                "this change would make `{display}` invalid; nothing was written\n\n{}",
+                e.render().trim_end()
+            ))
+        })?;
     let running = client::is_running(sd);
     let pre_rows = if running { rows(sd, path) } else { Vec::new() };
     let changed = old_text.as_deref() != Some(new_text.as_str());

@@ -143,7 +143,7 @@ fn env_objects(x: &Export, a: &App) -> (Option<Value>, Option<Value>) {
     let (secret, plain): (Vec<_>, Vec<_>) = x
         .env(a)
         .into_iter()
-        .partition(|(k, _)| crate::resolve::is_secret_key(k));
+        .partition(|(k, _)| crate::desired::resolve::is_secret_key(k));
     let to_map = |v: Vec<(String, String)>| -> Map<String, Value> {
         v.into_iter().map(|(k, v)| (k, Value::String(v))).collect()
     };

@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::{Failure, locate};
 use crate::cli::{ExportArgs, ExportTarget};
 use crate::config::{App, Config, Kind, Program};
-use crate::python_env::HostEnv;
+use crate::desired::python_env::HostEnv;
 
 /// What every target reads: the file, the apps chosen, the options.
 pub struct Export<'a> {
@@ -224,7 +224,7 @@ pub fn export(config: Option<&Path>, args: &ExportArgs) -> Result<(), Failure> {
     }
     // Interpreters as pypm resolves them here, for host targets; a file whose environments do
     // not resolve on this machine still exports (commands then go through PATH).
-    let host_argv = crate::resolve::resolve(cfg.clone(), &host)
+    let host_argv = crate::desired::resolve::resolve(cfg.clone(), &host)
         .map(|d| {
             d.apps
                 .into_iter()
@@ -311,10 +311,9 @@ fn write(files: &[File], output: &Option<PathBuf>, label: &str) -> Result<(), Fa
                 .map_err(|e| Failure::Error(format!("cannot create `{}`: {e}", dir.display())))?;
             for f in files {
                 let path = dir.join(&f.name);
-                crate::supervisor::persist::write_atomic(&path, render(f, label).as_bytes())
-                    .map_err(|e| {
-                        Failure::Error(format!("cannot write `{}`: {e}", path.display()))
-                    })?;
+                crate::store::write_atomic(&path, render(f, label).as_bytes()).map_err(|e| {
+                    Failure::Error(format!("cannot write `{}`: {e}", path.display()))
+                })?;
                 eprintln!("wrote {}", path.display());
             }
         }

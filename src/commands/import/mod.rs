@@ -185,7 +185,7 @@ struct Builder {
 impl Builder {
     /// A new app named after `raw` (sanitized and made unique, with a note when it changed).
     fn app(&mut self, raw: &str) -> AppOut {
-        let base = crate::init::sanitize_name(raw);
+        let base = crate::commands::init::starter::sanitize_name(raw);
         let mut name = base.clone();
         let mut n = 2;
         while self.apps.iter().any(|a| a.name == name) {
@@ -242,7 +242,7 @@ fn toml_key(k: &str) -> String {
     } else {
         // A key is a one-line basic string: JSON's escapes are TOML's (a fuzzed key held a
         // newline, which a multi-line string cannot carry as a key).
-        crate::init::toml_str(k)
+        crate::commands::init::starter::toml_str(k)
     }
 }
 
@@ -264,7 +264,7 @@ fn toml_value(v: &toml::Value) -> String {
             let items: Vec<String> = a.iter().map(toml_value).collect();
             format!("[{}]", items.join(", "))
         }
-        toml::Value::String(s) => crate::init::toml_str(s),
+        toml::Value::String(s) => crate::commands::init::starter::toml_str(s),
         other => other.to_string(),
     }
 }

@@ -478,7 +478,7 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
             ) => log_keys.push(key),
             // PM2's `cron_restart` is pypm's `restart_schedule` (a rolling restart at those times).
             ("cron_restart", v) => match scalar(v) {
-                Some(c) if crate::schedule::Schedule::parse(&c).is_ok() => {
+                Some(c) if crate::inputs::schedule::Schedule::parse(&c).is_ok() => {
                     app.set("restart_schedule", lit(&c))
                 }
                 _ => notes.push(format!(
@@ -518,7 +518,7 @@ fn convert_app(index: usize, obj: &serde_json::Map<String, Value>, b: &mut Build
         b.note(&name, n);
     }
     for (profile, env) in profile_envs {
-        let profile = crate::init::sanitize_name(&profile);
+        let profile = crate::commands::init::starter::sanitize_name(&profile);
         b.profiles.push((
             profile,
             app.name.clone(),

@@ -35,7 +35,7 @@ fn entry(line: &str) -> Option<(&str, &str)> {
 /// Whether a Procfile line needs the shell foreman runs it with: pipes, lists, redirections,
 /// substitutions, leading `VAR=value` assignments, or `${VAR:-default}`-style expansions.
 fn runs_in_shell(command: &str) -> bool {
-    if crate::init::needs_shell(command) || command.contains('~') {
+    if crate::commands::init::starter::needs_shell(command) || command.contains('~') {
         return true;
     }
     let first = command.split_whitespace().next().unwrap_or("");
@@ -82,7 +82,7 @@ pub fn convert(text: &str, dir: &Path, b: &mut Builder) {
     for (raw, command) in entries {
         let mut app = b.app(raw);
         let name = app.name.clone();
-        let (braced, vars) = crate::init::brace_vars(command);
+        let (braced, vars) = crate::commands::init::starter::brace_vars(command);
         if runs_in_shell(command) {
             // Heroku and foreman run a Procfile line with `sh -c`: assignments, `${X:-default}`,
             // `&&`, redirections and `$(...)` keep working. The shell expands the variables, so

@@ -241,7 +241,7 @@ impl Feeds {
 
 /// A line of `events.jsonl` onto the events strip.
 fn push_event(m: &mut Model, line: &str) -> bool {
-    let Ok(e) = serde_json::from_str::<crate::supervisor::persist::EventRecord>(line) else {
+    let Ok(e) = serde_json::from_str::<crate::events::journal::EventRecord>(line) else {
         return false;
     };
     let who = match (&e.app, e.instance) {

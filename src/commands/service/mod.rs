@@ -102,7 +102,7 @@ fn stop_timeout(config: &Path, display: &str) -> Duration {
                 .map(move |(d, _)| (n.clone(), d.clone()))
         })
         .collect();
-    let total: Duration = crate::graph::waves(&names, &edges)
+    let total: Duration = crate::desired::graph::waves(&names, &edges)
         .iter()
         .map(|wave| {
             wave.iter()

@@ -41,7 +41,7 @@ fn a_saved_file_is_applied_once_its_debounce_is_over() {
     let mut h = Harness::new(WEB);
     h.take();
     h.save(&format!("{WEB}[apps.db]\ncommand = \"/bin/sleep 100\"\n"));
-    h.advance(crate::watch::CONFIG_DEBOUNCE - Duration::from_millis(1));
+    h.advance(crate::inputs::watch::CONFIG_DEBOUNCE - Duration::from_millis(1));
     assert_eq!(h.take(), [], "applied before the debounce");
     h.advance(Duration::from_millis(1));
     assert_eq!(h.take(), [spawn("db", 1002)]);
@@ -51,7 +51,7 @@ fn a_saved_file_is_applied_once_its_debounce_is_over() {
 fn a_storm_of_saves_is_applied_at_least_every_reload_max_wait() {
     let mut h = Harness::new(WEB);
     h.take();
-    let step = crate::watch::CONFIG_DEBOUNCE / 2;
+    let step = crate::inputs::watch::CONFIG_DEBOUNCE / 2;
     let mut waited = Duration::ZERO;
     let mut n = 0;
     while h.sup.desired.apps.len() == 1 {
@@ -60,12 +60,12 @@ fn a_storm_of_saves_is_applied_at_least_every_reload_max_wait() {
         h.advance(step);
         waited += step;
         assert!(
-            waited <= crate::watch::RELOAD_MAX_WAIT + step,
+            waited <= crate::inputs::watch::RELOAD_MAX_WAIT + step,
             "not applied after {waited:?} of saves"
         );
     }
     assert!(
-        waited >= crate::watch::RELOAD_MAX_WAIT,
+        waited >= crate::inputs::watch::RELOAD_MAX_WAIT,
         "a save every {step:?} is still coalesced (applied after {waited:?})"
     );
     assert_eq!(
@@ -82,11 +82,11 @@ fn a_watched_file_restarts_its_app_after_the_debounce() {
     let cwd = h.sup.desired.apps["web"].app.cwd.clone();
     for _ in 0..3 {
         h.send(Event::FileChanged(cwd.join("app.py")));
-        h.advance(crate::watch::DEBOUNCE / 4);
+        h.advance(crate::inputs::watch::DEBOUNCE / 4);
     }
     h.send(Event::FileChanged(cwd.join("notes.txt")));
     assert_eq!(h.take(), [], "a burst of changes waits for its debounce");
-    h.advance(crate::watch::DEBOUNCE);
+    h.advance(crate::inputs::watch::DEBOUNCE);
     assert_eq!(h.take(), [signal(1001, Signal::SIGTERM)], "restarted once");
     h.exit(1001, None, Some(Signal::SIGTERM));
     assert_eq!(h.take(), [spawn("web", 1002)]);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::effects::Effects;
 use super::*;
-use crate::probes::{ProbeHandle, ProbeResult, Report, Spec, Target, Which};
+use crate::inputs::probes::{ProbeHandle, ProbeResult, Report, Spec, Target, Which};
 use crate::process::{Child, SpawnError, Usage};
 
 /// One effect the loop performed.
@@ -163,7 +163,7 @@ impl Harness {
             states_written: 0,
         }));
         let (tx, rx) = std::sync::mpsc::channel::<Event>();
-        let bus = crate::bus::EventBus::new();
+        let bus = crate::events::bus::EventBus::new();
         let pump = LogPump::start(|_| {}).expect("log pump");
         let handler: crate::control::server::Handler = Arc::new(|_| Response::Pong {
             pid: 0,

@@ -36,7 +36,7 @@ pub struct Want {
 }
 
 /// A schedule as the planner sees it: the next due time is data the loop computes from the wall
-/// clock (see [`crate::schedule::next_run`]), so the planner stays pure.
+/// clock (see [`crate::inputs::schedule::next_run`]), so the planner stays pure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scheduled {
     /// The next run (or rolling restart); `None` = not again (`@reboot`, or never matches).
@@ -47,7 +47,7 @@ pub struct Scheduled {
 }
 
 impl Want {
-    pub fn from_spec(s: &crate::resolve::AppSpec) -> Self {
+    pub fn from_spec(s: &crate::desired::resolve::AppSpec) -> Self {
         Want {
             spec_hash: crate::supervisor::diff::spec_hash(s),
             ..Want::from_app(&s.app)

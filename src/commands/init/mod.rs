@@ -1,4 +1,6 @@
-//! `pypm init`: a commented starter file for the current directory (`crate::init`).
+//! `pypm init`: a commented starter file for the current directory (`crate::commands::init::starter`).
+
+pub mod starter;
 
 use super::Failure;
 
@@ -8,10 +10,10 @@ pub fn init(config: Option<&std::path::Path>) -> Result<(), Failure> {
         Some(p) => p.to_path_buf(),
         None => match std::env::var_os("PYPM_CONFIG").filter(|v| !v.is_empty()) {
             Some(p) => std::path::PathBuf::from(p),
-            None => std::path::PathBuf::from(crate::init::FILE_NAME),
+            None => std::path::PathBuf::from(crate::commands::init::starter::FILE_NAME),
         },
     };
-    match crate::init::write_starter_at(&path) {
+    match crate::commands::init::starter::write_starter_at(&path) {
         Ok(path) => {
             println!("wrote {}", path.display());
             println!("check it with `pypm check -v`, then run it with `pypm up`");

@@ -11,8 +11,8 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::config::{self, App, Config, ConfigError, Program};
+use crate::desired::python_env::{self, AppLaunch, EnvError, HostEnv};
 use crate::diagnostic::Diagnostic;
-use crate::python_env::{self, AppLaunch, EnvError, HostEnv};
 
 /// The whole desired state: the file plus what each app resolves to.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use crate::supervisor::persist::EventRecord;
+use crate::events::journal::EventRecord;
 
 /// Events a subscriber may have queued before new ones are dropped for it.
 pub const QUEUE: usize = 1024;

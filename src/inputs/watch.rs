@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
-use crate::resolve::Desired;
+use crate::desired::resolve::Desired;
 
 /// How long after the last change of an app's `watch` files its restart happens (a checkout or
 /// a build touches many files over a while).
@@ -168,7 +168,7 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::python_env::HostEnv;
+    use crate::desired::python_env::HostEnv;
 
     #[test]
     fn classify_config_env_files_and_globs() {
@@ -176,8 +176,13 @@ mod tests {
         std::fs::write(dir.path().join("a.env"), "X=1\n").unwrap_or_else(|e| panic!("{e}"));
         let src = "[apps.api]\ncommand = \"sleep 1\"\nenv_file = \"a.env\"\nwatch = [\"**/*.py\", \"conf/*.yaml\"]\n[apps.other]\ncommand = \"sleep 1\"\n";
         let host = HostEnv::new([("PATH", "/usr/bin:/bin")], None);
-        let d = crate::resolve::from_source(src, &dir.path().join("pypm.toml"), "pypm.toml", &host)
-            .unwrap_or_else(|e| panic!("{}", e.render()));
+        let d = crate::desired::resolve::from_source(
+            src,
+            &dir.path().join("pypm.toml"),
+            "pypm.toml",
+            &host,
+        )
+        .unwrap_or_else(|e| panic!("{}", e.render()));
         let p = |s: &str| dir.path().join(s);
         assert!(classify(&d, &p("pypm.toml")).reload);
         assert!(classify(&d, &p("a.env")).reload);

@@ -3,7 +3,7 @@
 //!
 //! Each notifier is one thread with its own queue on the [`EventBus`]: a slow or failing one
 //! delays neither supervision nor the other notifiers, and one that falls more than
-//! [`crate::bus::QUEUE`] events behind loses the excess (logged). Delivery is one attempt with a
+//! [`crate::events::bus::QUEUE`] events behind loses the excess (logged). Delivery is one attempt with a
 //! timeout; a failure is logged as a warning. Threads end when their subscription is cancelled
 //! (a reload that changes `[[notify]]` or `statsd`, or shutdown).
 
@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::bus::EventBus;
 use crate::config::{Notifier, NotifierKind};
 use crate::control::protocol::{Request, Response};
 use crate::control::server::Handler;
+use crate::events::bus::EventBus;
+use crate::events::journal::EventRecord;
 use crate::process::{Reaper, SpawnSpec};
-use crate::supervisor::persist::EventRecord;
 
 /// How long one delivery may take (an HTTP POST, an SMTP dialogue, an exec notifier's run).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,7 +31,7 @@ pub struct Outlets {
     /// What they were started for: a reload restarts them only when this changes.
     pub notify: Vec<Notifier>,
     pub statsd: Option<String>,
-    subscriptions: Vec<crate::bus::SubscriptionId>,
+    subscriptions: Vec<crate::events::bus::SubscriptionId>,
     threads: Vec<std::thread::JoinHandle<()>>,
     bus: EventBus,
 }
