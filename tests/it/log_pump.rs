@@ -1,13 +1,17 @@
 //! The log module (`pypm::logs`, the library, not the `pypm logs` verb: that is `logs.rs`) against
 //! real pipes, real files and a real child process.
 
+#[cfg(target_os = "linux")]
+use pypm::logs::RETRY_INTERVAL;
 use pypm::logs::{
-    Follower, LogNotice, LogPump, LogTarget, MAX_LINE, RETRY_INTERVAL, Stream,
-    format_rfc3339_millis, rotated_path, tail, tail_follow, tail_merged,
+    Follower, LogNotice, LogPump, LogTarget, MAX_LINE, Stream, format_rfc3339_millis, rotated_path,
+    tail, tail_follow, tail_merged,
 };
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, OwnedFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::AsFd;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -236,6 +240,7 @@ fn two_pipes_to_one_file_never_interleave_within_a_line() {
     pump.shutdown();
 }
 
+#[cfg(target_os = "linux")]
 fn set_nonblocking(fd: impl AsFd, on: bool) {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     let mut flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL).unwrap());
@@ -243,9 +248,11 @@ fn set_nonblocking(fd: impl AsFd, on: bool) {
     fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags)).unwrap();
 }
 
+#[cfg(target_os = "linux")]
 /// The most one pump read takes (its pipes are enlarged to the same size).
 const READ_LIMIT: usize = 1024 * 1024;
 
+#[cfg(target_os = "linux")]
 /// Writes as much of `data[*at..]` as the pipe takes without blocking.
 fn write_until_full(w: &mut io::PipeWriter, data: &[u8], at: &mut usize) {
     while *at < data.len() {
@@ -258,6 +265,8 @@ fn write_until_full(w: &mut io::PipeWriter, data: &[u8], at: &mut usize) {
     panic!("the pump took everything: no backpressure");
 }
 
+// Linux: the pipe's capacity is read with F_GETPIPE_SZ.
+#[cfg(target_os = "linux")]
 #[test]
 fn unwritable_file_blocks_the_writer_with_bounded_memory_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
