@@ -172,11 +172,7 @@ fn notifier_loop(
 
 fn webhook(url: &str, e: &EventRecord) -> Result<(), String> {
     let body = serde_json::to_vec(e).map_err(|err| err.to_string())?;
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(DELIVERY_TIMEOUT))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::process::http_agent(DELIVERY_TIMEOUT);
     let resp = agent
         .post(url)
         .header("Content-Type", "application/json")

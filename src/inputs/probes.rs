@@ -124,11 +124,7 @@ pub fn start(
 }
 
 fn http(url: &str, timeout: Duration) -> (bool, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent = crate::process::http_agent(timeout);
     match agent.get(url).call() {
         Ok(resp) => {
             let code = resp.status().as_u16();

@@ -63,7 +63,7 @@ pub use signal::{
     parse_signal, proc_start_time, signal_checked, signal_group, signal_group_checked, signal_name,
     signal_pid,
 };
-pub use sockets::{bind_private, bind_tcp, bind_unix, peer_uid};
+pub use sockets::{bind_private, bind_tcp, bind_unix, http_agent, peer_uid};
 pub use spawn::{Child, SpawnError, SpawnSpec, detach, spawn, spawn_batch};
 
 /// In a statically linked glibc build (`packaging/build-release`), limits name lookups to the

@@ -92,6 +92,23 @@ pub fn peer_uid(_stream: &UnixStream) -> io::Result<Option<u32>> {
     Ok(None)
 }
 
+/// An HTTP(S) client for webhooks and `http` probes: `timeout` for the whole request, a non-2xx
+/// status an answer rather than an error. Its TLS is the platform's choice: rustls with the
+/// Mozilla roots compiled in on Linux (a static binary cannot rely on the system's OpenSSL),
+/// Security.framework (native-tls) on macOS.
+pub fn http_agent(timeout: std::time::Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false);
+    #[cfg(target_os = "macos")]
+    let config = config.tls_config(
+        ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::NativeTls)
+            .build(),
+    );
+    config.build().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,14 +132,152 @@ pub(super) fn proc_start_time(_pid: i32) -> Option<u64> {
     None
 }
 
+/// `proc_pidinfo(pid, FLAVOR)` into a zeroed `T`; `None` unless it filled all of it.
+#[cfg(target_os = "macos")]
+fn pidinfo<T>(pid: i32, flavor: libc::c_int) -> Option<T> {
+    let size = libc::c_int::try_from(std::mem::size_of::<T>()).ok()?;
+    // SAFETY: T is one of libc's plain-data proc_* structs (all-zero is a valid value), and
+    // proc_pidinfo writes at most `size` bytes into it.
+    unsafe {
+        let mut info: T = std::mem::zeroed();
+        let n = libc::proc_pidinfo(pid, flavor, 0, (&mut info as *mut T).cast(), size);
+        (n == size).then_some(info)
+    }
+}
+
+/// Every pid on the machine (`proc_listallpids`).
+#[cfg(target_os = "macos")]
+fn all_pids() -> Vec<i32> {
+    // SAFETY: a null buffer asks for the count; the second call writes at most `cap` pids into
+    // a buffer of that many (the count may have grown meanwhile: the result is truncated).
+    unsafe {
+        let n = libc::proc_listallpids(std::ptr::null_mut(), 0);
+        if n <= 0 {
+            return Vec::new();
+        }
+        let cap = n as usize + 64;
+        let mut pids = vec![0i32; cap];
+        let bytes = libc::c_int::try_from(cap * std::mem::size_of::<i32>()).unwrap_or(0);
+        let got = libc::proc_listallpids(pids.as_mut_ptr().cast(), bytes);
+        pids.truncate(got.max(0) as usize);
+        pids.retain(|&p| p > 0);
+        pids
+    }
+}
+
+/// `mach_timebase_info`'s struct (`<mach/mach_time.h>`), declared here: libc deprecates its own
+/// copy in favour of the mach2 crate, a dependency for one call.
+#[cfg(target_os = "macos")]
+#[repr(C)]
+struct Timebase {
+    numer: u32,
+    denom: u32,
+}
+
+#[cfg(target_os = "macos")]
+unsafe extern "C" {
+    fn mach_timebase_info(info: *mut Timebase) -> libc::c_int;
+}
+
+/// CPU time and RSS of one process (`PROC_PIDTASKINFO`). Its CPU times are Mach absolute time
+/// units: nanoseconds on Intel, scaled by the timebase on Apple silicon.
+#[cfg(target_os = "macos")]
+fn task_usage(pid: i32) -> Option<(f64, u64)> {
+    let t: libc::proc_taskinfo = pidinfo(pid, libc::PROC_PIDTASKINFO)?;
+    let mut tb = Timebase { numer: 0, denom: 0 };
+    // SAFETY: mach_timebase_info only fills the struct it is given.
+    let ok = unsafe { mach_timebase_info(&mut tb) } == 0 && tb.denom != 0;
+    let scale = if ok {
+        f64::from(tb.numer) / f64::from(tb.denom)
+    } else {
+        1.0
+    };
+    let ns = (t.pti_total_user + t.pti_total_system) as f64 * scale;
+    Some((ns / 1e9, t.pti_resident_size))
+}
+
+/// Each root's process tree (descendants by parent pid, from one listing of every process):
+/// CPU seconds and RSS summed, as on Linux. Reaped descendants' CPU time is not counted (macOS
+/// keeps no per-process total of it).
+#[cfg(target_os = "macos")]
+pub(super) fn sample(roots: &[i32]) -> HashMap<i32, Usage> {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for pid in all_pids() {
+        if let Some(b) = pidinfo::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO) {
+            children.entry(b.pbi_ppid as i32).or_default().push(pid);
+        }
+    }
+    let mut out = HashMap::with_capacity(roots.len());
+    for &root in roots {
+        let Some((cpu, rss)) = task_usage(root) else {
+            continue;
+        };
+        let (mut cpu_seconds, mut rss_bytes, mut pids) = (cpu, rss, vec![root]);
+        let mut i = 0;
+        while let Some(&pid) = pids.get(i) {
+            i += 1;
+            let kids = children.get(&pid).map_or(&[][..], Vec::as_slice);
+            for &k in kids {
+                if k == pid || pids.contains(&k) {
+                    continue;
+                }
+                if let Some((c, r)) = task_usage(k) {
+                    cpu_seconds += c;
+                    rss_bytes += r;
+                }
+                pids.push(k);
+            }
+        }
+        out.insert(
+            root,
+            Usage {
+                cpu_seconds,
+                rss_bytes,
+                pids,
+            },
+        );
+    }
+    out
+}
+
+#[cfg(not(target_os = "macos"))]
 pub(super) fn sample(_roots: &[i32]) -> HashMap<i32, Usage> {
     HashMap::new()
 }
 
+/// The supervisor's own usage (its process alone).
+#[cfg(target_os = "macos")]
+pub(super) fn own_usage() -> Option<Usage> {
+    let pid = std::process::id() as i32;
+    let (cpu_seconds, rss_bytes) = task_usage(pid)?;
+    Some(Usage {
+        cpu_seconds,
+        rss_bytes,
+        pids: vec![pid],
+    })
+}
+
+#[cfg(not(target_os = "macos"))]
 pub(super) fn own_usage() -> Option<Usage> {
     None
 }
 
+/// The live members of process group `pgid` (`since`: only processes started at or after it,
+/// in [`proc_start_time`]'s unit), so a reused group id is never hit.
+#[cfg(target_os = "macos")]
+pub(super) fn group_members(pgid: i32, since: u64) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            pidinfo::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO).is_some_and(|b| {
+                b.pbi_pgid as i32 == pgid
+                    && b.pbi_start_tvsec * 1_000_000 + b.pbi_start_tvusec >= since
+            })
+        })
+        .collect()
+}
+
+#[cfg(not(target_os = "macos"))]
 pub(super) fn group_members(_pgid: i32, _since: u64) -> Vec<i32> {
     Vec::new()
 }
