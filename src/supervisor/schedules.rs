@@ -224,34 +224,7 @@ impl Supervisor {
                         format!("run due at {at}; stopping the previous run (concurrency replace)"),
                     );
                 }
-                (true, Concurrency::Allow) => {
-                    // Alongside: the first free slot past `instances` (the planner starts it
-                    // once and forgets it when it ends).
-                    let slot = (instances..)
-                        .find(|k| {
-                            !self
-                                .obs
-                                .instances
-                                .get(&(app.to_string(), *k))
-                                .is_some_and(|x| x.is_live() || x.restart_asked())
-                        })
-                        .unwrap_or(instances);
-                    let extra = self.instance_mut(app, slot);
-                    *extra = super::Instance::new(app, slot);
-                    extra.ask_restart();
-                    log::info!(
-                        "`{app}.{idx}`: schedule due ({at}) while the last run goes: running alongside as {app}.{slot}"
-                    );
-                    self.emit(
-                        EventKind::Scheduled,
-                        Some(app),
-                        Some(slot),
-                        None,
-                        format!(
-                            "run due at {at}; the previous run is still going (concurrency allow: this one runs alongside)"
-                        ),
-                    );
-                }
+                (true, Concurrency::Allow) => self.run_alongside(app, idx, instances, &at),
                 (true, _) => {
                     let why = "the previous run is still going (concurrency forbid)";
                     log::info!("`{app}.{idx}`: schedule due ({at}) skipped: {why}");
@@ -265,5 +238,36 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// `concurrency = "allow"`: a run due while the last one still goes runs alongside, in the
+    /// first free slot past `instances` (the planner starts it once and forgets it when it ends).
+    fn run_alongside(&mut self, app: &str, idx: u32, instances: u32, at: &str) {
+        // Alongside: the first free slot past `instances` (the planner starts it
+        // once and forgets it when it ends).
+        let slot = (instances..)
+            .find(|k| {
+                !self
+                    .obs
+                    .instances
+                    .get(&(app.to_string(), *k))
+                    .is_some_and(|x| x.is_live() || x.restart_asked())
+            })
+            .unwrap_or(instances);
+        let extra = self.instance_mut(app, slot);
+        *extra = super::Instance::new(app, slot);
+        extra.ask_restart();
+        log::info!(
+            "`{app}.{idx}`: schedule due ({at}) while the last run goes: running alongside as {app}.{slot}"
+        );
+        self.emit(
+            EventKind::Scheduled,
+            Some(app),
+            Some(slot),
+            None,
+            format!(
+                "run due at {at}; the previous run is still going (concurrency allow: this one runs alongside)"
+            ),
+        );
     }
 }
