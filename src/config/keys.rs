@@ -3,7 +3,7 @@
 //! It is the one source of truth for three consumers: the reader (unknown keys, type checks and
 //! `did you mean`), the JSON Schema (`pypm schema`, `schema/pypm.schema.json`) and the docs. A key
 //! that is not here is rejected; a key that is here but never read is caught by a test. The JSON Schema
-//! is generated from it in [`schema`].
+//! is generated from it in `keys/schema.rs`.
 
 mod schema;
 
