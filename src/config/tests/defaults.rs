@@ -1,4 +1,5 @@
-//! Defaults (SPEC §8): what the reader gives for keys left out.
+//! Defaults (SPEC §8): what the reader gives for keys left out, and that the registry states the
+//! same values (its defaults are what the schema and docs show).
 
 use super::*;
 
@@ -60,4 +61,53 @@ http = "http://127.0.0.1:8000/health"
         health,
         Some((Duration::from_secs(10), Duration::from_secs(5), 3))
     );
+}
+
+/// The file with `key = DEFAULT` written out for every key the registry gives a default reads the
+/// same as the file without it, so app.rs and the registry cannot drift apart.
+#[test]
+fn registry_defaults_are_the_readers_defaults() {
+    // A script (so `args` may be set) and a `restart_schedule` (so the schedule keys may).
+    let file = |pypm: &str, app: &str, ready: &str, health: &str| {
+        format!(
+            "[pypm]\n{pypm}[apps.a]\nscript = \"app.py\"\nrestart_schedule = \"@daily\"\n{app}\
+             [apps.a.ready]\ntcp = \"127.0.0.1:1\"\n{ready}[apps.a.health]\ntcp = \"127.0.0.1:1\"\n{health}"
+        )
+    };
+    let app_of = |c: &Config| App {
+        spans: AppSpans::default(),
+        ..c.apps["a"].clone()
+    };
+    let base = ok(&file("", "", "", ""));
+    let tables = [
+        ("pypm", keys::PYPM_KEYS),
+        ("app", keys::APP_KEYS),
+        ("ready", keys::READY_KEYS),
+        ("health", keys::HEALTH_KEYS),
+    ];
+    let mut checked = 0;
+    for (table, keys) in tables {
+        for k in keys {
+            let Some(default) = k.default else { continue };
+            let line = format!("{} = {}\n", k.name, toml_literal(default));
+            let src = match table {
+                "pypm" => file(&line, "", "", ""),
+                "app" => file("", &line, "", ""),
+                "ready" => file("", "", &line, ""),
+                _ => file("", "", "", &line),
+            };
+            let c = ok(&src);
+            assert_eq!(c.pypm, base.pypm, "{table}.{}", k.name);
+            assert_eq!(app_of(&c), app_of(&base), "{table}.{}", k.name);
+            checked += 1;
+        }
+    }
+    // The registry states 32 defaults today; fewer means the loop lost a table.
+    assert!(checked >= 32, "{checked}");
+}
+
+/// A registry default (a JSON literal) as a TOML value.
+fn toml_literal(json: &str) -> String {
+    let v: toml::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+    v.to_string()
 }
