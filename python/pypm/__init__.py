@@ -17,7 +17,22 @@ from __future__ import annotations
 
 from ._binary import find_binary
 from ._config import find_config
-from ._types import ConfigError, Event, Inspect, Instance, LastExit, Plan, PlanChange, State, Status
+from ._types import (
+    ConfigError,
+    Dependency,
+    Event,
+    Inspect,
+    InspectLimits,
+    InspectSpec,
+    Instance,
+    LastExit,
+    Plan,
+    PlanChange,
+    ProbeInfo,
+    RestartRecord,
+    State,
+    Status,
+)
 from .client import Client, up
 from .errors import (
     InvalidConfig,
@@ -32,8 +47,11 @@ from .errors import (
 __all__ = [
     "Client",
     "ConfigError",
+    "Dependency",
     "Event",
     "Inspect",
+    "InspectLimits",
+    "InspectSpec",
     "Instance",
     "InvalidConfig",
     "LastExit",
@@ -41,8 +59,10 @@ __all__ = [
     "NotFound",
     "Plan",
     "PlanChange",
+    "ProbeInfo",
     "ProtocolError",
     "PypmError",
+    "RestartRecord",
     "State",
     "Status",
     "Timeout",

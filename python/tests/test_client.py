@@ -32,7 +32,9 @@ def test_status_is_typed(running: pypm.Client) -> None:
 
 def test_inspect_plan_reload_restart(running: pypm.Client) -> None:
     info = running.inspect("ticker")
-    assert info.app == "ticker" and info.spec["argv"][0].endswith("sh")
+    assert info.app == "ticker"
+    assert info.spec is not None and info.spec.argv[0].endswith("sh")
+    assert info.limits is not None and info.limits.nice.startswith("0: ")
     assert running.plan().changes == []
     text = running.config.read_text().replace('echo once done', 'echo once again')
     running.config.write_text(text)

@@ -13,7 +13,10 @@ from typing import Any, Dict, List
 import pypm
 from pypm._types import MIRRORS
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schema" / "protocol.schema.json"
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "schema" / "protocol.schema.json"
+#: An ``inspect`` answer as the supervisor sends it (the Rust side round-trips it byte for byte).
+INSPECT_WIRE = ROOT / "src" / "control" / "protocol" / "inspect.wire.json"
 
 
 def mismatches(schema: Dict[str, Any]) -> List[str]:
@@ -56,3 +59,16 @@ def test_error_kinds_are_known() -> None:
     kinds = load()["$defs"]["ErrorKind"]
     values = {v.get("const") for v in kinds.get("oneOf", [])} | set(kinds.get("enum", []))
     assert values == {"failed", "not_found", "invalid", "unavailable", "other_file"}
+
+
+def test_an_inspect_answer_decodes_into_the_typed_mirror() -> None:
+    info = pypm.Inspect.from_json(json.loads(INSPECT_WIRE.read_text()))
+    assert info.spec is not None and info.limits is not None
+    assert info.spec.ready == pypm.ProbeInfo(
+        check={"http": "http://127.0.0.1:18765/"}, interval_secs=0.5, timeout_secs=60.0, failures=1
+    )
+    assert info.spec.depends_on == [pypm.Dependency(app="db", condition="started")]
+    assert info.spec.env["DB_PASSWORD"] == "***"
+    assert info.limits.user is None and info.limits.nice == "5: setpriority before exec"
+    assert info.restart_history[0].instance == 0
+    assert info.instances[0].state is pypm.State.RUNNING

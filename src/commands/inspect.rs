@@ -1,17 +1,17 @@
 //! `pypm inspect APP [--json]`: one app's resolved spec, limits, probes, instances and restarts.
 //!
-//! The spec arrives as JSON from the supervisor; the human view reads the keys it knows and
-//! tolerates missing ones, so a newer daemon never breaks an older renderer.
+//! The report is the protocol's typed [`InspectReport`]; `--json` prints it as the supervisor sent
+//! it, the human view renders each section from its fields.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde_json::Value;
-
 use super::Failure;
 use super::client_cmds::{QUICK, ask, target, unexpected};
-use super::status::{memory, opt, table, uptime};
-use crate::control::protocol::{InspectReport, Request, Response};
+use super::status::{opt, table, uptime};
+use crate::control::protocol::{
+    InspectLimits, InspectReport, InspectSpec, ProbeCheckInfo, ProbeInfo, Request, Response,
+};
 use crate::desired::resolve::masked;
 
 pub fn inspect(config: Option<&Path>, app: String, json: bool) -> Result<(), Failure> {
@@ -30,104 +30,38 @@ pub fn inspect(config: Option<&Path>, app: String, json: bool) -> Result<(), Fai
     Ok(())
 }
 
-fn str_of(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// Serde's `std::time::Duration` (`{"secs", "nanos"}`), or a number of seconds.
-fn duration_of(v: &Value) -> Option<String> {
-    let secs = match v {
-        Value::Object(o) => {
-            o.get("secs")?.as_f64()? + o.get("nanos").and_then(Value::as_f64).unwrap_or(0.0) / 1e9
-        }
-        Value::Number(n) => n.as_f64()?,
-        _ => return None,
-    };
-    Some(if secs < 1.0 && secs > 0.0 {
+/// `500ms`, `60s`, `1.5s`.
+fn seconds(secs: f64) -> String {
+    if secs > 0.0 && secs < 1.0 {
         format!("{}ms", (secs * 1000.0).round())
-    } else if secs.fract() == 0.0 {
-        format!("{secs}s")
     } else {
-        format!("{secs:.1}s")
-    })
-}
-
-/// `env` as `[[k, v], …]` (how the resolver keeps its order) or as an object.
-fn env_pairs(v: Option<&Value>) -> Vec<(String, String)> {
-    match v {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|p| {
-                let p = p.as_array()?;
-                Some((p.first()?.as_str()?.to_string(), str_of(p.get(1))?))
-            })
-            .collect(),
-        Some(Value::Object(o)) => o
-            .iter()
-            .map(|(k, v)| (k.clone(), str_of(Some(v)).unwrap_or_default()))
-            .collect(),
-        _ => Vec::new(),
+        format!("{secs}s")
     }
 }
 
-/// `http http://…/health every 500ms, timeout 60s`.
-fn probe_line(p: &Value) -> String {
-    let check = match p.get("check") {
-        Some(Value::Object(o)) => o
-            .iter()
-            .map(|(kind, target)| match target {
-                Value::Array(words) => {
-                    let words: Vec<String> = words.iter().filter_map(|w| str_of(Some(w))).collect();
-                    format!("{kind} {}", shell_words::join(words))
-                }
-                other => format!("{kind} {}", str_of(Some(other)).unwrap_or_default()),
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        Some(Value::String(kind)) => kind.clone(),
-        Some(other) => other.to_string(),
-        None => "?".into(),
+/// `http http://…/health, every 500ms, timeout 60s`.
+fn probe_line(p: &ProbeInfo) -> String {
+    let check = match &p.check {
+        ProbeCheckInfo::Http(url) => format!("http {url}"),
+        ProbeCheckInfo::Tcp(addr) => format!("tcp {addr}"),
+        ProbeCheckInfo::Exec(argv) => format!("exec {}", shell_words::join(argv)),
+        ProbeCheckInfo::Log(re) => format!("log {re}"),
+        ProbeCheckInfo::Notify => "notify".into(),
     };
-    let mut parts = vec![check];
-    if let Some(d) = p.get("interval").and_then(duration_of) {
-        parts.push(format!("every {d}"));
-    }
-    if let Some(d) = p.get("timeout").and_then(duration_of) {
-        parts.push(format!("timeout {d}"));
-    }
-    parts.join(", ")
+    format!(
+        "{check}, every {}, timeout {}",
+        seconds(p.interval_secs),
+        seconds(p.timeout_secs)
+    )
 }
 
-/// A limit's configured value, readable.
-fn limit_value(key: &str, v: &Value) -> String {
-    match (key, v) {
-        ("memory_max", Value::Number(n)) => n.as_u64().map_or_else(|| n.to_string(), memory),
-        ("cpu_max", Value::Number(n)) => format!("{n} cores"),
-        _ => str_of(Some(v)).unwrap_or_else(|| "-".into()),
-    }
-}
-
-const LIMIT_KEYS: [&str; 4] = ["memory_max", "cpu_max", "nofile", "nice"];
-
-pub fn render(r: &InspectReport) -> String {
-    let spec = &r.spec;
-    let mut out = String::new();
-    let _ = writeln!(out, "{}", r.app);
-
-    let argv: Vec<String> = spec
-        .get("argv")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|w| str_of(Some(w))).collect())
-        .unwrap_or_default();
-    let _ = writeln!(out, "  command:     {}", shell_words::join(&argv));
-    match str_of(spec.get("interpreter")) {
+/// Command line, interpreter and cwd.
+fn command_lines(out: &mut String, spec: &InspectSpec) {
+    let _ = writeln!(out, "  command:     {}", shell_words::join(&spec.argv));
+    match &spec.interpreter {
         Some(i) => {
-            let _ = writeln!(out, "  interpreter: {i}");
-            if let Some(rule) = str_of(spec.get("rule")) {
+            let _ = writeln!(out, "  interpreter: {}", i.display());
+            if let Some(rule) = &spec.rule {
                 let _ = writeln!(out, "  chosen by:   {rule}");
             }
         }
@@ -135,60 +69,67 @@ pub fn render(r: &InspectReport) -> String {
             let _ = writeln!(out, "  interpreter: none (runs directly)");
         }
     }
-    let _ = writeln!(
-        out,
-        "  cwd:         {}",
-        str_of(spec.get("cwd")).unwrap_or_else(|| "-".into())
-    );
+    let _ = writeln!(out, "  cwd:         {}", spec.cwd.display());
+}
 
-    let env = env_pairs(spec.get("environ").or_else(|| spec.get("env")));
+fn env_section(out: &mut String, spec: Option<&InspectSpec>) {
     let _ = writeln!(out, "\nenv:");
-    if env.is_empty() {
+    let env = spec.map(|s| &s.env).filter(|e| !e.is_empty());
+    let Some(env) = env else {
         let _ = writeln!(out, "  (none)");
-    }
-    for (k, v) in &env {
-        // The supervisor masks already; a second pass costs nothing and guards an old daemon.
+        return;
+    };
+    for (k, v) in env {
+        // The supervisor masks already; a second pass costs nothing.
         let _ = writeln!(out, "  {k}={}", masked(k, v));
     }
+}
 
-    let _ = writeln!(out, "\nlimits:");
-    let how = r.limits.as_object();
-    let mut keys: Vec<String> = LIMIT_KEYS
-        .iter()
-        .filter(|k| spec.get(**k).is_some_and(|v| !v.is_null()))
-        .map(|k| k.to_string())
-        .collect();
-    for k in how.into_iter().flat_map(|o| o.keys()) {
-        if !keys.contains(k) {
-            keys.push(k.clone());
-        }
-    }
-    if keys.is_empty() {
-        let _ = writeln!(out, "  (none)");
-    }
-    for k in &keys {
-        let value = spec.get(k).filter(|v| !v.is_null());
-        let enforced = how.and_then(|o| str_of(o.get(k)));
-        let line = match (value, enforced) {
-            (Some(v), Some(e)) => format!("{} ({e})", limit_value(k, v)),
-            (Some(v), None) => limit_value(k, v),
-            (None, Some(e)) => e,
-            (None, None) => "-".into(),
-        };
-        let _ = writeln!(out, "  {k}: {line}");
-    }
-
+fn probe_section(out: &mut String, spec: Option<&InspectSpec>) {
     let _ = writeln!(out, "\nprobes:");
-    let mut any_probe = false;
-    for kind in ["ready", "health"] {
-        if let Some(p) = spec.get(kind).filter(|p| !p.is_null()) {
-            any_probe = true;
-            let _ = writeln!(out, "  {kind}: {}", probe_line(p));
-        }
-    }
-    if !any_probe {
+    let probes: Vec<(&str, &ProbeInfo)> = spec
+        .into_iter()
+        .flat_map(|s| [("ready", s.ready.as_ref()), ("health", s.health.as_ref())])
+        .filter_map(|(kind, p)| Some((kind, p?)))
+        .collect();
+    if probes.is_empty() {
         let _ = writeln!(out, "  (none)");
     }
+    for (kind, p) in probes {
+        let _ = writeln!(out, "  {kind}: {}", probe_line(p));
+    }
+}
+
+/// Each limit with how it is enforced; `-` when not set.
+fn limit_section(out: &mut String, limits: Option<&InspectLimits>) {
+    let _ = writeln!(out, "\nlimits:");
+    let Some(l) = limits else {
+        let _ = writeln!(out, "  (none)");
+        return;
+    };
+    for (key, how) in [
+        ("memory_max", l.memory_max.as_deref()),
+        ("cpu_max", l.cpu_max.as_deref()),
+        ("nofile", l.nofile.as_deref()),
+        ("nice", Some(l.nice.as_str())),
+        ("user", l.user.as_deref()),
+    ] {
+        let _ = writeln!(out, "  {key}: {}", how.unwrap_or("-"));
+    }
+}
+
+pub fn render(r: &InspectReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", r.app);
+    match &r.spec {
+        Some(spec) => command_lines(&mut out, spec),
+        None => {
+            let _ = writeln!(out, "  (the supervisor has no spec for this app)");
+        }
+    }
+    env_section(&mut out, r.spec.as_ref());
+    limit_section(&mut out, r.limits.as_ref());
+    probe_section(&mut out, r.spec.as_ref());
 
     let _ = writeln!(out, "\ninstances:");
     if r.instances.is_empty() {
@@ -236,10 +177,7 @@ pub fn render(r: &InspectReport) -> String {
         let _ = writeln!(out, "  (none)");
     }
     for h in &r.restart_history {
-        let at = str_of(h.get("at")).unwrap_or_else(|| "-".into());
-        let inst = str_of(h.get("instance")).unwrap_or_else(|| "-".into());
-        let reason = str_of(h.get("reason")).unwrap_or_else(|| "-".into());
-        let _ = writeln!(out, "  {at}  instance {inst}  {reason}");
+        let _ = writeln!(out, "  {}  instance {}  {}", h.at, h.instance, h.reason);
     }
     out
 }
@@ -247,28 +185,76 @@ pub fn render(r: &InspectReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::protocol::{LastExit, Row};
-    use serde_json::json;
+    use crate::control::protocol::{
+        AppKind, Dependency, DependencyCondition, LastExit, RestartRecord, RestartWhen, Row,
+    };
+
+    fn spec() -> InspectSpec {
+        InspectSpec {
+            argv: ["/srv/.venv/bin/gunicorn", "app:app", "--bind", "fd://3"]
+                .map(String::from)
+                .into(),
+            interpreter: Some("/srv/.venv/bin/python".into()),
+            rule: Some("virtualenv `.venv` in the file's directory".into()),
+            environment: None,
+            cwd: "/srv".into(),
+            kind: AppKind::Service,
+            enabled: true,
+            instances: 1,
+            // As the supervisor sends it: masked already.
+            env: [
+                ("DEBUG", "0"),
+                ("API_TOKEN", "***"),
+                ("PATH", "/srv/.venv/bin:/usr/bin"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            env_file: vec![],
+            depends_on: vec![Dependency {
+                app: "db".into(),
+                condition: DependencyCondition::Ready,
+            }],
+            restart: RestartWhen::Always,
+            restart_delay_secs: 0.1,
+            restart_delay_max_secs: 30.0,
+            max_restarts: 10,
+            restart_window_secs: 60.0,
+            min_uptime_secs: 1.0,
+            success_exit_codes: vec![0],
+            stop_signal: "SIGTERM".into(),
+            stop_timeout_secs: 10.0,
+            listen: vec!["tcp://127.0.0.1:8000".into()],
+            revision: None,
+            ready: Some(ProbeInfo {
+                check: ProbeCheckInfo::Http("http://127.0.0.1:8000/health".into()),
+                interval_secs: 0.5,
+                timeout_secs: 60.0,
+                failures: 1,
+            }),
+            health: Some(ProbeInfo {
+                check: ProbeCheckInfo::Exec(vec!["python".into(), "check.py".into()]),
+                interval_secs: 10.0,
+                timeout_secs: 2.5,
+                failures: 3,
+            }),
+            log_dir: "/srv/.pypm/logs".into(),
+            log_timestamps: false,
+        }
+    }
 
     #[test]
     fn renders_every_section_and_masks_secrets() {
         let report = InspectReport {
             app: "api".into(),
-            spec: json!({
-                "name": "api",
-                "argv": ["/srv/.venv/bin/gunicorn", "app:app", "--bind", "fd://3"],
-                "interpreter": "/srv/.venv/bin/python",
-                "rule": "virtualenv `.venv` in the file's directory",
-                "cwd": "/srv",
-                "environ": [["DEBUG", "0"], ["API_TOKEN", "hunter2"], ["PATH", "/srv/.venv/bin:/usr/bin"]],
-                "memory_max": 536870912u64,
-                "cpu_max": 1.5,
-                "nofile": null,
-                "nice": 0,
-                "ready": {"check": {"http": "http://127.0.0.1:8000/health"}, "interval": {"secs": 0, "nanos": 500000000}, "timeout": {"secs": 60, "nanos": 0}, "failures": 3},
-                "health": {"check": {"exec": ["python", "check.py"]}, "interval": {"secs": 10, "nanos": 0}, "timeout": {"secs": 5, "nanos": 0}, "failures": 3},
+            spec: Some(spec()),
+            limits: Some(InspectLimits {
+                memory_max: Some("512.0M: kernel-enforced by cgroup v2".into()),
+                cpu_max: Some("1.5 cores: not enforced (no cgroup can be created here)".into()),
+                nofile: None,
+                nice: "0: setpriority before exec".into(),
+                user: None,
             }),
-            limits: json!({"memory_max": "enforced by cgroup v2", "cpu_max": "reported, not enforced: no cgroup"}),
             instances: vec![Row {
                 name: "api".into(),
                 app: "api".into(),
@@ -287,12 +273,13 @@ mod tests {
                     at: "2026-01-01T00:00:00Z".into(),
                 }),
             }],
-            restart_history: vec![
-                json!({"at": "2026-01-01T00:00:00Z", "instance": 0, "reason": "memory_limit"}),
-            ],
+            restart_history: vec![RestartRecord {
+                at: "2026-01-01T00:00:00Z".into(),
+                instance: 0,
+                reason: "memory_limit".into(),
+            }],
         };
         let text = render(&report);
-        assert!(!text.contains("hunter2"), "{text}");
         insta::assert_snapshot!(text, @r"
         api
           command:     /srv/.venv/bin/gunicorn app:app --bind fd://3
@@ -306,13 +293,15 @@ mod tests {
           PATH=/srv/.venv/bin:/usr/bin
 
         limits:
-          memory_max: 512.0M (enforced by cgroup v2)
-          cpu_max: 1.5 cores (reported, not enforced: no cgroup)
-          nice: 0
+          memory_max: 512.0M: kernel-enforced by cgroup v2
+          cpu_max: 1.5 cores: not enforced (no cgroup can be created here)
+          nofile: -
+          nice: 0: setpriority before exec
+          user: -
 
         probes:
           ready: http http://127.0.0.1:8000/health, every 500ms, timeout 60s
-          health: exec python check.py, every 10s, timeout 5s
+          health: exec python check.py, every 10s, timeout 2.5s
 
         instances:
           NAME  STATE    PID   UPTIME  RESTARTS  LAST EXIT                                  REASON
@@ -324,11 +313,43 @@ mod tests {
     }
 
     #[test]
+    fn the_renderer_reads_the_json_the_supervisor_sends() {
+        // The wire shape (as `inspect --json` prints it), decoded as the client does.
+        let report: InspectReport = serde_json::from_value(serde_json::json!({
+            "app": "w",
+            "spec": serde_json::to_value(InspectSpec {
+                argv: vec!["python3".into(), "w.py".into()],
+                interpreter: None,
+                ready: Some(ProbeInfo {
+                    check: ProbeCheckInfo::Notify,
+                    interval_secs: 0.25,
+                    timeout_secs: 90.0,
+                    failures: 1,
+                }),
+                health: None,
+                ..spec()
+            }).unwrap_or_default(),
+            "limits": null,
+            "instances": [],
+            "restart_history": [{"at": "2026-01-01T00:00:00.000Z", "instance": 2, "reason": "unhealthy"}],
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let text = render(&report);
+        assert!(
+            text.contains("  ready: notify, every 250ms, timeout 90s\n"),
+            "{text}"
+        );
+        assert!(text.contains("interpreter: none (runs directly)"), "{text}");
+        assert!(text.contains("limits:\n  (none)\n"), "{text}");
+        assert!(text.contains("instance 2  unhealthy"), "{text}");
+    }
+
+    #[test]
     fn empty_report_still_has_sections() {
         let report = InspectReport {
             app: "job".into(),
-            spec: json!({}),
-            limits: json!({}),
+            spec: None,
+            limits: None,
             instances: vec![],
             restart_history: vec![],
         };
@@ -342,6 +363,6 @@ mod tests {
         ] {
             assert!(text.contains(section), "{section} missing: {text}");
         }
-        assert!(text.contains("interpreter: none (runs directly)"));
+        assert!(text.contains("no spec for this app"), "{text}");
     }
 }

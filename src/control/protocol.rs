@@ -7,6 +7,12 @@
 
 use serde::{Deserialize, Serialize};
 
+mod inspect;
+pub use inspect::{
+    AppKind, Dependency, DependencyCondition, InspectLimits, InspectReport, InspectSpec,
+    ProbeCheckInfo, ProbeInfo, RestartRecord, RestartWhen,
+};
+
 pub const VERSION: u32 = 1;
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 
@@ -236,20 +242,6 @@ pub struct LastExit {
     pub signal: Option<String>,
     /// RFC 3339.
     pub at: String,
-}
-
-/// `inspect --json`: the resolved spec plus the app's instances as ROWs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(test, derive(schemars::JsonSchema))]
-pub struct InspectReport {
-    pub app: String,
-    /// The resolved spec (argv, interpreter, rule, cwd, env with secrets masked, limits, probes).
-    pub spec: serde_json::Value,
-    /// How each limit is enforced, e.g. `{"memory_max": "not enforced yet"}`.
-    pub limits: serde_json::Value,
-    pub instances: Vec<Row>,
-    /// Recent restarts: `{"at", "instance", "reason"}`.
-    pub restart_history: Vec<serde_json::Value>,
 }
 
 /// What `/metrics` shows (SPEC §8).

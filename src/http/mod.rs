@@ -586,17 +586,10 @@ fn logs(req: Req, ctx: &Ctx, app: &str, url: &str) {
         Response::Inspect(r) => r,
         other => return answer(req, other),
     };
-    let spec = &inspect.spec;
-    let log_dir = spec
-        .get("log_dir")
-        .and_then(|v| v.as_str())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_default();
-    let instances = spec.get("instances").and_then(|v| v.as_u64()).unwrap_or(1) as u32;
-    let timestamps = spec
-        .get("log_timestamps")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let (log_dir, instances, timestamps) = match &inspect.spec {
+        Some(s) => (s.log_dir.clone(), s.instances, s.log_timestamps),
+        None => (std::path::PathBuf::new(), 1, false),
+    };
     let n = match param(url, "n").map(str::parse::<usize>) {
         None => 20,
         Some(Ok(n)) => n,

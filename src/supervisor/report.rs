@@ -3,8 +3,6 @@
 
 use std::time::{Instant, SystemTime};
 
-use serde_json::json;
-
 use super::Supervisor;
 
 /// How long one sample of CPU and memory serves status requests.
@@ -200,67 +198,32 @@ impl Supervisor {
         let Some(spec) = self.desired.apps.get(app) else {
             return InspectReport {
                 app: app.into(),
-                spec: json!(null),
-                limits: json!(null),
+                spec: None,
+                limits: None,
                 instances,
                 restart_history: Vec::new(),
             };
         };
-        let a = &spec.app;
-        let env: serde_json::Map<String, serde_json::Value> = a
-            .env_file_vars
-            .iter()
-            .chain(a.env.iter())
-            .map(|(k, v)| (k.clone(), json!(masked(k, v))))
-            .collect();
-        let probe = |p: &Option<crate::config::Probe>| {
-            p.as_ref().map(|p| {
-                json!({
-                    "check": p.check,
-                    "interval_secs": p.interval.as_secs_f64(),
-                    "timeout_secs": p.timeout.as_secs_f64(),
-                    "failures": p.failures,
-                })
-            })
-        };
-        let spec_json = json!({
-            "argv": spec.argv,
-            "interpreter": spec.interpreter,
-            "rule": spec.rule,
-            "environment": a.environment,
-            "cwd": a.cwd,
-            "kind": a.kind,
-            "enabled": a.enabled,
-            "instances": a.instances,
-            "env": env,
-            "env_file": a.env_file,
-            "depends_on": a.depends_on.iter().map(|(d, c)| json!({"app": d, "condition": c.as_str()})).collect::<Vec<_>>(),
-            "restart": a.restart,
-            "restart_delay_secs": a.restart_delay.as_secs_f64(),
-            "restart_delay_max_secs": a.restart_delay_max.as_secs_f64(),
-            "max_restarts": a.max_restarts,
-            "restart_window_secs": a.restart_window.as_secs_f64(),
-            "min_uptime_secs": a.min_uptime.as_secs_f64(),
-            "success_exit_codes": a.success_exit_codes,
-            "stop_signal": a.stop_signal,
-            "stop_timeout_secs": a.stop_timeout.as_secs_f64(),
-            "listen": a.listen.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
-            "revision": a.revision,
-            "ready": probe(&a.ready),
-            "health": probe(&a.health),
-            "log_dir": self.desired.config.pypm.log_dir,
-            "log_timestamps": a.log_timestamps,
-        });
-        let root = crate::process::is_root();
+        InspectReport {
+            app: app.into(),
+            spec: Some(inspect_spec(spec, &self.desired.config.pypm.log_dir)),
+            limits: Some(self.inspect_limits(&spec.app)),
+            instances,
+            restart_history: self.restart_history(app),
+        }
+    }
+
+    /// How each of `a`'s limits is enforced by this supervisor (cgroup, sampling, rlimit, root).
+    fn inspect_limits(&self, a: &crate::config::App) -> crate::control::protocol::InspectLimits {
+        use crate::control::protocol::InspectLimits;
         let fmt = crate::config::units::format_size;
-        let (memory_max, cpu_max) = (a.memory_max, a.cpu_max);
         let cg = self
             .cgroups
             .as_ref()
             .and_then(Option::as_ref)
             .map(|c| (c.version, c.limits_memory(), c.limits_cpu()));
-        let limits = json!({
-            "memory_max": memory_max.map(|m| match cg {
+        InspectLimits {
+            memory_max: a.memory_max.map(|m| match cg {
                 Some((ver, true, _)) => format!(
                     "{}: kernel-enforced by {} (each process's own cgroup, swap included); an OOM kill restarts the instance (event memory_limit)",
                     fmt(m),
@@ -272,7 +235,7 @@ impl Supervisor {
                     super::plan::MEMORY_SAMPLE_INTERVAL.as_secs()
                 ),
             }),
-            "cpu_max": cpu_max.map(|c| match cg {
+            cpu_max: a.cpu_max.map(|c| match cg {
                 Some((ver, _, true)) => format!(
                     "{c} cores: kernel-enforced by {} (CFS quota {} µs per {} µs)",
                     ver.name(),
@@ -281,31 +244,115 @@ impl Supervisor {
                 ),
                 _ => format!("{c} cores: not enforced (no cgroup can be created here)"),
             }),
-            "nofile": a.nofile.map(|n| format!("{n}: setrlimit(RLIMIT_NOFILE) before exec")),
-            "nice": format!("{}: setpriority before exec", a.nice),
-            "user": a.user.as_ref().map(|u| if root {
-                format!("{u}: setgid/setuid before exec")
-            } else {
-                format!("{u}: ignored, pypm is not running as root")
+            nofile: a.nofile.map(|n| format!("{n}: setrlimit(RLIMIT_NOFILE) before exec")),
+            nice: format!("{}: setpriority before exec", a.nice),
+            user: a.user.as_ref().map(|u| {
+                if crate::process::is_root() {
+                    format!("{u}: setgid/setuid before exec")
+                } else {
+                    format!("{u}: ignored, pypm is not running as root")
+                }
             }),
-        });
-        let mut history: Vec<(SystemTime, u32, String)> = self
+        }
+    }
+
+    /// Every instance's restarts, oldest first.
+    fn restart_history(&self, app: &str) -> Vec<crate::control::protocol::RestartRecord> {
+        use crate::control::protocol::RestartRecord;
+        let mut history: Vec<(SystemTime, u32, &String)> = self
             .obs
             .instances
             .values()
             .filter(|i| i.app == app)
-            .flat_map(|i| i.history.iter().map(move |(t, r)| (*t, i.idx, r.clone())))
+            .flat_map(|i| i.history.iter().map(move |(t, r)| (*t, i.idx, r)))
             .collect();
         history.sort_by_key(|h| h.0);
-        InspectReport {
-            app: app.into(),
-            spec: spec_json,
-            limits,
-            instances,
-            restart_history: history
-                .into_iter()
-                .map(|(t, idx, r)| json!({"at": format_rfc3339_millis(t), "instance": idx, "reason": r}))
-                .collect(),
-        }
+        history
+            .into_iter()
+            .map(|(t, instance, reason)| RestartRecord {
+                at: format_rfc3339_millis(t),
+                instance,
+                reason: reason.clone(),
+            })
+            .collect()
+    }
+}
+
+/// `spec` as `inspect` shows it: secrets masked, durations in seconds.
+fn inspect_spec(
+    spec: &crate::desired::resolve::AppSpec,
+    log_dir: &std::path::Path,
+) -> crate::control::protocol::InspectSpec {
+    use crate::config::{Condition, Kind, RestartPolicy};
+    use crate::control::protocol::{AppKind, Dependency, DependencyCondition, RestartWhen};
+    let a = &spec.app;
+    let probe = |p: &Option<crate::config::Probe>| p.as_ref().map(probe_info);
+    crate::control::protocol::InspectSpec {
+        argv: spec.argv.clone(),
+        interpreter: spec.interpreter.clone(),
+        rule: spec.rule.clone(),
+        environment: a.environment.clone(),
+        cwd: a.cwd.clone(),
+        kind: match a.kind {
+            Kind::Service => AppKind::Service,
+            Kind::Task => AppKind::Task,
+        },
+        enabled: a.enabled,
+        instances: a.instances,
+        env: a
+            .env_file_vars
+            .iter()
+            .chain(a.env.iter())
+            .map(|(k, v)| (k.clone(), masked(k, v).to_string()))
+            .collect(),
+        env_file: a.env_file.clone(),
+        depends_on: a
+            .depends_on
+            .iter()
+            .map(|(app, c)| Dependency {
+                app: app.clone(),
+                condition: match c {
+                    Condition::Started => DependencyCondition::Started,
+                    Condition::Ready => DependencyCondition::Ready,
+                    Condition::Completed => DependencyCondition::Completed,
+                },
+            })
+            .collect(),
+        restart: match a.restart {
+            RestartPolicy::Always => RestartWhen::Always,
+            RestartPolicy::OnFailure => RestartWhen::OnFailure,
+            RestartPolicy::Never => RestartWhen::Never,
+        },
+        restart_delay_secs: a.restart_delay.as_secs_f64(),
+        restart_delay_max_secs: a.restart_delay_max.as_secs_f64(),
+        max_restarts: a.max_restarts,
+        restart_window_secs: a.restart_window.as_secs_f64(),
+        min_uptime_secs: a.min_uptime.as_secs_f64(),
+        success_exit_codes: a.success_exit_codes.clone(),
+        stop_signal: a.stop_signal.as_str().to_string(),
+        stop_timeout_secs: a.stop_timeout.as_secs_f64(),
+        listen: a.listen.iter().map(|l| l.to_string()).collect(),
+        revision: a.revision.clone(),
+        ready: probe(&a.ready),
+        health: probe(&a.health),
+        log_dir: log_dir.to_path_buf(),
+        log_timestamps: a.log_timestamps,
+    }
+}
+
+fn probe_info(p: &crate::config::Probe) -> crate::control::protocol::ProbeInfo {
+    use crate::config::ProbeCheck;
+    use crate::control::protocol::ProbeCheckInfo;
+    crate::control::protocol::ProbeInfo {
+        check: match &p.check {
+            ProbeCheck::Http(url) => ProbeCheckInfo::Http(url.clone()),
+            ProbeCheck::Tcp(addr) => ProbeCheckInfo::Tcp(addr.clone()),
+            ProbeCheck::Exec(argv) => ProbeCheckInfo::Exec(argv.clone()),
+            ProbeCheck::Log(re) => ProbeCheckInfo::Log(re.0.as_str().to_string()),
+            ProbeCheck::Notify => ProbeCheckInfo::Notify,
+        },
+        interval_secs: p.interval.as_secs_f64(),
+        timeout_secs: p.timeout.as_secs_f64(),
+        failures: p.failures,
     }
 }

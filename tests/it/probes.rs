@@ -116,6 +116,10 @@ fn each_probe_kind_keeps_the_instance_starting_until_its_condition_holds() {
         assert_eq!(row["ready"], false, "{row:#}");
         pids.insert(*name, row["pid"].as_i64().expect("a starting pid"));
     }
+    // `inspect` shows each probe with its interval and timeout.
+    let shown = p.pypm_ok(&["inspect", "http"], 0);
+    let want = format!("ready: http http://127.0.0.1:{http_port}/health, every 100ms, timeout 60s");
+    assert!(shown.contains(&want), "{shown}");
     // Several probe intervals later, still not ready. A sleep, not a poll: it proves something
     // does not happen.
     std::thread::sleep(Duration::from_millis(500));
