@@ -348,7 +348,10 @@ def main() -> int:
     except OSError as e:
         PE = None
         timing = f"reload-one by polling `pypm status APP --json` (no proc connector: {e})"
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM both end in the cleanup below (SIGINT too when started in the
+    # background, where it arrives ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     results = {label: {s: {} for s in sizes} for label, _ in binaries}
     load0 = open("/proc/loadavg").read().split()[:3]
