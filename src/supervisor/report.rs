@@ -1,6 +1,7 @@
 //! Snapshots for `status` and `inspect`, built from the observed state on request. CPU and memory
 //! are sampled here, on demand, so an idle supervisor does no periodic work.
 
+use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 use super::Supervisor;
@@ -17,76 +18,49 @@ use crate::logs::format_rfc3339_millis;
 
 impl Supervisor {
     fn rows(&mut self, app: Option<&str>, sample: bool) -> Vec<Row> {
-        let mut keys: Vec<(String, u32, u32)> = Vec::new();
+        if sample {
+            self.refresh_usage();
+        }
+        // Borrowed, not cloned: a copy of every tree's pid list per request.
+        let usage = self.usage_cache.as_ref().filter(|_| sample).map(|(_, u)| u);
+        // Each app's slot count from one pass over the instances (`Observed::slots` per app
+        // scans them all: N² at 3,000 apps).
+        let mut slots: HashMap<&str, u32> = HashMap::with_capacity(self.wants.len());
+        for (a, idx) in self.obs.instances.keys() {
+            let n = slots.entry(a.as_str()).or_insert(0);
+            *n = (*n).max(idx + 1);
+        }
+        let mut keys: Vec<(&str, u32, u32)> = Vec::with_capacity(self.obs.instances.len());
         for (name, want) in &self.wants {
             if app.is_some_and(|a| a != name) {
                 continue;
             }
-            let extra = self.obs.slots(name);
+            let extra = slots.get(name.as_str()).copied().unwrap_or(0);
             for idx in 0..want.instances.max(extra) {
-                keys.push((name.clone(), idx, want.instances));
+                keys.push((name, idx, want.instances));
             }
         }
         // Instances of apps no longer in the file that still run.
         for (a, idx) in self.obs.instances.keys() {
             if !self.wants.contains_key(a) && app.is_none_or(|x| x == a) {
-                keys.push((a.clone(), *idx, 1));
+                keys.push((a, *idx, 1));
             }
         }
-        let roots: Vec<i32> = self.obs.instances.values().filter_map(|i| i.pid).collect();
-        // One pass over /proc serves every status request within the next half second; CPU % is
-        // measured between two passes.
-        let fresh = self.usage_cache.as_ref().is_some_and(|(at, u)| {
-            at.elapsed() < USAGE_TTL && roots.iter().all(|p| u.contains_key(p))
-        });
-        if sample && !fresh {
-            let at = Instant::now();
-            let sampled = crate::process::sample(&roots);
-            let mut with_cpu = std::collections::HashMap::with_capacity(sampled.len());
-            // One map, not a scan of every instance per process (that was N² at 3,000 apps).
-            let started_of: std::collections::HashMap<i32, Instant> = self
-                .obs
-                .instances
-                .values()
-                .filter_map(|i| Some((i.pid?, i.started_at?)))
-                .collect();
-            for (pid, u) in sampled {
-                let started = started_of.get(&pid).copied();
-                let prev = self
-                    .cpu_prev
-                    .get(&pid)
-                    .copied()
-                    .or_else(|| started.map(|s| (0.0, s)));
-                self.cpu_prev.insert(pid, (u.cpu_seconds, at));
-                let cpu = prev.map(|(c, t)| {
-                    crate::process::cpu_percent(c, u.cpu_seconds, at.saturating_duration_since(t))
-                });
-                with_cpu.insert(pid, (u, cpu));
-            }
-            let live: std::collections::HashSet<i32> = roots.iter().copied().collect();
-            self.cpu_prev.retain(|pid, _| live.contains(pid));
-            self.usage_cache = Some((at, with_cpu));
-        }
-        let usage = match (&self.usage_cache, sample) {
-            (Some((_, u)), true) => u.clone(),
-            _ => std::collections::HashMap::new(),
-        };
         let now = Instant::now();
         let mut rows = Vec::with_capacity(keys.len());
+        let mut fresh = None;
         for (name, idx, count) in keys {
-            let fresh = Instance::new(&name, idx);
-            let i = self
-                .obs
-                .instances
-                .get(&(name.clone(), idx))
-                .unwrap_or(&fresh);
-            let (u, cpu_percent) = match i.pid.and_then(|p| usage.get(&p)) {
+            let i = match self.obs.instances.get(&(name.to_string(), idx)) {
+                Some(i) => i,
+                None => fresh.insert(Instance::new(name, idx)),
+            };
+            let (u, cpu_percent) = match i.pid.and_then(|p| usage?.get(&p)) {
                 Some((u, cpu)) => (Some(u), *cpu),
                 None => (None, None),
             };
             rows.push(Row {
                 name: i.display_name(count.max(if idx > 0 { 2 } else { 1 })),
-                app: name.clone(),
+                app: name.to_string(),
                 instance: idx,
                 state: i.state(),
                 pid: i.pid.map(|p| p as u32),
@@ -99,7 +73,7 @@ impl Supervisor {
                 memory_bytes: u.map(|u| u.rss_bytes),
                 ready: i.ready && i.state() == State::Running,
                 reason: self
-                    .schedule_reason(&name, i)
+                    .schedule_reason(name, i)
                     .or_else(|| i.reason.clone())
                     .or_else(|| i.log_problem.clone()),
                 last_exit: i.last_exit.as_ref().map(|e| LastExit {
@@ -110,6 +84,46 @@ impl Supervisor {
             });
         }
         rows
+    }
+
+    /// Samples CPU and memory of every live instance's tree, unless the last sample is younger
+    /// than [`USAGE_TTL`] and covers them all.
+    fn refresh_usage(&mut self) {
+        let roots: Vec<i32> = self.obs.instances.values().filter_map(|i| i.pid).collect();
+        // One pass over /proc serves every status request within the next half second; CPU % is
+        // measured between two passes.
+        let fresh = self.usage_cache.as_ref().is_some_and(|(at, u)| {
+            at.elapsed() < USAGE_TTL && roots.iter().all(|p| u.contains_key(p))
+        });
+        if fresh {
+            return;
+        }
+        let at = Instant::now();
+        let sampled = crate::process::sample(&roots);
+        let mut with_cpu = HashMap::with_capacity(sampled.len());
+        // One map, not a scan of every instance per process (that was N² at 3,000 apps).
+        let started_of: HashMap<i32, Instant> = self
+            .obs
+            .instances
+            .values()
+            .filter_map(|i| Some((i.pid?, i.started_at?)))
+            .collect();
+        for (pid, u) in sampled {
+            let started = started_of.get(&pid).copied();
+            let prev = self
+                .cpu_prev
+                .get(&pid)
+                .copied()
+                .or_else(|| started.map(|s| (0.0, s)));
+            self.cpu_prev.insert(pid, (u.cpu_seconds, at));
+            let cpu = prev.map(|(c, t)| {
+                crate::process::cpu_percent(c, u.cpu_seconds, at.saturating_duration_since(t))
+            });
+            with_cpu.insert(pid, (u, cpu));
+        }
+        let live: std::collections::HashSet<i32> = roots.iter().copied().collect();
+        self.cpu_prev.retain(|pid, _| live.contains(pid));
+        self.usage_cache = Some((at, with_cpu));
     }
 
     pub(super) fn status(&mut self, app: Option<&str>, light: bool) -> StatusReport {
