@@ -134,60 +134,52 @@ fn failure(
     action: &Action,
     now: Instant,
 ) -> Option<Note> {
-    let mut notes = Vec::new();
-    match action {
-        Action::Unhealthy { app, idx } => {
-            let limit = wants.get(app).and_then(|w| w.health_failures);
-            let timeout = stop_timeout(wants, app);
-            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                let limit = limit.unwrap_or(i.health_failures);
-                i.health_failures = 0;
-                let detail = i.last_health_detail.take().unwrap_or_default();
-                push_history(i, format!("unhealthy: {detail}"));
-                notes.push(Note {
-                    kind: EventKind::Unhealthy,
-                    app: app.clone(),
-                    idx: *idx,
-                    pid: i.pid,
-                    detail: format!(
-                        "{limit} consecutive health check failures; restarting: {detail}"
-                    ),
-                });
-                let why = format!("unhealthy ({limit} consecutive health check failures)");
-                fail(i, why, now, timeout);
-            }
+    let (Action::Unhealthy { app, idx }
+    | Action::OverMemory { app, idx }
+    | Action::ReadyTimeout { app, idx }) = action
+    else {
+        return None;
+    };
+    let want = wants.get(app);
+    let timeout = stop_timeout(wants, app);
+    let i = obs.instances.get_mut(&(app.clone(), *idx))?;
+    let note = |kind, pid, detail| Note {
+        kind,
+        app: app.clone(),
+        idx: *idx,
+        pid,
+        detail,
+    };
+    let (why, note) = match action {
+        Action::Unhealthy { .. } => {
+            let limit = want
+                .and_then(|w| w.health_failures)
+                .unwrap_or(i.health_failures);
+            i.health_failures = 0;
+            let detail = i.last_health_detail.take().unwrap_or_default();
+            push_history(i, format!("unhealthy: {detail}"));
+            let said = format!("{limit} consecutive health check failures; restarting: {detail}");
+            (
+                format!("unhealthy ({limit} consecutive health check failures)"),
+                Some(note(EventKind::Unhealthy, i.pid, said)),
+            )
         }
-        Action::OverMemory { app, idx } => {
-            let timeout = stop_timeout(wants, app);
-            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                let why = i.over_memory.take().unwrap_or_default();
-                notes.push(Note {
-                    kind: EventKind::MemoryLimit,
-                    app: app.clone(),
-                    idx: *idx,
-                    pid: i.pid,
-                    detail: format!("{why}; restarting"),
-                });
-                fail(i, why, now, timeout);
-            }
+        Action::OverMemory { .. } => {
+            let why = i.over_memory.take().unwrap_or_default();
+            let said = format!("{why}; restarting");
+            (why, Some(note(EventKind::MemoryLimit, i.pid, said)))
         }
-        Action::ReadyTimeout { app, idx } => {
-            let ready = wants
-                .get(app)
-                .and_then(|w| w.ready_timeout)
-                .unwrap_or_default();
-            let timeout = stop_timeout(wants, app);
-            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                let why = format!(
-                    "not ready within {}",
-                    crate::config::units::format_duration(ready)
-                );
-                fail(i, why, now, timeout);
-            }
+        _ => {
+            let ready = want.and_then(|w| w.ready_timeout).unwrap_or_default();
+            let why = format!(
+                "not ready within {}",
+                crate::config::units::format_duration(ready)
+            );
+            (why, None)
         }
-        _ => {}
-    }
-    notes.pop()
+    };
+    fail(i, why, now, timeout);
+    note
 }
 
 /// A zero-downtime roll's steps: the replacement starts (the old process is kept), the old

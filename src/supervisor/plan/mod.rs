@@ -28,17 +28,14 @@ pub fn plan(
     if obs.stop_signals >= 2 && obs.instances.values().any(Instance::has_any_process) {
         return (vec![Action::KillAll], None);
     }
-    // One pass over the instances: each app's slot count and whether any of it is live (a
-    // scan per app would be quadratic in the number of apps).
-    let mut slots: HashMap<&str, u32> = HashMap::with_capacity(desired.len());
-    let mut live: HashSet<&str> = HashSet::new();
-    for ((app, idx), i) in &obs.instances {
-        let n = slots.entry(app.as_str()).or_insert(0);
-        *n = (*n).max(idx + 1);
-        if i.is_live() {
-            live.insert(app.as_str());
-        }
-    }
+    // One pass over the instances, not a scan per app (quadratic in the number of apps).
+    let slots = obs.slot_counts();
+    let live: HashSet<&str> = obs
+        .instances
+        .iter()
+        .filter(|(_, i)| i.is_live())
+        .map(|((app, _), _)| app.as_str())
+        .collect();
     let mut p = Planner {
         desired,
         obs,
@@ -66,7 +63,7 @@ struct Planner<'a> {
     desired: &'a IndexMap<String, Want>,
     obs: &'a Observed,
     now: Instant,
-    /// Per app, how many instance slots have a record ([`Observed::slots`], counted once).
+    /// [`Observed::slot_counts`].
     slots: HashMap<&'a str, u32>,
     actions: Vec<Action>,
     wake: Option<Instant>,

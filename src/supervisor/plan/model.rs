@@ -106,15 +106,15 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// How many instance slots of `app` have a record (instances beyond the wanted count may
-    /// still be stopping).
-    pub fn slots(&self, app: &str) -> u32 {
-        self.instances
-            .keys()
-            .filter(|(a, _)| a == app)
-            .map(|(_, i)| i + 1)
-            .max()
-            .unwrap_or(0)
+    /// Per app, how many instance slots have a record (more than `instances` while scaling
+    /// down), from one pass over the instances.
+    pub fn slot_counts(&self) -> std::collections::HashMap<&str, u32> {
+        let mut slots = std::collections::HashMap::new();
+        for (app, idx) in self.instances.keys() {
+            let n = slots.entry(app.as_str()).or_insert(0);
+            *n = (*n).max(idx + 1);
+        }
+        slots
     }
 }
 
