@@ -109,8 +109,9 @@ impl Supervisor {
         }
     }
 
-    /// Signals the instance's process group. Nothing to signal any more (the process is
-    /// already gone, its exit on its way): the kill deadline is now. `why` is logged.
+    /// Signals the instance's process group; `why` is logged. A stop signal that finds nothing
+    /// (the process is already gone, its exit on its way) makes the kill deadline now; after
+    /// SIGKILL there is nothing left to escalate to.
     fn signal_instance(&mut self, key: &Key, sig: Signal, now: Instant, why: Option<&str>) {
         let Some(i) = self.obs.instances.get_mut(key) else {
             return;
@@ -377,13 +378,7 @@ impl Supervisor {
         sp: &SpawnSpec,
         notify: Option<&std::os::unix::net::UnixDatagram>,
     ) -> [Option<crate::logs::Tap>; 2] {
-        let target = crate::inputs::probes::Target {
-            app: key.0.clone(),
-            idx: key.1,
-            pid,
-            cwd: spec.app.cwd.clone(),
-            env: sp.env.clone(),
-        };
+        let target = probe_target(key, pid, spec, &sp.env);
         let mut taps: [Option<crate::logs::Tap>; 2] = [None, None];
         if let Some(p) = &spec.app.ready {
             if let crate::config::ProbeCheck::Log(re) = &p.check {
@@ -489,5 +484,22 @@ impl Supervisor {
             }
             keep
         });
+    }
+}
+
+/// What a probe of the instance's process `pid` needs to know: where and with which environment
+/// an `exec` check runs.
+pub(super) fn probe_target(
+    key: &Key,
+    pid: i32,
+    spec: &resolve::AppSpec,
+    env: &[(String, String)],
+) -> crate::inputs::probes::Target {
+    crate::inputs::probes::Target {
+        app: key.0.clone(),
+        idx: key.1,
+        pid,
+        cwd: spec.app.cwd.clone(),
+        env: env.to_vec(),
     }
 }

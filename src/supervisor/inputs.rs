@@ -117,13 +117,7 @@ impl Supervisor {
             return;
         };
         if let Some(h) = spec.app.health.clone() {
-            let target = crate::inputs::probes::Target {
-                app: key.0.clone(),
-                idx: key.1,
-                pid,
-                cwd: spec.app.cwd.clone(),
-                env: spec.environ.clone(),
-            };
+            let target = super::apply::probe_target(key, pid, spec, &spec.environ);
             let sock = self.health_notify.remove(key);
             self.start_probe(&h, Which::Health, &target, sock.as_ref());
         }
