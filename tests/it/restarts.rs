@@ -206,11 +206,13 @@ fn after_the_supervisor_is_sigkilled_a_new_up_runs_exactly_one_copy() {
             .map(|&pid| (pid, cmdline(pid)))
             .collect::<Vec<_>>()
     );
-    assert_eq!(p.procs_with("one.sh").len(), 1, "copies of `one`");
-    assert_eq!(p.procs_with("two.sh").len(), 2, "copies of `two`");
+    // Counted once the new copies' `sleep`s exist: until each shell's forked child has exec'd
+    // `sleep`, it shows the shell's command line too (a third "copy" for a moment).
     assert!(wait_until(Duration::from_secs(5), || {
         p.procs_with("sleep 1001").len() == 1 && p.procs_with("sleep 1002").len() == 2
     }));
+    assert_eq!(p.procs_with("one.sh").len(), 1, "copies of `one`");
+    assert_eq!(p.procs_with("two.sh").len(), 2, "copies of `two`");
     for (name, pid) in p.pids() {
         let pid = pid.unwrap_or_else(|| panic!("{name} has no pid"));
         assert!(!old.contains(&pid), "{name} kept an old pid");
