@@ -315,14 +315,46 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+type Found = Result<PathBuf, Vec<PathBuf>>;
+
+thread_local! {
+    /// `which` answers during one [`with_path_memo`]: one search of `PATH` per program and
+    /// `PATH` value, not one per app (3,000 `sleep` apps stat `PATH` 3,000 times otherwise).
+    static PATH_MEMO: std::cell::RefCell<Option<HashMap<(String, String), Found>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `PATH` lookups remembered, then forgets them: the next resolve (a reload)
+/// looks again, since programs may have been installed in between.
+pub(crate) fn with_path_memo<T>(f: impl FnOnce() -> T) -> T {
+    let outer = PATH_MEMO.with(|m| m.borrow_mut().replace(HashMap::new()));
+    let out = f();
+    PATH_MEMO.with(|m| *m.borrow_mut() = outer);
+    out
+}
+
 /// `word` on the host's `PATH`, or every path that was tried.
-fn which(word: &str, host: &HostEnv) -> Result<PathBuf, Vec<PathBuf>> {
+fn which(word: &str, host: &HostEnv) -> Found {
+    let key = (
+        word.to_string(),
+        host.var("PATH").unwrap_or(DEFAULT_PATH).to_string(),
+    );
+    if let Some(found) = PATH_MEMO.with(|m| m.borrow().as_ref().and_then(|m| m.get(&key).cloned()))
+    {
+        return found;
+    }
     let tried: Vec<PathBuf> = host.path_dirs().iter().map(|d| d.join(word)).collect();
-    tried
+    let found = tried
         .iter()
         .find(|p| is_executable(p))
         .cloned()
-        .ok_or(tried)
+        .ok_or(tried);
+    PATH_MEMO.with(|m| {
+        if let Some(m) = m.borrow_mut().as_mut() {
+            m.insert(key, found.clone());
+        }
+    });
+    found
 }
 
 fn venv_python(dir: &Path) -> Result<PathBuf, EnvError> {

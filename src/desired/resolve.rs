@@ -22,7 +22,7 @@ pub struct Desired {
 }
 
 /// One app, ready to spawn (per-instance variables are added at spawn time).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AppSpec {
     #[serde(flatten)]
     pub app: App,
@@ -59,6 +59,10 @@ pub fn from_source(
 }
 
 pub fn resolve(config: Config, host: &HostEnv) -> Result<Desired, Vec<Diagnostic>> {
+    python_env::with_path_memo(|| resolve_all(config, host))
+}
+
+fn resolve_all(config: Config, host: &HostEnv) -> Result<Desired, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut env_ok = HashMap::new();
     for (name, env) in &config.environments {
@@ -71,6 +75,13 @@ pub fn resolve(config: Config, host: &HostEnv) -> Result<Desired, Vec<Diagnostic
         };
         env_ok.insert(name.clone(), ok);
     }
+    // The supervisor's variables, sorted once for every app.
+    let mut base: IndexMap<String, String> = host
+        .vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    base.sort_keys();
     let mut apps = IndexMap::new();
     for (name, app) in &config.apps {
         let environment = app.environment.as_ref().and_then(|e| {
@@ -102,7 +113,7 @@ pub fn resolve(config: Config, host: &HostEnv) -> Result<Desired, Vec<Diagnostic
         };
         match python_env::resolve_launch(&launch, host) {
             Ok(l) => {
-                apps.insert(name.clone(), spec_for(app, l, host));
+                apps.insert(name.clone(), spec_for(app, l, &base));
             }
             Err(e) => {
                 let key = match e {
@@ -124,14 +135,9 @@ pub fn resolve(config: Config, host: &HostEnv) -> Result<Desired, Vec<Diagnostic
     }
 }
 
-fn spec_for(app: &App, launch: python_env::Launch, host: &HostEnv) -> AppSpec {
+fn spec_for(app: &App, launch: python_env::Launch, base: &IndexMap<String, String>) -> AppSpec {
     // SPEC §8 precedence, lowest first: supervisor, Python environment, env_file(s), env, PYPM_*.
-    let mut environ: IndexMap<String, String> = host
-        .vars
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    environ.sort_keys();
+    let mut environ = base.clone();
     if let Some(py) = &launch.python {
         for k in &py.unset {
             environ.shift_remove(k);

@@ -237,6 +237,10 @@ pub fn diff(
             (false, false) => continue,
             (true, true) => {}
         }
+        // The common case of a reload: the app did not change at all (no serialising).
+        if o == n {
+            continue;
+        }
         let keys = changed_keys(o, n);
         let schedule = changed_schedule_keys(o, n);
         if !keys.is_empty() {

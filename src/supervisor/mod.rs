@@ -170,6 +170,29 @@ fn wants_of(d: &Desired) -> IndexMap<String, Want> {
         .collect()
 }
 
+/// The wants of `new`, reusing the spec hash of every app that did not change since `old` (a
+/// reload of a large file hashes only what was edited).
+fn wants_since(
+    old: &Desired,
+    old_wants: &IndexMap<String, Want>,
+    new: &Desired,
+) -> IndexMap<String, Want> {
+    new.apps
+        .iter()
+        .map(|(n, s)| {
+            let same = old.apps.get(n).is_some_and(|o| o == s);
+            let want = match old_wants.get(n) {
+                Some(w) if same => Want {
+                    spec_hash: w.spec_hash,
+                    ..Want::from_app(&s.app)
+                },
+                _ => Want::from_spec(s),
+            };
+            (n.clone(), want)
+        })
+        .collect()
+}
+
 /// What the loop does once settled (`Supervisor::settle`).
 enum Idle {
     /// Every app has stopped (or was killed): the supervisor ends.

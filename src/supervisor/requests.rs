@@ -208,8 +208,8 @@ impl Supervisor {
                     .map(|(a, c)| c.to_plan(a).to_string())
                     .collect();
                 self.config_error = None;
+                self.wants = wants_since(&self.desired, &self.wants, &new);
                 self.desired = new;
-                self.wants = wants_of(&self.desired);
                 self.rewatch();
                 self.restart_outlets();
                 let _ = self.restart_http();

@@ -1,6 +1,7 @@
 //! Each app's `extends`: the parent's keys (itself extended first) under the app's own; unknown
 //! parents and cycles reported at the `extends` value.
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use toml::de::{DeTable, DeValue};
@@ -18,7 +19,7 @@ pub fn apply_extends(root: &mut DeTable<'_>, diags: &mut Vec<Diagnostic>) {
         .keys()
         .map(|k| k.get_ref().as_ref().to_string())
         .collect();
-    let mut done: Vec<String> = Vec::new();
+    let mut done: HashSet<String> = HashSet::new();
     for name in &names {
         resolve_extends(apps, name, &names, &mut Vec::new(), &mut done, diags);
     }
@@ -41,14 +42,14 @@ fn resolve_extends(
     name: &str,
     names: &[String],
     stack: &mut Vec<String>,
-    done: &mut Vec<String>,
+    done: &mut HashSet<String>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    if done.iter().any(|d| d == name) {
+    if done.contains(name) {
         return;
     }
     let Some((parent, span)) = extends_of(apps, name) else {
-        done.push(name.to_string());
+        done.insert(name.to_string());
         return;
     };
     if stack.iter().any(|s| s == name) || parent == name {
@@ -58,17 +59,17 @@ fn resolve_extends(
             format!("`extends` cycle: {}", chain.join(" → ")),
             Some(span),
         ));
-        done.push(name.to_string());
+        done.insert(name.to_string());
         return;
     }
-    if !names.contains(&parent) {
+    if !apps.contains_key(parent.as_str()) {
         let d = Diagnostic::new(
             format!("app `{name}` extends `{parent}`, which is not an app of the file"),
             Some(span),
         )
         .with_help_opt(did_you_mean(&parent, names.iter().map(String::as_str)));
         diags.push(d);
-        done.push(name.to_string());
+        done.insert(name.to_string());
         return;
     }
     stack.push(name.to_string());
@@ -90,5 +91,5 @@ fn resolve_extends(
         deep_merge(&mut base, own_table);
         *own = base;
     }
-    done.push(name.to_string());
+    done.insert(name.to_string());
 }
