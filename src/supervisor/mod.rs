@@ -395,7 +395,7 @@ impl Supervisor {
         if let Some(key) = &owner
             && let Some(i) = self.obs.instances.get_mut(key)
         {
-            i.log_problem = problem.clone();
+            i.set_log_problem(problem.clone());
         }
         if let Some(detail) = problem {
             let (app, idx) = owner.map_or((None, None), |(a, i)| (Some(a), Some(i)));
@@ -442,21 +442,21 @@ impl Supervisor {
                 .instances
                 .values()
                 .flat_map(|i| {
-                    let old = i.old.as_ref().map(|o| SavedInstance {
-                        app: i.app.clone(),
-                        instance: i.idx,
+                    let old = i.old().map(|o| SavedInstance {
+                        app: i.app().to_string(),
+                        instance: i.idx(),
                         state: "replaced".into(),
-                        pid: Some(o.pid),
-                        start_time: o.start_ticks,
-                        restarts: i.restarts,
+                        pid: Some(o.pid()),
+                        start_time: o.start_ticks(),
+                        restarts: i.restarts(),
                     });
                     std::iter::once(SavedInstance {
-                        app: i.app.clone(),
-                        instance: i.idx,
+                        app: i.app().to_string(),
+                        instance: i.idx(),
                         state: i.state().as_str().into(),
-                        pid: i.pid,
-                        start_time: i.start_ticks,
-                        restarts: i.restarts,
+                        pid: i.pid(),
+                        start_time: i.start_ticks(),
+                        restarts: i.restarts(),
                     })
                     .chain(old)
                 })

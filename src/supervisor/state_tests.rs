@@ -1,6 +1,7 @@
 //! The restart policy, backoff and the transition table, tested without processes.
 use super::*;
 use crate::config::Program;
+use crate::config::{App, Kind, RestartPolicy};
 
 fn app() -> App {
     let c = crate::config::parse(

@@ -272,7 +272,7 @@ impl Harness {
     }
 
     fn pid(&self, app: &str) -> Option<i32> {
-        self.inst(app).pid
+        self.inst(app).pid()
     }
 
     /// The kinds of the events written so far, with their app.
@@ -333,7 +333,7 @@ fn a_crash_is_restarted_after_its_backoff_delay_and_not_before() {
     h.advance(Duration::from_millis(1));
     assert_eq!(h.take(), [spawn("web", 1002)]);
     assert_eq!(h.state("web"), State::Running);
-    assert_eq!(h.inst("web").restarts, 1);
+    assert_eq!(h.inst("web").restarts(), 1);
 }
 
 #[test]
@@ -365,11 +365,10 @@ fn failing_health_checks_stop_the_instance_then_kill_it_then_restart_it() {
     assert_eq!(h.state("web"), State::Backoff);
     assert!(
         h.inst("web")
-            .reason
-            .as_deref()
+            .reason()
             .is_some_and(|r| r.contains("unhealthy")),
         "{:?}",
-        h.inst("web").reason
+        h.inst("web").reason()
     );
     h.advance(Duration::from_secs(1));
     assert_eq!(
@@ -394,11 +393,10 @@ fn an_instance_over_memory_max_is_stopped_and_restarted() {
     assert_eq!(h.state("web"), State::Backoff);
     assert!(
         h.inst("web")
-            .reason
-            .as_deref()
+            .reason()
             .is_some_and(|r| r.contains("memory limit")),
         "{:?}",
-        h.inst("web").reason
+        h.inst("web").reason()
     );
     let ev = h.events();
     assert!(
