@@ -95,7 +95,6 @@ struct Supervisor {
     obs: Observed,
     by_pid: HashMap<i32, (String, u32)>,
     config_error: Option<crate::config::ConfigError>,
-    events: EventLog,
     pump: LogPump,
     state_dir: PathBuf,
     /// CPU seconds and time of the previous sample, per pid, for CPU %.
@@ -159,7 +158,7 @@ struct Supervisor {
     told_ready: bool,
     /// Recent samples per instance, kept only while watched (`history.rs`).
     history: history::History,
-    /// Every spawn, signal, probe, bind, sample and state write, and the clock.
+    /// Every spawn, signal, probe, bind, sample, state write and event, and the clock.
     fx: Box<dyn Effects>,
 }
 
@@ -242,7 +241,7 @@ impl Supervisor {
             {
                 return Idle::Done;
             }
-            self.events.flush();
+            self.fx.flush_events();
             if std::mem::take(&mut self.sweep_due) {
                 self.reaper.sweep_orphans();
                 self.cgroup_leftovers.retain(|cg| !cg.remove());
@@ -291,7 +290,7 @@ impl Supervisor {
             Event::Signal(s) => self.on_signal(s),
             Event::Control(req, reply) => {
                 let resp = self.on_request(req);
-                self.events.flush();
+                self.fx.flush_events();
                 let _ = reply.send(resp);
             }
             Event::Log(n) => self.on_log(n),
@@ -425,8 +424,8 @@ impl Supervisor {
         pid: Option<i32>,
         detail: String,
     ) {
-        self.events
-            .append(&EventRecord::new(event.as_str(), app, idx, pid, detail));
+        self.fx
+            .emit(EventRecord::new(event.as_str(), app, idx, pid, detail));
     }
 
     fn save(&mut self) {

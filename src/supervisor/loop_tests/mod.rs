@@ -34,6 +34,8 @@ struct World {
     /// Apps whose next spawn fails.
     fail_spawn: HashSet<String>,
     states_written: usize,
+    /// Every event emitted, in order.
+    events: Vec<EventRecord>,
 }
 
 struct FakeEffects(Arc<Mutex<World>>);
@@ -132,6 +134,12 @@ impl Effects for FakeEffects {
     fn tell_ready(&mut self) {}
 
     fn release_memory(&mut self) {}
+
+    fn emit(&mut self, event: EventRecord) {
+        lock(&self.0).events.push(event);
+    }
+
+    fn flush_events(&mut self) {}
 }
 
 /// A supervisor for `pypm.toml` text, in a temporary directory, with fake effects.
@@ -161,6 +169,7 @@ impl Harness {
             rss: HashMap::new(),
             fail_spawn: HashSet::new(),
             states_written: 0,
+            events: Vec::new(),
         }));
         let (tx, rx) = std::sync::mpsc::channel::<Event>();
         let bus = crate::events::bus::EventBus::new();
@@ -275,20 +284,18 @@ impl Harness {
         self.inst(app).pid()
     }
 
-    /// The kinds of the events written so far, with their app.
+    /// The kinds of the events emitted so far, with their app.
     fn events(&mut self) -> Vec<(String, String)> {
-        self.sup.events.flush();
-        let text =
-            std::fs::read_to_string(self.sup.state_dir.join("events.jsonl")).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| {
-                (
-                    v["event"].as_str().unwrap_or_default().to_string(),
-                    v["app"].as_str().unwrap_or_default().to_string(),
-                )
-            })
+        lock(&self.world)
+            .events
+            .iter()
+            .map(|e| (e.event.clone(), e.app.clone().unwrap_or_default()))
             .collect()
+    }
+
+    /// The events emitted since the last call, in order.
+    fn take_events(&mut self) -> Vec<EventRecord> {
+        std::mem::take(&mut lock(&self.world).events)
     }
 }
 
@@ -444,5 +451,6 @@ fn one_stop_signal_ends_the_loop_once_every_app_has_exited() {
     assert_eq!(h.take(), [], "nothing restarted while stopping");
 }
 
+mod events;
 mod inputs;
 mod rolls;
