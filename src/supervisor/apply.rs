@@ -228,8 +228,7 @@ impl Supervisor {
 
     pub(super) fn prepare_start(&mut self, app: &str, idx: u32) -> Option<PreparedStart> {
         let spec = self.desired.apps.get(app).cloned()?;
-        let mut environ = spec.environ.clone();
-        environ.push(("PYPM_INSTANCE".into(), idx.to_string()));
+        let environ = instance_environ(&spec, idx);
         let program = spec.argv.first().cloned().unwrap_or_default();
         let sp = SpawnSpec {
             program: PathBuf::from(&program),
@@ -309,7 +308,7 @@ impl Supervisor {
             app,
             idx,
             spec,
-            sp,
+            sp: _,
             notify,
             cgroup,
         } = p;
@@ -331,7 +330,7 @@ impl Supervisor {
                 let notes = record::spawned(&mut self.obs, &self.wants, &key, Ok(started), now);
                 self.write_notes(notes);
                 let pid = child.pid;
-                let taps = self.attach_probes(&key, pid, &spec, &sp, notify.as_ref());
+                let taps = self.attach_probes(&key, pid, &spec, notify.as_ref());
                 self.by_pid.insert(pid, key.clone());
                 self.attach_logs(&key, pid, &spec, [child.stdout, child.stderr], taps);
                 self.emit(
@@ -371,10 +370,9 @@ impl Supervisor {
         key: &Key,
         pid: i32,
         spec: &resolve::AppSpec,
-        sp: &SpawnSpec,
         notify: Option<&std::os::unix::net::UnixDatagram>,
     ) -> [Option<crate::logs::Tap>; 2] {
-        let target = probe_target(key, pid, spec, &sp.env);
+        let target = probe_target(key, pid, spec);
         let mut taps: [Option<crate::logs::Tap>; 2] = [None, None];
         if let Some(p) = &spec.app.ready {
             if let crate::config::ProbeCheck::Log(re) = &p.check {
@@ -483,19 +481,27 @@ impl Supervisor {
     }
 }
 
+/// The environment of instance `idx` of an app: its app's, and `PYPM_INSTANCE`.
+fn instance_environ(spec: &resolve::AppSpec, idx: u32) -> Vec<(String, String)> {
+    let mut environ = Vec::with_capacity(spec.environ.len() + 1);
+    environ.extend_from_slice(&spec.environ);
+    environ.push(("PYPM_INSTANCE".into(), idx.to_string()));
+    environ
+}
+
 /// What a probe of the instance's process `pid` needs to know: where and with which environment
-/// an `exec` check runs.
+/// (the instance's own, whether the probe starts with the process or once it is ready) an
+/// `exec` check runs.
 pub(super) fn probe_target(
     key: &Key,
     pid: i32,
     spec: &resolve::AppSpec,
-    env: &[(String, String)],
 ) -> crate::inputs::probes::Target {
     crate::inputs::probes::Target {
         app: key.0.clone(),
         idx: key.1,
         pid,
         cwd: spec.app.cwd.clone(),
-        env: env.to_vec(),
+        env: instance_environ(spec, key.1),
     }
 }

@@ -117,7 +117,7 @@ impl Supervisor {
             return;
         };
         if let Some(h) = spec.app.health.clone() {
-            let target = super::apply::probe_target(key, pid, spec, &spec.environ);
+            let target = super::apply::probe_target(key, pid, spec);
             let sock = self.health_notify.remove(key);
             self.start_probe(&h, Which::Health, &target, sock.as_ref());
         }

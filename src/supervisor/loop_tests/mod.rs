@@ -36,6 +36,8 @@ struct World {
     states_written: usize,
     /// Every event emitted, in order.
     events: Vec<EventRecord>,
+    /// The environment each probe was started with (what an `exec` check runs under), in order.
+    probe_targets: Vec<(Which, Target)>,
 }
 
 struct FakeEffects(Arc<Mutex<World>>);
@@ -97,11 +99,13 @@ impl Effects for FakeEffects {
         _notify: Option<UnixDatagram>,
         _report: Report,
     ) -> std::io::Result<Option<ProbeHandle>> {
-        lock(&self.0).done.push(Fx::Probe {
-            app: target.app,
+        let mut w = lock(&self.0);
+        w.done.push(Fx::Probe {
+            app: target.app.clone(),
             pid: target.pid,
             which: spec.which,
         });
+        w.probe_targets.push((spec.which, target));
         Ok(None)
     }
 
@@ -170,6 +174,7 @@ impl Harness {
             fail_spawn: HashSet::new(),
             states_written: 0,
             events: Vec::new(),
+            probe_targets: Vec::new(),
         }));
         let (tx, rx) = std::sync::mpsc::channel::<Event>();
         let bus = crate::events::bus::EventBus::new();

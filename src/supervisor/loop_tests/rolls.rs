@@ -171,3 +171,36 @@ fn a_readiness_result_for_another_pid_or_state_changes_nothing() {
     h.probe("web", 1001, Which::Ready, true);
     assert_eq!(h.events().iter().filter(|(e, _)| e == "ready").count(), 1);
 }
+
+#[test]
+fn the_health_probe_started_once_ready_runs_with_the_instance_environment() {
+    let mut h = Harness::new(
+        "[apps.web]\ncommand = \"/bin/sleep 100\"\ninstances = 2\n[apps.web.ready]\ntcp = \"127.0.0.1:9\"\n[apps.web.health]\nexec = \"/bin/true\"\n",
+    );
+    h.take();
+    for (idx, pid) in [(0, 1001), (1, 1002)] {
+        h.send(Event::Probe(ProbeResult {
+            app: "web".into(),
+            idx,
+            pid,
+            which: Which::Ready,
+            ok: true,
+            detail: "ok".into(),
+        }));
+    }
+    assert_eq!(
+        h.take(),
+        [
+            probe("web", 1001, Which::Health),
+            probe("web", 1002, Which::Health)
+        ]
+    );
+    let targets = std::mem::take(&mut lock(&h.world).probe_targets);
+    assert_eq!(targets.len(), 4, "two readiness and two health probes");
+    for (which, t) in targets {
+        let get = |k: &str| t.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let want = Some(t.idx.to_string());
+        assert_eq!(get("PYPM_INSTANCE"), want, "{}.{} {which:?}", t.app, t.idx);
+        assert_eq!(get("PYPM_APP").as_deref(), Some("web"), "{which:?}");
+    }
+}
