@@ -47,11 +47,11 @@ impl Supervisor {
                     .obs
                     .instances
                     .get(&(app.clone(), idx))
-                    .and_then(|i| i.old.as_ref())
+                    .and_then(|i| i.old())
                 {
                     log::info!(
                         "rolling {app}.{idx}: starting a replacement for pid {}",
-                        o.pid
+                        o.pid()
                     );
                 }
                 // A replacement that cannot even be spawned hands the instance back to its
@@ -61,24 +61,20 @@ impl Supervisor {
             Action::StopOld { app, idx } => {
                 let (_, sig) = self.stop_params(&app);
                 let key = (app, idx);
-                if let Some(o) = self
-                    .obs
-                    .instances
-                    .get_mut(&key)
-                    .and_then(|i| i.old.as_mut())
+                if let Some(i) = self.obs.instances.get_mut(&key)
+                    && let Some(o) = i.old()
                 {
                     log::info!(
                         "rolling {}.{}: replacement ready, stopping old pid {}",
                         key.0,
                         key.1,
-                        o.pid
+                        o.pid()
                     );
-                    let sent = o
-                        .start_ticks
-                        .is_some_and(|st| self.fx.signal_group(o.pid, st, sig));
+                    let (pid, start) = (o.pid(), o.start_ticks());
+                    let sent = start.is_some_and(|st| self.fx.signal_group(pid, st, sig));
                     if !sent {
                         // Already gone: the reaper's exit event is on its way.
-                        o.kill_at = Some(now);
+                        i.old_stop_missed(now);
                     }
                 }
             }
@@ -87,14 +83,14 @@ impl Supervisor {
                     .obs
                     .instances
                     .get(&(app.clone(), idx))
-                    .and_then(|i| i.old.as_ref())
-                    && let Some(st) = o.start_ticks
+                    .and_then(|i| i.old())
+                    && let Some(st) = o.start_ticks()
                 {
                     log::warn!(
                         "{app}.{idx}: old pid {} did not stop in time: SIGKILL",
-                        o.pid
+                        o.pid()
                     );
-                    self.fx.signal_group(o.pid, st, Signal::SIGKILL);
+                    self.fx.signal_group(o.pid(), st, Signal::SIGKILL);
                 }
             }
             Action::Wait { .. } | Action::Settle { .. } | Action::Forget { .. } => {}
@@ -116,7 +112,7 @@ impl Supervisor {
         let Some(i) = self.obs.instances.get_mut(key) else {
             return;
         };
-        let (Some(pid), Some(start)) = (i.pid, i.start_ticks) else {
+        let (Some(pid), Some(start)) = (i.pid(), i.start_ticks()) else {
             return;
         };
         match why {
@@ -124,7 +120,7 @@ impl Supervisor {
             None => log::info!("stopping {}.{} (pid {pid}) with {sig}", key.0, key.1),
         }
         if !self.fx.signal_group(pid, start, sig) && sig != Signal::SIGKILL {
-            i.kill_at = Some(now);
+            i.stop_missed(now);
         }
     }
 
@@ -135,7 +131,7 @@ impl Supervisor {
             .obs
             .instances
             .get(key)
-            .and_then(|i| i.fail_reason.clone())
+            .and_then(|i| i.fail_reason().map(str::to_string))
             .unwrap_or_default();
         let why = format!("{why}; stopping it with {sig}");
         self.signal_instance(key, sig, now, Some(&why));
@@ -145,13 +141,13 @@ impl Supervisor {
     fn every_process(&self) -> Vec<(String, u32, i32, u64)> {
         let mut all = Vec::new();
         for ((app, idx), i) in &self.obs.instances {
-            if let (Some(pid), Some(start)) = (i.pid, i.start_ticks) {
+            if let (Some(pid), Some(start)) = (i.pid(), i.start_ticks()) {
                 all.push((app.clone(), *idx, pid, start));
             }
-            if let Some(o) = &i.old
-                && let Some(st) = o.start_ticks
+            if let Some(o) = i.old()
+                && let Some(st) = o.start_ticks()
             {
-                all.push((app.clone(), *idx, o.pid, st));
+                all.push((app.clone(), *idx, o.pid(), st));
             }
         }
         all
@@ -232,8 +228,7 @@ impl Supervisor {
 
     pub(super) fn prepare_start(&mut self, app: &str, idx: u32) -> Option<PreparedStart> {
         let spec = self.desired.apps.get(app).cloned()?;
-        let mut environ = spec.environ.clone();
-        environ.push(("PYPM_INSTANCE".into(), idx.to_string()));
+        let environ = instance_environ(&spec, idx);
         let program = spec.argv.first().cloned().unwrap_or_default();
         let sp = SpawnSpec {
             program: PathBuf::from(&program),
@@ -313,7 +308,7 @@ impl Supervisor {
             app,
             idx,
             spec,
-            sp,
+            sp: _,
             notify,
             cgroup,
         } = p;
@@ -335,7 +330,7 @@ impl Supervisor {
                 let notes = record::spawned(&mut self.obs, &self.wants, &key, Ok(started), now);
                 self.write_notes(notes);
                 let pid = child.pid;
-                let taps = self.attach_probes(&key, pid, &spec, &sp, notify.as_ref());
+                let taps = self.attach_probes(&key, pid, &spec, notify.as_ref());
                 self.by_pid.insert(pid, key.clone());
                 self.attach_logs(&key, pid, &spec, [child.stdout, child.stderr], taps);
                 self.emit(
@@ -375,10 +370,9 @@ impl Supervisor {
         key: &Key,
         pid: i32,
         spec: &resolve::AppSpec,
-        sp: &SpawnSpec,
         notify: Option<&std::os::unix::net::UnixDatagram>,
     ) -> [Option<crate::logs::Tap>; 2] {
-        let target = probe_target(key, pid, spec, &sp.env);
+        let target = probe_target(key, pid, spec);
         let mut taps: [Option<crate::logs::Tap>; 2] = [None, None];
         if let Some(p) = &spec.app.ready {
             if let crate::config::ProbeCheck::Log(re) = &p.check {
@@ -487,19 +481,27 @@ impl Supervisor {
     }
 }
 
+/// The environment of instance `idx` of an app: its app's, and `PYPM_INSTANCE`.
+fn instance_environ(spec: &resolve::AppSpec, idx: u32) -> Vec<(String, String)> {
+    let mut environ = Vec::with_capacity(spec.environ.len() + 1);
+    environ.extend_from_slice(&spec.environ);
+    environ.push(("PYPM_INSTANCE".into(), idx.to_string()));
+    environ
+}
+
 /// What a probe of the instance's process `pid` needs to know: where and with which environment
-/// an `exec` check runs.
+/// (the instance's own, whether the probe starts with the process or once it is ready) an
+/// `exec` check runs.
 pub(super) fn probe_target(
     key: &Key,
     pid: i32,
     spec: &resolve::AppSpec,
-    env: &[(String, String)],
 ) -> crate::inputs::probes::Target {
     crate::inputs::probes::Target {
         app: key.0.clone(),
         idx: key.1,
         pid,
         cwd: spec.app.cwd.clone(),
-        env: env.to_vec(),
+        env: instance_environ(spec, key.1),
     }
 }

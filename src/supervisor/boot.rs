@@ -58,6 +58,13 @@ pub fn run(opts: Options) -> Result<(), StartError> {
             crate::http::token::path(&state_dir).display()
         ))
     })?;
+    let pypm = &desired.config.pypm;
+    let events = EventLog::open(
+        &state_dir,
+        bus.clone(),
+        pypm.events_max_size,
+        pypm.events_max_files,
+    );
     let mut sup = Supervisor::new(Parts {
         opts,
         host,
@@ -68,7 +75,7 @@ pub fn run(opts: Options) -> Result<(), StartError> {
         handler,
         token,
         reaper: reaper.clone(),
-        fx: Box::new(effects::RealEffects { reaper }),
+        fx: Box::new(effects::RealEffects { reaper, events }),
     });
     sup.restore_schedules(&last_runs, Instant::now());
     sup.rewatch();
@@ -183,13 +190,8 @@ pub(super) struct Parts {
 impl Supervisor {
     pub(super) fn new(p: Parts) -> Supervisor {
         let state_dir = p.desired.config.pypm.state_dir.clone();
-        let (max_size, max_files) = (
-            p.desired.config.pypm.events_max_size,
-            p.desired.config.pypm.events_max_files,
-        );
         Supervisor {
             wants: wants_of(&p.desired),
-            events: EventLog::open(&state_dir, p.bus.clone(), max_size, max_files),
             desired: p.desired,
             host: p.host,
             opts: p.opts,
@@ -316,7 +318,7 @@ impl Supervisor {
         let Supervisor {
             pump,
             state_dir,
-            mut events,
+            mut fx,
             reaper,
             outlets,
             http,
@@ -338,7 +340,7 @@ impl Supervisor {
         if let Some(Some(c)) = cgroups {
             c.remove();
         }
-        events.append(&EventRecord::new(
+        fx.emit(EventRecord::new(
             EventKind::Stopped.as_str(),
             None,
             None,
@@ -346,7 +348,7 @@ impl Supervisor {
             "supervisor stopped",
         ));
         // The last exits were queued after the loop's final flush.
-        events.flush();
+        fx.flush_events();
         if let Some(o) = outlets {
             o.finish(Instant::now() + Duration::from_secs(3));
         }

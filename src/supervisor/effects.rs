@@ -1,6 +1,6 @@
 //! The edge between the supervisor's decisions and the OS: every spawn, signal, probe thread,
-//! socket bind, process sample and state write the loop performs goes through [`Effects`], and
-//! so does its clock.
+//! socket bind, process sample, state write and event the loop performs goes through
+//! [`Effects`], and so does its clock.
 //!
 //! The supervisor runs with [`RealEffects`]. The loop tests (`loop_tests.rs`) run the very same
 //! loop with a fake that records each effect, hands out pipes instead of processes, and a clock
@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::config::Listen;
+use crate::events::journal::{EventLog, EventRecord};
 use crate::inputs::probes::{ProbeHandle, Report, Spec, Target};
 use crate::process::{self, Child, Reaper, Signal, SpawnError, SpawnSpec, Usage};
 
@@ -45,11 +46,18 @@ pub(super) trait Effects {
     fn tell_ready(&mut self);
     /// Gives back the memory start-up used (`process::release_startup_memory`).
     fn release_memory(&mut self);
+    /// Records an event (`events.jsonl`, then the bus: notifiers, StatsD, the HTTP API's event
+    /// streams); queued until [`Effects::flush_events`].
+    fn emit(&mut self, event: EventRecord);
+    /// Writes the events emitted since the last flush, in order, in one write.
+    fn flush_events(&mut self);
 }
 
 /// The effects of a real supervisor.
 pub(super) struct RealEffects {
     pub(super) reaper: Reaper,
+    /// `state_dir/events.jsonl`, and the bus each written event goes to.
+    pub(super) events: EventLog,
 }
 
 impl Effects for RealEffects {
@@ -104,5 +112,13 @@ impl Effects for RealEffects {
 
     fn release_memory(&mut self) {
         process::release_startup_memory();
+    }
+
+    fn emit(&mut self, event: EventRecord) {
+        self.events.append(&event);
+    }
+
+    fn flush_events(&mut self) {
+        self.events.flush();
     }
 }

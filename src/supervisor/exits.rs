@@ -25,17 +25,15 @@ impl Supervisor {
         let Some(spec) = self.desired.apps.get(&app).cloned() else {
             // The app was removed from the file while it ran: any exit just stops it.
             if let Some(i) = self.obs.instances.get_mut(&key) {
-                i.pid = None;
-                i.transition(State::Stopped);
-                i.reason = Some("removed".into());
+                i.exited_removed();
             }
             return;
         };
         // The old process of a roll exited (we stopped it, or it died on its own).
         if let Some(i) = self.obs.instances.get_mut(&key)
-            && i.old.as_ref().is_some_and(|o| o.pid == e.pid)
+            && i.old().is_some_and(|o| o.pid() == e.pid)
         {
-            i.old = None;
+            i.old_exited();
             self.emit(
                 EventKind::Stopped,
                 Some(&app),
@@ -49,9 +47,9 @@ impl Supervisor {
         self.health_notify.remove(&key);
         // The replacement died before it was ready: keep the old process.
         if let Some(i) = self.obs.instances.get(&key)
-            && i.old.as_ref().is_some_and(|o| !o.stopping)
+            && i.old().is_some_and(|o| !o.stopping())
         {
-            let why = i.fail_reason.clone().unwrap_or_else(|| e.describe());
+            let why = i.fail_reason().map_or_else(|| e.describe(), str::to_string);
             let notes = record::keep_old(&mut self.obs, &self.wants, &key, &why);
             self.write_notes(notes);
             return;
@@ -60,14 +58,10 @@ impl Supervisor {
             return;
         };
         state::on_exit(&spec.app, inst, e.code, e.signal, self.fx.now());
-        let (state, reason) = (inst.state(), inst.reason.clone().unwrap_or_default());
-        let looping = std::mem::take(&mut inst.loop_alert).then_some(inst.restart_times.len());
+        let (state, reason) = (inst.state(), inst.reason().unwrap_or_default().to_string());
+        let looping = inst.take_loop_alert();
         if matches!(state, State::Backoff | State::Failed) {
-            inst.history
-                .push_back((std::time::SystemTime::now(), reason.clone()));
-            if inst.history.len() > 50 {
-                inst.history.pop_front();
-            }
+            inst.note_history(reason.clone());
         }
         let event = match state {
             State::Backoff => EventKind::Restarting,
@@ -120,9 +114,9 @@ impl Supervisor {
                 format!("{why}; restarting"),
             );
             if let Some(i) = self.obs.instances.get_mut(key)
-                && i.pid == Some(e.pid)
+                && i.pid() == Some(e.pid)
             {
-                i.fail_reason = Some(why);
+                i.oom_killed(why);
             }
         }
         if !cg.remove() {

@@ -113,11 +113,11 @@ impl Supervisor {
         let Some(spec) = self.desired.apps.get(&key.0) else {
             return;
         };
-        let Some(pid) = self.obs.instances.get(key).and_then(|i| i.pid) else {
+        let Some(pid) = self.obs.instances.get(key).and_then(|i| i.pid()) else {
             return;
         };
         if let Some(h) = spec.app.health.clone() {
-            let target = super::apply::probe_target(key, pid, spec, &spec.environ);
+            let target = super::apply::probe_target(key, pid, spec);
             let sock = self.health_notify.remove(key);
             self.start_probe(&h, Which::Health, &target, sock.as_ref());
         }
@@ -136,7 +136,7 @@ impl Supervisor {
             .filter(|(_, i)| i.state() == State::Running || i.state() == State::Starting)
             .filter_map(|((app, idx), i)| {
                 let max = self.wants.get(app)?.memory_max?;
-                Some(((app.clone(), *idx), i.pid?, max))
+                Some(((app.clone(), *idx), i.pid()?, max))
             })
             .collect();
         let fmt = crate::config::units::format_size;
@@ -175,7 +175,7 @@ impl Supervisor {
         }
         for (key, why) in over {
             if let Some(i) = self.obs.instances.get_mut(&key) {
-                i.over_memory = Some(why);
+                i.over_memory_seen(why);
             }
         }
     }
@@ -190,32 +190,31 @@ impl Supervisor {
         let Some(inst) = self.obs.instances.get_mut(&key) else {
             return;
         };
-        if inst.pid != Some(r.pid) {
+        if inst.pid() != Some(r.pid) {
             return; // a result about a process that is gone
         }
         match r.which {
             // A fact; the planner decides (`Action::Ready`).
             Which::Ready if r.ok && inst.state() == State::Starting => {
-                inst.ready_seen = Some(r.detail);
+                inst.ready_probe_passed(r.detail);
             }
             Which::Ready => {
                 if !r.ok {
                     log::debug!("{}.{} not ready yet: {}", r.app, r.idx, r.detail);
                 }
             }
-            Which::Health if r.ok => inst.health_failures = 0,
+            Which::Health if r.ok => inst.health_passed(),
             Which::Health => {
-                inst.health_failures += 1;
                 log::warn!(
                     "{}.{} health check failed ({}/{limit}): {}",
                     r.app,
                     r.idx,
-                    inst.health_failures,
+                    inst.health_failures() + 1,
                     r.detail
                 );
                 // A fact; the planner decides (`Action::Unhealthy`) once the count reaches
                 // the limit.
-                inst.last_health_detail = Some(r.detail);
+                inst.health_failed(r.detail);
             }
         }
     }

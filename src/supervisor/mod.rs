@@ -95,7 +95,6 @@ struct Supervisor {
     obs: Observed,
     by_pid: HashMap<i32, (String, u32)>,
     config_error: Option<crate::config::ConfigError>,
-    events: EventLog,
     pump: LogPump,
     state_dir: PathBuf,
     /// CPU seconds and time of the previous sample, per pid, for CPU %.
@@ -159,7 +158,7 @@ struct Supervisor {
     told_ready: bool,
     /// Recent samples per instance, kept only while watched (`history.rs`).
     history: history::History,
-    /// Every spawn, signal, probe, bind, sample and state write, and the clock.
+    /// Every spawn, signal, probe, bind, sample, state write and event, and the clock.
     fx: Box<dyn Effects>,
 }
 
@@ -265,7 +264,7 @@ impl Supervisor {
             {
                 return Idle::Done;
             }
-            self.events.flush();
+            self.fx.flush_events();
             if std::mem::take(&mut self.sweep_due) {
                 self.reaper.sweep_orphans();
                 self.cgroup_leftovers.retain(|cg| !cg.remove());
@@ -314,7 +313,7 @@ impl Supervisor {
             Event::Signal(s) => self.on_signal(s),
             Event::Control(req, reply) => {
                 let resp = self.on_request(req);
-                self.events.flush();
+                self.fx.flush_events();
                 let _ = reply.send(resp);
             }
             Event::Log(n) => self.on_log(n),
@@ -418,7 +417,7 @@ impl Supervisor {
         if let Some(key) = &owner
             && let Some(i) = self.obs.instances.get_mut(key)
         {
-            i.log_problem = problem.clone();
+            i.set_log_problem(problem.clone());
         }
         if let Some(detail) = problem {
             let (app, idx) = owner.map_or((None, None), |(a, i)| (Some(a), Some(i)));
@@ -448,8 +447,8 @@ impl Supervisor {
         pid: Option<i32>,
         detail: String,
     ) {
-        self.events
-            .append(&EventRecord::new(event.as_str(), app, idx, pid, detail));
+        self.fx
+            .emit(EventRecord::new(event.as_str(), app, idx, pid, detail));
     }
 
     fn save(&mut self) {
@@ -465,21 +464,21 @@ impl Supervisor {
                 .instances
                 .values()
                 .flat_map(|i| {
-                    let old = i.old.as_ref().map(|o| SavedInstance {
-                        app: i.app.clone(),
-                        instance: i.idx,
+                    let old = i.old().map(|o| SavedInstance {
+                        app: i.app().to_string(),
+                        instance: i.idx(),
                         state: "replaced".into(),
-                        pid: Some(o.pid),
-                        start_time: o.start_ticks,
-                        restarts: i.restarts,
+                        pid: Some(o.pid()),
+                        start_time: o.start_ticks(),
+                        restarts: i.restarts(),
                     });
                     std::iter::once(SavedInstance {
-                        app: i.app.clone(),
-                        instance: i.idx,
+                        app: i.app().to_string(),
+                        instance: i.idx(),
                         state: i.state().as_str().into(),
-                        pid: i.pid,
-                        start_time: i.start_ticks,
-                        restarts: i.restarts,
+                        pid: i.pid(),
+                        start_time: i.start_ticks(),
+                        restarts: i.restarts(),
                     })
                     .chain(old)
                 })

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use indexmap::IndexMap;
 
 use super::plan::{Action, Key, Observed, Want};
-use super::state::{Instance, OldProcess, State};
+use super::state::Instance;
 use crate::config::keys::EventKind;
 
 /// An event the bookkeeping implies (written by the loop, as every event).
@@ -61,14 +61,12 @@ pub fn record(
         Action::Stop { app, idx, intent } => {
             let timeout = stop_timeout(wants, app);
             if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                i.transition(State::Stopping);
-                i.stop_intent = Some(*intent);
-                i.kill_at = Some(now + timeout);
+                i.begin_stop(*intent, now + timeout);
             }
         }
         Action::Kill { app, idx } => {
             if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                i.kill_at = None;
+                i.kill_sent();
             }
         }
         Action::Unhealthy { .. } | Action::OverMemory { .. } | Action::ReadyTimeout { .. } => {
@@ -76,15 +74,12 @@ pub fn record(
         }
         Action::Ready { app, idx } => {
             if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
-                let detail = i.ready_seen.take().unwrap_or_default();
-                i.transition(State::Running);
-                i.ready = true;
-                i.ready_deadline = None;
+                let detail = i.became_ready();
                 notes.push(Note {
                     kind: EventKind::Ready,
                     app: app.clone(),
                     idx: *idx,
-                    pid: i.pid,
+                    pid: i.pid(),
                     detail,
                 });
             }
@@ -101,24 +96,17 @@ pub fn record(
         }
         Action::KillAll => {
             for i in obs.instances.values_mut() {
-                i.pid = None;
-                i.old = None;
-                i.kill_at = None;
-                i.transition(State::Stopped);
+                i.killed_all();
             }
         }
         Action::Replace { .. } | Action::StopOld { .. } | Action::KillOld { .. } => {
             roll(obs, wants, action, now);
         }
         Action::Wait { app, idx, reason } => {
-            let i = entry(obs, app, *idx);
-            i.transition(State::Waiting);
-            i.reason = Some(reason.clone());
+            entry(obs, app, *idx).wait_for(reason.clone());
         }
         Action::Settle { app, idx, reason } => {
-            let i = entry(obs, app, *idx);
-            i.transition(State::Stopped);
-            i.reason = Some(reason.clone());
+            entry(obs, app, *idx).settle(reason.clone());
         }
         Action::Forget { app, idx } => {
             obs.instances.shift_remove(&(app.clone(), *idx));
@@ -152,22 +140,19 @@ fn failure(
     };
     let (why, note) = match action {
         Action::Unhealthy { .. } => {
-            let limit = want
-                .and_then(|w| w.health_failures)
-                .unwrap_or(i.health_failures);
-            i.health_failures = 0;
-            let detail = i.last_health_detail.take().unwrap_or_default();
-            push_history(i, format!("unhealthy: {detail}"));
+            let (count, detail) = i.take_health_failures();
+            let limit = want.and_then(|w| w.health_failures).unwrap_or(count);
+            i.note_history(format!("unhealthy: {detail}"));
             let said = format!("{limit} consecutive health check failures; restarting: {detail}");
             (
                 format!("unhealthy ({limit} consecutive health check failures)"),
-                Some(note(EventKind::Unhealthy, i.pid, said)),
+                Some(note(EventKind::Unhealthy, i.pid(), said)),
             )
         }
         Action::OverMemory { .. } => {
-            let why = i.over_memory.take().unwrap_or_default();
+            let why = i.take_over_memory();
             let said = format!("{why}; restarting");
-            (why, Some(note(EventKind::MemoryLimit, i.pid, said)))
+            (why, Some(note(EventKind::MemoryLimit, i.pid(), said)))
         }
         _ => {
             let ready = want.and_then(|w| w.ready_timeout).unwrap_or_default();
@@ -178,7 +163,7 @@ fn failure(
             (why, None)
         }
     };
-    fail(i, why, now, timeout);
+    i.begin_failed_stop(why, now + timeout);
     note
 }
 
@@ -187,59 +172,22 @@ fn failure(
 fn roll(obs: &mut Observed, wants: &IndexMap<String, Want>, action: &Action, now: Instant) {
     match action {
         Action::Replace { app, idx } => {
-            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx))
-                && let Some(pid) = i.pid.take()
-            {
-                i.old = Some(OldProcess {
-                    pid,
-                    start_ticks: i.start_ticks.take(),
-                    started_at: i.started_at,
-                    started_wall: i.started_wall,
-                    spec_hash: i.spec_hash,
-                    stopping: false,
-                    kill_at: None,
-                });
+            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
+                i.replace();
             }
         }
         Action::StopOld { app, idx } => {
             let timeout = stop_timeout(wants, app);
-            if let Some(o) = obs
-                .instances
-                .get_mut(&(app.clone(), *idx))
-                .and_then(|i| i.old.as_mut())
-            {
-                o.stopping = true;
-                o.kill_at = Some(now + timeout);
+            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
+                i.stop_old(now + timeout);
             }
         }
         Action::KillOld { app, idx } => {
-            if let Some(o) = obs
-                .instances
-                .get_mut(&(app.clone(), *idx))
-                .and_then(|i| i.old.as_mut())
-            {
-                o.kill_at = None;
+            if let Some(i) = obs.instances.get_mut(&(app.clone(), *idx)) {
+                i.old_kill_sent();
             }
         }
         _ => {}
-    }
-}
-
-/// The instance failed while running (not ready in time, unhealthy, over memory): it is
-/// stopped like any stop, and its exit then counts as a failure with `why` as the reason
-/// (backoff and `max_restarts` apply, SPEC §4).
-fn fail(i: &mut Instance, why: String, now: Instant, stop_timeout: Duration) {
-    i.ready_deadline = None;
-    i.fail_reason = Some(why);
-    i.transition(State::Stopping);
-    i.stop_intent = None;
-    i.kill_at = Some(now + stop_timeout);
-}
-
-fn push_history(i: &mut Instance, what: String) {
-    i.history.push_back((SystemTime::now(), what));
-    if i.history.len() > 50 {
-        i.history.pop_front();
     }
 }
 
@@ -248,13 +196,7 @@ fn push_history(i: &mut Instance, what: String) {
 /// after a failure counts its restarts afresh.
 pub fn start_asked(obs: &mut Observed, wants: &IndexMap<String, Want>, app: &str, idx: u32) {
     let hash = wants.get(app).map_or(0, |w| w.spec_hash);
-    let i = entry(obs, app, idx);
-    let roll = i.restart_asked() || i.runs_other_spec(hash) || i.state() == State::Failed;
-    i.record_start(hash);
-    if roll {
-        i.attempt = 0;
-        i.recent_restarts.clear();
-    }
+    entry(obs, app, idx).record_start(hash);
 }
 
 /// The spawn's outcome. Spawned: `starting` until its readiness probe passes (or its
@@ -273,33 +215,14 @@ pub fn spawned(
     };
     match outcome {
         Ok(p) => {
-            i.pid = Some(p.pid);
-            i.start_ticks = Some(p.start_ticks);
-            i.started_at = Some(now);
-            i.started_wall = Some(SystemTime::now());
-            if i.ever_started {
-                i.restarts += 1;
-            }
-            i.ever_started = true;
-            i.retry_at = None;
-            i.stop_intent = None;
-            i.kill_at = None;
-            i.reason = None;
-            i.ready_seen = None;
-            if want.is_some_and(|w| w.has_ready_probe) {
-                i.transition(State::Starting);
-                i.ready = false;
-                i.ready_deadline = want.and_then(|w| w.ready_timeout).map(|t| now + t);
-            } else {
-                i.transition(State::Running);
-                i.ready = true;
-            }
+            let awaits_ready = want.is_some_and(|w| w.has_ready_probe);
+            let deadline = want.and_then(|w| w.ready_timeout).map(|t| now + t);
+            let wall = SystemTime::now();
+            i.started(p.pid, p.start_ticks, now, wall, awaits_ready, deadline);
             Vec::new()
         }
         Err(reason) => {
-            i.transition(State::Failed);
-            i.pid = None;
-            i.reason = Some(reason.clone());
+            i.spawn_failed(reason.clone());
             let mut notes = vec![Note {
                 kind: EventKind::Failed,
                 app: key.0.clone(),
@@ -307,7 +230,7 @@ pub fn spawned(
                 pid: None,
                 detail: reason.clone(),
             }];
-            if i.old.as_ref().is_some_and(|o| !o.stopping) {
+            if i.old().is_some_and(|o| !o.stopping()) {
                 notes.extend(keep_old(obs, wants, key, &reason));
             }
             notes
@@ -327,18 +250,9 @@ pub fn keep_old(
     let Some(i) = obs.instances.get_mut(key) else {
         return Vec::new();
     };
-    let Some(o) = i.old.take() else {
+    let Some(old_pid) = i.keep_old(format!("roll stopped: the replacement failed ({why})")) else {
         return Vec::new();
     };
-    i.pid = Some(o.pid);
-    i.start_ticks = o.start_ticks;
-    i.started_at = o.started_at;
-    i.started_wall = o.started_wall;
-    i.spec_hash = o.spec_hash;
-    i.transition(State::Running);
-    i.ready = true;
-    i.ready_deadline = None;
-    i.reason = Some(format!("roll stopped: the replacement failed ({why})"));
     for ((a, _), x) in obs.instances.iter_mut() {
         if *a == key.0 {
             x.drop_restart();
@@ -352,10 +266,7 @@ pub fn keep_old(
         app: key.0.clone(),
         idx: key.1,
         pid: None,
-        detail: format!(
-            "replacement did not become ready ({why}); keeping pid {}",
-            o.pid
-        ),
+        detail: format!("replacement did not become ready ({why}); keeping pid {old_pid}"),
     }]
 }
 
@@ -363,6 +274,7 @@ pub fn keep_old(
 mod tests {
     use super::*;
     use crate::config::Kind;
+    use crate::supervisor::state::State;
 
     fn want(ready: Option<Duration>) -> IndexMap<String, Want> {
         let w = Want {
@@ -409,13 +321,13 @@ mod tests {
             started(&mut obs, &wants, 10, now);
             let i = &obs.instances[&key()];
             assert_eq!(i.state(), state);
-            assert_eq!(i.ready, ready.is_none());
-            assert_eq!(i.ready_deadline, ready.map(|t| now + t));
-            assert_eq!(i.spec_hash, Some(42));
-            assert_eq!(i.restarts, 0);
+            assert_eq!(i.ready(), ready.is_none());
+            assert_eq!(i.ready_deadline(), ready.map(|t| now + t));
+            assert_eq!(i.spec_hash(), Some(42));
+            assert_eq!(i.restarts(), 0);
             started(&mut obs, &wants, 11, now);
             assert_eq!(
-                obs.instances[&key()].restarts,
+                obs.instances[&key()].restarts(),
                 1,
                 "a second spawn is a restart"
             );
@@ -458,7 +370,7 @@ mod tests {
         let notes = spawned(&mut obs, &wants, &key(), Err("cannot start: x".into()), now);
         let i = &obs.instances[&key()];
         assert_eq!(
-            (i.pid, i.state(), i.old.is_none()),
+            (i.pid(), i.state(), i.old().is_none()),
             (Some(10), State::Running, true)
         );
         assert_eq!(notes.len(), 2, "{notes:?}");
@@ -473,8 +385,9 @@ mod tests {
         let mut obs = Observed::default();
         started(&mut obs, &wants, 10, now);
         let i = obs.instances.get_mut(&key()).expect("instance");
-        i.health_failures = 3;
-        i.last_health_detail = Some("503".into());
+        for _ in 0..3 {
+            i.health_failed("503".into());
+        }
         let a = Action::Unhealthy {
             app: "web".into(),
             idx: 0,
@@ -482,14 +395,10 @@ mod tests {
         let notes = record(&mut obs, &wants, &a, now);
         let i = &obs.instances[&key()];
         assert_eq!(i.state(), State::Stopping);
-        assert_eq!(i.kill_at, Some(now + Duration::from_secs(7)));
-        assert_eq!(i.stop_intent, None, "its exit is a failure, not a stop");
-        assert_eq!(i.health_failures, 0);
-        assert!(
-            i.fail_reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with("unhealthy"))
-        );
+        assert_eq!(i.kill_at(), Some(now + Duration::from_secs(7)));
+        assert_eq!(i.stop_intent(), None, "its exit is a failure, not a stop");
+        assert_eq!(i.health_failures(), 0);
+        assert!(i.fail_reason().is_some_and(|r| r.starts_with("unhealthy")));
         assert_eq!(notes[0].kind, EventKind::Unhealthy);
         assert!(notes[0].detail.ends_with("restarting: 503"), "{notes:?}");
     }

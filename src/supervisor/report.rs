@@ -49,7 +49,7 @@ impl Supervisor {
                 Some(i) => i,
                 None => fresh.insert(Instance::new(name, idx)),
             };
-            let (u, cpu_percent) = match i.pid.and_then(|p| usage?.get(&p)) {
+            let (u, cpu_percent) = match i.pid().and_then(|p| usage?.get(&p)) {
                 Some((u, cpu)) => (Some(u), *cpu),
                 None => (None, None),
             };
@@ -58,20 +58,20 @@ impl Supervisor {
                 app: name.to_string(),
                 instance: idx,
                 state: i.state(),
-                pid: i.pid.map(|p| p as u32),
-                uptime_secs: match (i.pid, i.started_at) {
+                pid: i.pid().map(|p| p as u32),
+                uptime_secs: match (i.pid(), i.started_at()) {
                     (Some(_), Some(s)) => Some(now.saturating_duration_since(s).as_secs_f64()),
                     _ => None,
                 },
-                restarts: i.restarts,
+                restarts: i.restarts(),
                 cpu_percent,
                 memory_bytes: u.map(|u| u.rss_bytes),
-                ready: i.ready && i.state() == State::Running,
+                ready: i.ready() && i.state() == State::Running,
                 reason: self
                     .schedule_reason(name, i)
-                    .or_else(|| i.reason.clone())
-                    .or_else(|| i.log_problem.clone()),
-                last_exit: i.last_exit.as_ref().map(|e| LastExit {
+                    .or_else(|| i.reason().map(str::to_string))
+                    .or_else(|| i.log_problem().map(str::to_string)),
+                last_exit: i.last_exit().map(|e| LastExit {
                     code: e.code,
                     signal: e.signal.map(signal_name),
                     at: format_rfc3339_millis(e.at),
@@ -84,7 +84,12 @@ impl Supervisor {
     /// Samples CPU and memory of every live instance's tree, unless the last sample is younger
     /// than [`USAGE_TTL`] and covers them all.
     fn refresh_usage(&mut self) {
-        let roots: Vec<i32> = self.obs.instances.values().filter_map(|i| i.pid).collect();
+        let roots: Vec<i32> = self
+            .obs
+            .instances
+            .values()
+            .filter_map(Instance::pid)
+            .collect();
         // One pass over /proc serves every status request within the next half second; CPU % is
         // measured between two passes.
         let fresh = self.usage_cache.as_ref().is_some_and(|(at, u)| {
@@ -101,7 +106,7 @@ impl Supervisor {
             .obs
             .instances
             .values()
-            .filter_map(|i| Some((i.pid?, i.started_at?)))
+            .filter_map(|i| Some((i.pid()?, i.started_at()?)))
             .collect();
         for (pid, u) in sampled {
             let started = started_of.get(&pid).copied();
@@ -174,12 +179,12 @@ impl Supervisor {
                         .and_then(|(_, u)| u.get(&(p as i32)))
                 });
                 let start_time_seconds = i
-                    .filter(|i| i.pid.is_some())
-                    .and_then(|i| i.started_at)
+                    .filter(|i| i.pid().is_some())
+                    .and_then(|i| i.started_at())
                     .and_then(|s| wall.checked_sub(now.saturating_duration_since(s)))
                     .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                     .map(|d| d.as_secs_f64());
-                let run = i.and_then(|i| i.last_run);
+                let run = i.and_then(|i| i.last_run());
                 MetricsRow {
                     task_last_success_seconds: run
                         .and_then(|r| r.last_success)
@@ -272,8 +277,8 @@ impl Supervisor {
             .obs
             .instances
             .values()
-            .filter(|i| i.app == app)
-            .flat_map(|i| i.history.iter().map(move |(t, r)| (*t, i.idx, r)))
+            .filter(|i| i.app() == app)
+            .flat_map(|i| i.history().iter().map(move |(t, r)| (*t, i.idx(), r)))
             .collect();
         history.sort_by_key(|h| h.0);
         history

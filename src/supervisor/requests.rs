@@ -198,7 +198,7 @@ impl Supervisor {
                         // A failed or disabled app starts afresh.
                         for ((a, _), i) in self.obs.instances.iter_mut() {
                             if a == app && !i.is_live() {
-                                *i = Instance::new(a, i.idx);
+                                *i = Instance::new(a, i.idx());
                             }
                         }
                     }

@@ -91,11 +91,11 @@ impl Supervisor {
             return None;
         }
         let mut parts = vec![
-            i.reason
-                .clone()
+            i.reason()
+                .map(str::to_string)
                 .unwrap_or_else(|| super::plan::SCHEDULED.to_string()),
         ];
-        if let Some(run) = i.last_run {
+        if let Some(run) = i.last_run() {
             parts.push(format!(
                 "last run {} after {}",
                 if run.ok { "succeeded" } else { "failed" },
@@ -200,7 +200,7 @@ impl Supervisor {
         for idx in 0..instances {
             let i = self.instance_mut(app, idx);
             let live = i.is_live();
-            let pid = i.pid;
+            let pid = i.pid();
             match (live, concurrency) {
                 (false, _) => {
                     i.ask_restart();

@@ -1,6 +1,7 @@
 //! The restart policy, backoff and the transition table, tested without processes.
 use super::*;
 use crate::config::Program;
+use crate::config::{App, Kind, RestartPolicy};
 
 fn app() -> App {
     let c = crate::config::parse(
@@ -174,4 +175,68 @@ fn policies_and_kinds() {
     on_exit(&a, &mut i, None, Some(15), later);
     assert_eq!(i.state, State::Stopped);
     assert!(matches!(a.program, Program::Command(_)));
+}
+
+#[test]
+fn a_replaced_process_is_kept_aside_and_handed_back_whole() {
+    let t0 = Instant::now();
+    let wall = SystemTime::now();
+    let mut i = Instance::new("a", 0);
+    i.record_start(7);
+    i.started(42, 1234, t0, wall, false, None);
+    i.replace();
+    assert_eq!((i.pid(), i.start_ticks()), (None, None));
+    let o = i.old().cloned().expect("the old process");
+    assert_eq!(
+        (o.pid(), o.start_ticks(), o.stopping()),
+        (42, Some(1234), false)
+    );
+    // The replacement starts with another spec, then fails: the old process is the instance's
+    // again, with its own start time and spec.
+    i.record_start(8);
+    i.started(43, 99, t0, wall, true, Some(t0 + Duration::from_secs(3)));
+    assert_eq!(i.keep_old("roll stopped".into()), Some(42));
+    assert_eq!(
+        (
+            i.pid(),
+            i.start_ticks(),
+            i.spec_hash(),
+            i.state(),
+            i.ready()
+        ),
+        (Some(42), Some(1234), Some(7), State::Running, true)
+    );
+    assert_eq!(
+        (i.ready_deadline(), i.reason()),
+        (None, Some("roll stopped"))
+    );
+    assert_eq!(i.keep_old("again".into()), None, "nothing left to keep");
+}
+
+#[test]
+fn the_old_process_deadlines_follow_its_stop_and_kill() {
+    let t0 = Instant::now();
+    let mut i = Instance::new("a", 0);
+    i.started(42, 1, t0, SystemTime::now(), false, None);
+    i.replace();
+    i.stop_old(t0 + Duration::from_secs(5));
+    let o = || i.old().map(|o| (o.stopping(), o.kill_at()));
+    assert_eq!(o(), Some((true, Some(t0 + Duration::from_secs(5)))));
+    i.old_stop_missed(t0);
+    assert_eq!(i.old().and_then(OldProcess::kill_at), Some(t0));
+    i.old_kill_sent();
+    assert_eq!(i.old().and_then(OldProcess::kill_at), None);
+    i.old_exited();
+    assert!(i.old().is_none() && !i.has_any_process());
+}
+
+#[test]
+fn health_failures_count_up_and_are_taken_with_the_last_detail() {
+    let mut i = Instance::new("a", 0);
+    assert_eq!(i.health_failed("503".into()), 1);
+    i.health_passed();
+    assert_eq!(i.health_failed("refused".into()), 1);
+    assert_eq!(i.health_failed("timeout".into()), 2);
+    assert_eq!(i.take_health_failures(), (2, "timeout".to_string()));
+    assert_eq!(i.health_failures(), 0);
 }

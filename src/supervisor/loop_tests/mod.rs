@@ -34,6 +34,10 @@ struct World {
     /// Apps whose next spawn fails.
     fail_spawn: HashSet<String>,
     states_written: usize,
+    /// Every event emitted, in order.
+    events: Vec<EventRecord>,
+    /// The environment each probe was started with (what an `exec` check runs under), in order.
+    probe_targets: Vec<(Which, Target)>,
 }
 
 struct FakeEffects(Arc<Mutex<World>>);
@@ -95,11 +99,13 @@ impl Effects for FakeEffects {
         _notify: Option<UnixDatagram>,
         _report: Report,
     ) -> std::io::Result<Option<ProbeHandle>> {
-        lock(&self.0).done.push(Fx::Probe {
-            app: target.app,
+        let mut w = lock(&self.0);
+        w.done.push(Fx::Probe {
+            app: target.app.clone(),
             pid: target.pid,
             which: spec.which,
         });
+        w.probe_targets.push((spec.which, target));
         Ok(None)
     }
 
@@ -132,6 +138,12 @@ impl Effects for FakeEffects {
     fn tell_ready(&mut self) {}
 
     fn release_memory(&mut self) {}
+
+    fn emit(&mut self, event: EventRecord) {
+        lock(&self.0).events.push(event);
+    }
+
+    fn flush_events(&mut self) {}
 }
 
 /// A supervisor for `pypm.toml` text, in a temporary directory, with fake effects.
@@ -161,6 +173,8 @@ impl Harness {
             rss: HashMap::new(),
             fail_spawn: HashSet::new(),
             states_written: 0,
+            events: Vec::new(),
+            probe_targets: Vec::new(),
         }));
         let (tx, rx) = std::sync::mpsc::channel::<Event>();
         let bus = crate::events::bus::EventBus::new();
@@ -272,23 +286,21 @@ impl Harness {
     }
 
     fn pid(&self, app: &str) -> Option<i32> {
-        self.inst(app).pid
+        self.inst(app).pid()
     }
 
-    /// The kinds of the events written so far, with their app.
+    /// The kinds of the events emitted so far, with their app.
     fn events(&mut self) -> Vec<(String, String)> {
-        self.sup.events.flush();
-        let text =
-            std::fs::read_to_string(self.sup.state_dir.join("events.jsonl")).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .map(|v| {
-                (
-                    v["event"].as_str().unwrap_or_default().to_string(),
-                    v["app"].as_str().unwrap_or_default().to_string(),
-                )
-            })
+        lock(&self.world)
+            .events
+            .iter()
+            .map(|e| (e.event.clone(), e.app.clone().unwrap_or_default()))
             .collect()
+    }
+
+    /// The events emitted since the last call, in order.
+    fn take_events(&mut self) -> Vec<EventRecord> {
+        std::mem::take(&mut lock(&self.world).events)
     }
 }
 
@@ -333,7 +345,7 @@ fn a_crash_is_restarted_after_its_backoff_delay_and_not_before() {
     h.advance(Duration::from_millis(1));
     assert_eq!(h.take(), [spawn("web", 1002)]);
     assert_eq!(h.state("web"), State::Running);
-    assert_eq!(h.inst("web").restarts, 1);
+    assert_eq!(h.inst("web").restarts(), 1);
 }
 
 #[test]
@@ -365,11 +377,10 @@ fn failing_health_checks_stop_the_instance_then_kill_it_then_restart_it() {
     assert_eq!(h.state("web"), State::Backoff);
     assert!(
         h.inst("web")
-            .reason
-            .as_deref()
+            .reason()
             .is_some_and(|r| r.contains("unhealthy")),
         "{:?}",
-        h.inst("web").reason
+        h.inst("web").reason()
     );
     h.advance(Duration::from_secs(1));
     assert_eq!(
@@ -394,11 +405,10 @@ fn an_instance_over_memory_max_is_stopped_and_restarted() {
     assert_eq!(h.state("web"), State::Backoff);
     assert!(
         h.inst("web")
-            .reason
-            .as_deref()
+            .reason()
             .is_some_and(|r| r.contains("memory limit")),
         "{:?}",
-        h.inst("web").reason
+        h.inst("web").reason()
     );
     let ev = h.events();
     assert!(
@@ -446,5 +456,6 @@ fn one_stop_signal_ends_the_loop_once_every_app_has_exited() {
     assert_eq!(h.take(), [], "nothing restarted while stopping");
 }
 
+mod events;
 mod inputs;
 mod rolls;

@@ -33,11 +33,10 @@ fn not_ready_within_the_timeout_fails_the_start() {
     h.exit(1001, None, Some(Signal::SIGTERM));
     assert!(
         h.inst("web")
-            .reason
-            .as_deref()
+            .reason()
             .is_some_and(|r| r.contains("not ready within 3s")),
         "{:?}",
-        h.inst("web").reason
+        h.inst("web").reason()
     );
 }
 
@@ -50,7 +49,7 @@ fn a_roll_starts_the_replacement_and_stops_the_old_process_once_it_is_ready() {
         [spawn("web", 1002), probe("web", 1002, Which::Ready)],
         "the old process keeps serving while the replacement starts"
     );
-    assert_eq!(h.inst("web").old.as_ref().map(|o| o.pid), Some(1001));
+    assert_eq!(h.inst("web").old().map(|o| o.pid()), Some(1001));
     h.probe("web", 1002, Which::Ready, true);
     assert_eq!(h.take(), [signal(1001, Signal::SIGTERM)]);
     assert_eq!(h.pid("web"), Some(1002));
@@ -61,7 +60,7 @@ fn a_roll_starts_the_replacement_and_stops_the_old_process_once_it_is_ready() {
         "an old process that outstays stop_timeout is killed"
     );
     h.exit(1001, None, Some(Signal::SIGKILL));
-    assert!(h.inst("web").old.is_none());
+    assert!(h.inst("web").old().is_none());
     assert_eq!(h.state("web"), State::Running);
     assert_eq!(h.take(), []);
 }
@@ -76,11 +75,10 @@ fn a_replacement_that_dies_before_it_is_ready_keeps_the_old_process_and_ends_the
     assert_eq!(h.state("web"), State::Running);
     assert!(
         h.inst("web")
-            .reason
-            .as_deref()
+            .reason()
             .is_some_and(|r| r.starts_with("roll stopped")),
         "{:?}",
-        h.inst("web").reason
+        h.inst("web").reason()
     );
     h.advance(Duration::from_secs(60));
     assert_eq!(h.take(), [], "the failed spec is not retried on its own");
@@ -116,7 +114,7 @@ fn a_reload_during_a_roll_finishes_it_then_rolls_again_to_the_newest_file() {
     // (one process serving, one starting, never a third).
     h.edit(&ready_web("3"));
     assert_eq!(h.take(), []);
-    assert_eq!(h.inst("web").old.as_ref().map(|o| o.pid), Some(1001));
+    assert_eq!(h.inst("web").old().map(|o| o.pid()), Some(1001));
     h.probe("web", 1002, Which::Ready, true);
     assert_eq!(h.take(), [signal(1001, Signal::SIGTERM)]);
     h.exit(1001, None, Some(Signal::SIGTERM));
@@ -125,7 +123,7 @@ fn a_reload_during_a_roll_finishes_it_then_rolls_again_to_the_newest_file() {
         [spawn("web", 1003), probe("web", 1003, Which::Ready)],
         "once the first roll is over, the newest file rolls 1002 in turn"
     );
-    assert_eq!(h.inst("web").old.as_ref().map(|o| o.pid), Some(1002));
+    assert_eq!(h.inst("web").old().map(|o| o.pid()), Some(1002));
     h.probe("web", 1003, Which::Ready, true);
     assert_eq!(h.take(), [signal(1002, Signal::SIGTERM)]);
     h.exit(1002, None, Some(Signal::SIGTERM));
@@ -172,4 +170,37 @@ fn a_readiness_result_for_another_pid_or_state_changes_nothing() {
     // A late duplicate success is not a second `ready`.
     h.probe("web", 1001, Which::Ready, true);
     assert_eq!(h.events().iter().filter(|(e, _)| e == "ready").count(), 1);
+}
+
+#[test]
+fn the_health_probe_started_once_ready_runs_with_the_instance_environment() {
+    let mut h = Harness::new(
+        "[apps.web]\ncommand = \"/bin/sleep 100\"\ninstances = 2\n[apps.web.ready]\ntcp = \"127.0.0.1:9\"\n[apps.web.health]\nexec = \"/bin/true\"\n",
+    );
+    h.take();
+    for (idx, pid) in [(0, 1001), (1, 1002)] {
+        h.send(Event::Probe(ProbeResult {
+            app: "web".into(),
+            idx,
+            pid,
+            which: Which::Ready,
+            ok: true,
+            detail: "ok".into(),
+        }));
+    }
+    assert_eq!(
+        h.take(),
+        [
+            probe("web", 1001, Which::Health),
+            probe("web", 1002, Which::Health)
+        ]
+    );
+    let targets = std::mem::take(&mut lock(&h.world).probe_targets);
+    assert_eq!(targets.len(), 4, "two readiness and two health probes");
+    for (which, t) in targets {
+        let get = |k: &str| t.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let want = Some(t.idx.to_string());
+        assert_eq!(get("PYPM_INSTANCE"), want, "{}.{} {which:?}", t.app, t.idx);
+        assert_eq!(get("PYPM_APP").as_deref(), Some("web"), "{which:?}");
+    }
 }

@@ -20,9 +20,9 @@ pub fn dependency_met(dep: &Want, cond: Condition, obs: &Observed) -> Result<(),
     }
     let ok = insts.iter().all(|i| match (cond, i) {
         (_, None) => false,
-        (Condition::Started, Some(i)) => i.ever_started,
+        (Condition::Started, Some(i)) => i.ever_started(),
         (Condition::Ready, Some(i)) => {
-            (i.state() == State::Running && i.ready) || i.state() == State::Completed
+            (i.state() == State::Running && i.ready()) || i.state() == State::Completed
         }
         (Condition::Completed, Some(i)) => i.state() == State::Completed,
     });
@@ -64,14 +64,14 @@ pub(super) fn blocked_by_failure(
             let d = desired.get(name)?;
             if of(d, obs).any(|i| i.state() == State::Failed) {
                 Some(name.clone())
-            } else if of(d, obs).any(|i| i.ever_started) {
+            } else if of(d, obs).any(|i| i.ever_started()) {
                 None
             } else {
                 failed_below(desired, d, obs, depth + 1)
             }
         })
     }
-    if of(dep, obs).any(|i| i.ever_started || i.state() == State::Failed) {
+    if of(dep, obs).any(|i| i.ever_started() || i.state() == State::Failed) {
         return None;
     }
     let root = failed_below(desired, dep, obs, 0)?;

@@ -180,14 +180,14 @@ impl Planner<'_> {
         let wanted = !obs.shutting_down && want.enabled && idx < want.instances;
 
         if let Some(i) = inst
-            && let Some(o) = &i.old
+            && let Some(o) = i.old()
         {
             self.old_process(c, idx, i, o, wanted);
         }
         if let Some(i) = inst
             && i.state() == State::Stopping
         {
-            self.deadline(i.kill_at, || Action::Kill { app: a(), idx });
+            self.deadline(i.kill_at(), || Action::Kill { app: a(), idx });
             return;
         }
         // `concurrency = "allow"`: a run that fell due while the last one still goes runs
@@ -204,7 +204,7 @@ impl Planner<'_> {
             if i.is_live() {
                 return;
             }
-            if !i.ever_started && i.restart_asked() {
+            if !i.ever_started() && i.restart_asked() {
                 self.push(Action::Start { app: a(), idx });
             } else {
                 self.push(Action::Forget { app: a(), idx });
@@ -232,15 +232,16 @@ impl Planner<'_> {
         let want = c.want;
         let a = || c.name.clone();
         let replacement_ready = i.state() == State::Running
-            && i.ready
+            && i.ready()
             && (want.has_ready_probe
-                || i.started_at.is_none_or(|s| self.now >= s + want.min_uptime));
-        if o.stopping {
-            self.deadline(o.kill_at, || Action::KillOld { app: a(), idx });
+                || i.started_at()
+                    .is_none_or(|s| self.now >= s + want.min_uptime));
+        if o.stopping() {
+            self.deadline(o.kill_at(), || Action::KillOld { app: a(), idx });
         } else if replacement_ready || !wanted {
             self.push(Action::StopOld { app: a(), idx });
         } else if i.state() == State::Running
-            && let Some(s) = i.started_at
+            && let Some(s) = i.started_at()
         {
             self.wake_at(s + want.min_uptime);
         }
@@ -268,7 +269,7 @@ impl Planner<'_> {
             Some(i)
                 if !want.enabled
                     && !obs.shutting_down
-                    && (i.state() != State::Stopped || i.reason.as_deref() != Some("disabled")) =>
+                    && (i.state() != State::Stopped || i.reason() != Some("disabled")) =>
             {
                 self.push(disabled())
             }
@@ -284,11 +285,14 @@ impl Planner<'_> {
         // Ready, or not in time: decided for a replacement too, even if the file changed
         // again meanwhile.
         if i.state() == State::Starting {
-            if i.ready_seen.is_some() {
+            if i.ready_seen().is_some() {
                 self.push(Action::Ready { app: a(), idx });
                 return;
             }
-            if self.deadline(i.ready_deadline, || Action::ReadyTimeout { app: a(), idx }) {
+            if self.deadline(i.ready_deadline(), || Action::ReadyTimeout {
+                app: a(),
+                idx,
+            }) {
                 return;
             }
         }
@@ -296,7 +300,7 @@ impl Planner<'_> {
             if !i.is_live() {
                 // `pypm restart` never starts an app out of dependency order either.
                 self.wait_or_start(c, idx, i);
-            } else if !rolling_busy_except(obs, c.slots, c.name, idx) && i.old.is_none() {
+            } else if !rolling_busy_except(obs, c.slots, c.name, idx) && i.old().is_none() {
                 if want.surge && i.state() == State::Running {
                     self.push(Action::Replace { app: a(), idx });
                 } else {
@@ -311,13 +315,13 @@ impl Planner<'_> {
         }
         let running = matches!(i.state(), State::Running | State::Starting);
         if let Some(limit) = want.health_failures
-            && i.health_failures >= limit
+            && i.health_failures() >= limit
             && running
         {
             self.push(Action::Unhealthy { app: a(), idx });
             return;
         }
-        if want.memory_max.is_some() && i.over_memory.is_some() && running {
+        if want.memory_max.is_some() && i.over_memory().is_some() && running {
             self.push(Action::OverMemory { app: a(), idx });
             return;
         }
@@ -325,14 +329,14 @@ impl Planner<'_> {
             // Ready and its deadline: above.
             State::Starting | State::Running | State::Stopping => {}
             State::Failed | State::Completed => {}
-            State::Backoff => match i.retry_at {
+            State::Backoff => match i.retry_at() {
                 Some(t) if t > self.now => self.wake_at(t),
                 _ => self.push(Action::Start { app: a(), idx }),
             },
             State::Stopped | State::Waiting if c.scheduled_task => {
                 // A scheduled task runs when its schedule says (`Due` asks for a restart),
                 // not when the supervisor starts.
-                if i.state() != State::Stopped || i.reason.as_deref() != Some(SCHEDULED) {
+                if i.state() != State::Stopped || i.reason() != Some(SCHEDULED) {
                     self.push(Action::Settle {
                         app: a(),
                         idx,
@@ -343,8 +347,8 @@ impl Planner<'_> {
             State::Stopped | State::Waiting => {
                 // A service that exited successfully and is not restarted stays stopped.
                 let settled = i.state() == State::Stopped
-                    && i.ever_started
-                    && i.reason.as_deref().is_some_and(|r| r.starts_with("exited"));
+                    && i.ever_started()
+                    && i.reason().is_some_and(|r| r.starts_with("exited"));
                 if !settled {
                     self.wait_or_start(c, idx, i);
                 }
@@ -367,7 +371,7 @@ impl Planner<'_> {
                 idx,
             }),
             Some(reason) => {
-                if i.state() != State::Waiting || i.reason.as_deref() != Some(&reason) {
+                if i.state() != State::Waiting || i.reason() != Some(reason.as_str()) {
                     self.push(Action::Wait {
                         app: c.name.clone(),
                         idx,
@@ -387,7 +391,7 @@ impl Planner<'_> {
             }
             let (app, idx) = (app.clone(), *idx);
             if i.state() == State::Stopping {
-                self.deadline(i.kill_at, || Action::Kill { app, idx });
+                self.deadline(i.kill_at(), || Action::Kill { app, idx });
             } else if i.is_live() {
                 self.push(Action::Stop {
                     app,
@@ -433,7 +437,7 @@ fn needed_by_live<'a>(
 fn rolling_busy_except(obs: &Observed, slots: u32, app: &str, idx: u32) -> bool {
     (0..slots).filter(|i| *i != idx).any(|i| {
         obs.instances.get(&(app.to_string(), i)).is_some_and(|x| {
-            x.state() == State::Starting || x.state() == State::Stopping || x.old.is_some()
+            x.state() == State::Starting || x.state() == State::Stopping || x.old().is_some()
         })
     })
 }

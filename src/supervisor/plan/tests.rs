@@ -55,11 +55,7 @@ fn apply(
 
 fn exit(obs: &mut Observed, app: &str, idx: u32, state: State) {
     if let Some(i) = obs.instances.get_mut(&(app.to_string(), idx)) {
-        i.pid = None;
-        i.kill_at = None;
-        i.set_state(state);
-        i.ready = false;
-        i.stop_intent = None;
+        i.set_exited(state);
     }
 }
 
@@ -214,7 +210,7 @@ fn restart_never_starts_an_app_whose_dependency_failed() {
     obs.instances.insert(("web".into(), 0), {
         let mut i = Instance::new("web", 0);
         i.set_state(State::Waiting);
-        i.reason = Some("waiting for `db`, which failed".into());
+        i.set_reason("waiting for `db`, which failed");
         i.ask_restart(); // `pypm restart web`
         i
     });
@@ -234,7 +230,7 @@ fn a_dependency_blocked_by_a_failure_further_down_names_it() {
     obs.instances.insert(("migrate".into(), 0), {
         let mut i = Instance::new("migrate", 0);
         i.set_state(State::Failed);
-        i.ever_started = true;
+        i.set_ever_started();
         i
     });
     let (a, _) = plan(&d, &obs, now);
@@ -287,9 +283,9 @@ fn readiness_deadline_fails_the_start() {
     let mut obs = Observed::default();
     let mut i = Instance::new("a", 0);
     i.set_state(State::Starting);
-    i.pid = Some(7);
-    i.ever_started = true;
-    i.ready_deadline = Some(t0 + Duration::from_secs(60));
+    i.set_pid(Some(7));
+    i.set_ever_started();
+    i.set_ready_deadline(t0 + Duration::from_secs(60));
     obs.instances.insert(("a".into(), 0), i);
     let (a, wake) = plan(&d, &obs, t0);
     assert!(a.is_empty());
@@ -311,8 +307,8 @@ fn backoff_waits_for_its_deadline() {
     let mut obs = Observed::default();
     let mut i = Instance::new("a", 0);
     i.set_state(State::Backoff);
-    i.ever_started = true;
-    i.retry_at = Some(t0 + Duration::from_millis(400));
+    i.set_ever_started();
+    i.set_retry_at(t0 + Duration::from_millis(400));
     obs.instances.insert(("a".into(), 0), i);
     let (a, wake) = plan(&d, &obs, t0);
     assert!(a.is_empty());
@@ -390,10 +386,12 @@ fn arb_world() -> impl Strategy<Value = (IndexMap<String, Want>, Observed)> {
             let state = State::ALL[*s as usize];
             let mut inst = Instance::new(&names[i], 0);
             inst.set_state(state);
-            inst.ever_started = *started || !matches!(state, State::Waiting | State::Stopped);
+            if *started || !matches!(state, State::Waiting | State::Stopped) {
+                inst.set_ever_started();
+            }
             if matches!(state, State::Running | State::Starting | State::Stopping) {
-                inst.pid = Some(1000 + i as i32);
-                inst.ready = state == State::Running;
+                inst.set_pid(Some(1000 + i as i32));
+                inst.set_ready(state == State::Running);
             }
             obs.instances.insert((names[i].clone(), 0), inst);
         }
@@ -409,7 +407,7 @@ proptest! {
         for a in &actions {
             // A first start waits for dependencies; a crash restart (backoff) does not.
             if let Action::Start { app, idx } = a
-                && !obs.instances.get(&(app.clone(), *idx)).is_some_and(|i| i.ever_started)
+                && !obs.instances.get(&(app.clone(), *idx)).is_some_and(|i| i.ever_started())
             {
                 for (dep, cond) in &d[app].depends_on {
                     prop_assert!(
@@ -449,12 +447,13 @@ fn health_failures_at_the_limit_fail_the_instance() {
     let key = ("api".to_string(), 0);
     obs.instances.insert(key.clone(), {
         let mut i = running("api", 0, 10, 0);
-        i.health_failures = 2;
+        i.health_failed("503".into());
+        i.health_failed("503".into());
         i
     });
     assert_eq!(plan(&d, &obs, now).0, vec![], "2 of 3: nothing yet");
     if let Some(i) = obs.instances.get_mut(&key) {
-        i.health_failures = 3;
+        i.health_failed("503".into());
     }
     let unhealthy = vec![Action::Unhealthy {
         app: "api".into(),
@@ -488,7 +487,7 @@ fn memory_is_sampled_on_schedule_and_an_instance_over_it_fails() {
     let later = now + MEMORY_SAMPLE_INTERVAL;
     assert_eq!(plan(&d, &obs, later).0, vec![Action::SampleMemory]);
     if let Some(i) = obs.instances.get_mut(&key) {
-        i.over_memory = Some("RSS 2 MiB > memory_max 1 MiB".into());
+        i.over_memory_seen("RSS 2 MiB > memory_max 1 MiB".into());
     }
     let over = vec![Action::OverMemory {
         app: "api".into(),
@@ -528,7 +527,7 @@ fn a_second_stop_signal_kills_everything() {
     obs.stop_signals = 2;
     assert_eq!(plan(&d, &obs, now), (vec![Action::KillAll], None));
     for i in obs.instances.values_mut() {
-        i.pid = None;
+        i.set_pid(None);
         i.set_state(State::Stopped);
     }
     assert!(
@@ -541,9 +540,9 @@ fn a_second_stop_signal_kills_everything() {
 fn running(app: &str, idx: u32, pid: i32, spec: u64) -> Instance {
     let mut i = Instance::new(app, idx);
     i.set_state(State::Running);
-    i.pid = Some(pid);
-    i.ready = true;
-    i.ever_started = true;
+    i.set_pid(Some(pid));
+    i.set_ready(true);
+    i.set_ever_started();
     i.record_start(spec);
     i
 }

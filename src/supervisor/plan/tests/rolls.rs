@@ -37,7 +37,7 @@ fn roll_replaces_one_instance_at_a_time() {
         for (app, idx) in stopping {
             exit(&mut obs, &app, idx, State::Stopped);
             if let Some(i) = obs.instances.get_mut(&(app, idx)) {
-                i.reason = Some("restarting".into());
+                i.set_reason("restarting");
             }
         }
     }
@@ -61,7 +61,7 @@ fn surge_roll_starts_the_replacement_before_stopping_the_old() {
         // Both passed their readiness probe.
         assert_eq!(i.state(), State::Starting);
         i.set_state(State::Running);
-        i.ready = true;
+        i.set_ready(true);
         i.ask_restart();
     }
     let key0 = ("a".to_string(), 0);
@@ -80,7 +80,7 @@ fn surge_roll_starts_the_replacement_before_stopping_the_old() {
     // Ready: the old process of instance 0 is stopped; instance 1 waits for that.
     if let Some(i) = obs.instances.get_mut(&key0) {
         i.set_state(State::Running);
-        i.ready = true;
+        i.set_ready(true);
     }
     let (a, _) = plan(&d, &obs, now);
     assert_eq!(
@@ -93,7 +93,7 @@ fn surge_roll_starts_the_replacement_before_stopping_the_old() {
     apply(&d, &mut obs, &a, now, &mut pid);
     assert!(plan(&d, &obs, now).0.is_empty());
     if let Some(i) = obs.instances.get_mut(&key0) {
-        i.old = None;
+        i.old_exited();
     }
     let (a, _) = plan(&d, &obs, now);
     assert_eq!(
@@ -122,7 +122,7 @@ fn surge_without_probe_waits_min_uptime() {
     apply(&d, &mut obs, &a, t0, &mut pid);
     if let Some(i) = obs.instances.get_mut(&("a".to_string(), 0)) {
         i.set_state(State::Running);
-        i.ready = true;
+        i.set_ready(true);
     }
     let (a, wake) = plan(&d, &obs, t0);
     assert!(a.is_empty());

@@ -25,7 +25,7 @@ fn a_scheduled_task_waits_for_its_due_time_as_a_deadline() {
     assert_eq!(wake, Some(due));
     apply(&d, &mut obs, &actions, t0, &mut pid);
     assert_eq!(
-        obs.instances[&("job".to_string(), 0)].reason.as_deref(),
+        obs.instances[&("job".to_string(), 0)].reason(),
         Some(SCHEDULED)
     );
     // Idempotent: nothing more to do before the due time, and the same deadline.
@@ -145,7 +145,7 @@ fn an_allowed_overlapping_run_starts_once_and_is_forgotten_when_done() {
         .insert(extra.clone(), running("job", 1, 11, 0));
     assert_eq!(plan(&d, &obs, now).0, vec![], "left alone while it runs");
     if let Some(i) = obs.instances.get_mut(&extra) {
-        i.pid = None;
+        i.set_pid(None);
         i.set_state(State::Completed);
     }
     assert_eq!(
