@@ -97,6 +97,9 @@ fn shift_value(v: Val<'_>, by: usize) -> Val<'_> {
 }
 
 fn shift_table(t: DeTable<'_>, by: usize) -> DeTable<'_> {
+    if by == 0 {
+        return t; // the main file: its spans are already the right ones
+    }
     let mut n = DeTable::new();
     for (k, v) in t {
         let ks = shifted(k.span(), by);

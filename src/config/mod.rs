@@ -471,6 +471,12 @@ pub fn state_dir(path: &Path, host: &HashMap<String, String>) -> Option<PathBuf>
     let dir = abs
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    // A file that never says `state_dir` uses the default: no parse of a file of 3,000 apps for
+    // every `status` or `reload`.
+    if !source.contains("state_dir") {
+        let env = host.get("PYPM_STATE_DIR").filter(|s| !s.is_empty());
+        return Some(dir.join(env.map_or(".pypm", String::as_str)));
+    }
     read::read_state_dir(&source, &dir, host)
 }
 
