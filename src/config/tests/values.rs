@@ -64,6 +64,8 @@ fn probe_interval_and_timeout_must_be_at_least_1ms() {
     );
 }
 
+// Unix permission bits decide "executable".
+#[cfg(unix)]
 #[test]
 fn interpreter_is_a_known_name_or_an_existing_path() {
     use crate::process::ext::fs::PermissionsExt;

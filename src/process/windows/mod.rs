@@ -145,7 +145,7 @@ pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::R
         .iter()
         .map(|s| WSAPOLLFD {
             fd: s.as_raw_socket() as usize,
-            events: POLLRDNORM as i16,
+            events: POLLRDNORM,
             revents: 0,
         })
         .collect();
