@@ -1,8 +1,8 @@
 //! Private files: created 0600, replaced atomically (state.json, the HTTP token, exported
 //! manifests), so no reader ever sees half a file and no other user reads them.
+use crate::process::ext::fs::OpenOptionsExt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Opens (creating it 0600) `path` for writing: appended to, or truncated.

@@ -2,6 +2,8 @@
 //! with `waitpid(-1)`, so tests never wait for children themselves).
 //! Its own test binary, not a module of `it`: that reaper would also collect the children `it`'s
 //! tests wait for with `Child::wait`.
+// Real processes, signals and unix sockets: the Windows subset is tests/windows.
+#![cfg(unix)]
 // Tests may call libc directly (fd flags set up by hand for the tests).
 #![allow(unsafe_code)]
 

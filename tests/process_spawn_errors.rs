@@ -1,5 +1,7 @@
 //! Spawn failures leave no zombie. Its own test binary, without a reaper, so that only `spawn`
 //! itself can have collected the failed children (and no other test's children are about).
+// Real processes, signals and unix sockets: the Windows subset is tests/windows.
+#![cfg(unix)]
 
 use pypm::process::{SpawnSpec, spawn};
 

@@ -1,7 +1,7 @@
 //! `pypm up [-d]` and the hidden `pypm daemon` that `up -d` starts.
 
+use crate::process::ext::fs::{DirBuilderExt, OpenOptionsExt};
 use std::fs::OpenOptions;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The CLI's side of the control socket: one request, one answer, per connection.
 
+use crate::process::ext::net::UnixStream;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

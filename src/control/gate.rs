@@ -17,11 +17,11 @@
 //!
 //! The limits are listed in docs/reliability.md.
 
+use crate::process::ext::fd::AsFd;
+use crate::process::ext::net::{UnixListener, UnixStream};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};

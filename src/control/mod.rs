@@ -6,5 +6,6 @@ pub mod gate;
 pub mod protocol;
 pub mod server;
 
-#[cfg(test)]
+// Unix sockets, modes and peer uids.
+#[cfg(all(test, unix))]
 mod tests;

@@ -5,9 +5,9 @@
 //! One request per connection, each answered on its own short-lived thread once it has arrived
 //! whole (the bounded front of [`super::gate`]); the handler decides everything. This module owns the socket file and the framing, nothing about supervision.
 
+use crate::process::ext::fs::MetadataExt;
+use crate::process::ext::net::{UnixListener, UnixStream};
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -209,7 +209,7 @@ fn annotate(e: io::Error, what: &str) -> io::Error {
 
 /// `dir` exists, is a directory we own, and has mode 0700.
 fn ensure_private_dir(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use crate::process::ext::fs::DirBuilderExt;
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -237,7 +237,7 @@ fn ensure_private_dir(dir: &Path) -> io::Result<()> {
         ));
     }
     if meta.mode() & 0o777 != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        crate::process::ext::fs::set_mode(dir, 0o700)
             .map_err(|e| annotate(e, &format!("cannot make `{}` private", dir.display())))?;
     }
     Ok(())

@@ -1,8 +1,8 @@
 //! The server and client together, over a real socket in a temporary directory.
 
+use crate::process::ext::fs::PermissionsExt;
+use crate::process::ext::net::UnixStream;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,11 +12,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 mod conda;
-#[cfg(test)]
+// Unix environments (`bin/python`, symlinks, modes).
+#[cfg(all(test, unix))]
 mod tests;
 
 pub use conda::find_conda_env;
@@ -312,7 +312,7 @@ pub fn resolve_declared(name: &str, decl: &EnvDecl, host: &HostEnv) -> Result<Py
 }
 
 fn is_executable(path: &Path) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    fs::metadata(path).is_ok_and(|m| m.is_file() && crate::process::ext::fs::is_executable(&m))
 }
 
 type Found = Result<PathBuf, Vec<PathBuf>>;

@@ -37,7 +37,7 @@ pub fn matches(given: &str, token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use crate::process::ext::fs::PermissionsExt;
 
     #[test]
     fn created_private_once_and_kept() {

@@ -6,9 +6,9 @@
 //! they are taps on the log pump ([`log_tap`]). `notify` probes read a per-instance datagram
 //! socket (`NOTIFY_SOCKET`, the sd_notify protocol).
 
+use crate::process::ext::net::UnixDatagram;
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,9 +6,9 @@
 
 use super::rotated_path;
 use super::tail::tail_open;
+use crate::process::ext::fs::MetadataExt;
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

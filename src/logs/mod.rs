@@ -45,6 +45,10 @@
 
 mod follow;
 mod lines;
+#[cfg(unix)]
+mod pump;
+#[cfg(windows)]
+#[path = "pump_threads.rs"]
 mod pump;
 mod sink;
 mod tail;

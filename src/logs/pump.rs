@@ -8,13 +8,13 @@
 use super::lines::{LineFormat, LineSplitter, Tap};
 use super::sink::LogFile;
 use super::timestamp::{TS_LEN, format_bytes};
+use crate::process::ext::fd::{AsFd, OwnedFd};
 use crate::process::set_nonblocking;
 #[cfg(target_os = "linux")]
 use crate::process::set_pipe_size;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};

@@ -1,9 +1,9 @@
 //! One log file: formatted lines waiting to be written, the open file, and rotation.
 
 use super::rotated_path;
+use crate::process::ext::fs::OpenOptionsExt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, IoSlice, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Mode of new log files (before the umask); see the module doc.
@@ -158,7 +158,7 @@ impl LogFile {
 
     /// The open file is no longer the one at `path` (deleted, or another file there).
     fn replaced(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
+        use crate::process::ext::fs::MetadataExt;
         let Some(f) = &self.file else {
             return false;
         };

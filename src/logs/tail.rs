@@ -2,9 +2,9 @@
 
 use super::timestamp::{TS_LEN, has_timestamp};
 use super::{Stream, rotated_path};
+use crate::process::ext::fs::FileExt;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 const BLOCK: u64 = 64 * 1024;

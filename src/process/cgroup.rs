@@ -14,9 +14,9 @@
 //! then enables `memory` and `cpu` in `C` and `C/pypm-PID`; on any failure it moves back and uses
 //! no cgroup.
 
+use super::ext::fd::{AsRawFd, RawFd};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// The CFS period `cpu_max` is a share of.

@@ -1,9 +1,9 @@
 //! Advisory whole-file locks (`flock(2)`), for CLI commands that edit `pypm.toml`: two `pypm set`
 //! at once take turns instead of one overwriting the other's edit.
 
+use super::ext::fs::OpenOptionsExt;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// An exclusive lock on a file; released when dropped (or when the process ends, however it ends:

@@ -35,36 +35,69 @@ mod os;
 #[cfg(all(unix, not(target_os = "linux")))]
 #[path = "unix.rs"]
 mod os;
+#[cfg(windows)]
+mod windows;
 
+#[cfg(unix)]
+pub mod alloc;
+#[cfg(windows)]
+#[path = "windows/alloc.rs"]
 pub mod alloc;
 pub mod cgroup;
+#[cfg(unix)]
+#[path = "ext_unix.rs"]
+pub mod ext;
+#[cfg(windows)]
+#[path = "windows/ext.rs"]
+pub mod ext;
 mod lock;
+#[cfg(unix)]
 mod memory;
+#[cfg(unix)]
 mod os_facts;
+#[cfg(unix)]
 mod poll;
+#[cfg(unix)]
 mod reaper;
+#[cfg(unix)]
 mod signal;
+#[cfg(unix)]
 mod sockets;
+#[cfg(unix)]
 mod spawn;
 mod spawn_error;
 
+#[cfg(unix)]
 use std::collections::HashMap;
+#[cfg(unix)]
 use std::io;
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 pub use lock::{FileLock, lock_exclusive};
+#[cfg(unix)]
 pub use memory::release_startup_memory;
+#[cfg(unix)]
 pub use os_facts::{euid, is_disk_full, is_not_a_directory, is_root};
+#[cfg(unix)]
 pub use poll::{pipe, wait_readable};
+#[cfg(unix)]
 pub use reaper::{Exit, Reaper, RunOutput};
+#[cfg(unix)]
 pub use signal::{
     ParseSignalError, Signal, is_same_process, kill_run_leftovers, kill_tree_leftovers,
     parse_signal, proc_start_time, signal_checked, signal_group, signal_group_checked, signal_name,
     signal_pid,
 };
+#[cfg(unix)]
 pub use sockets::{bind_private, bind_tcp, bind_unix, http_agent, peer_uid};
+#[cfg(unix)]
 pub use spawn::{Child, SpawnError, SpawnSpec, detach, spawn, spawn_batch};
+#[cfg(windows)]
+pub use spawn_error::SpawnError;
+#[cfg(windows)]
+pub use windows::*;
 
 /// In a statically linked glibc build (`packaging/build-release`), limits name lookups to the
 /// sources glibc has built in: users and groups from `/etc/passwd` and `/etc/group`, hosts from
@@ -78,6 +111,7 @@ pub fn restrict_static_name_lookups() {
     os::nss_builtin_sources_only();
 }
 
+#[cfg(unix)]
 /// This machine's host name (for the SMTP greeting), or `localhost`.
 pub fn host_name() -> String {
     nix::unistd::gethostname()
@@ -87,6 +121,7 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+#[cfg(unix)]
 /// `n` random bytes from the kernel (`/dev/urandom`, on Linux and macOS alike).
 pub fn random_bytes(n: usize) -> io::Result<Vec<u8>> {
     use std::io::Read;
@@ -95,6 +130,7 @@ pub fn random_bytes(n: usize) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+#[cfg(unix)]
 /// Tells the service manager that started pypm (systemd `Type=notify`, `NOTIFY_SOCKET` in the
 /// environment) about the supervisor's own state, e.g. `READY=1` or `STOPPING=1`. No socket: does
 /// nothing. An address starting with `@` is Linux's abstract namespace.
@@ -122,6 +158,7 @@ pub fn sd_notify(state: &str) -> io::Result<bool> {
     Ok(true)
 }
 
+#[cfg(unix)]
 /// Makes a write to a closed pipe end the process (SIGPIPE's default) instead of an `EPIPE`
 /// error, which Rust's `println!` turns into a panic. For short-lived CLI commands only.
 pub fn restore_default_sigpipe() {
@@ -157,11 +194,13 @@ pub struct Usage {
 /// Measures each root's whole process tree (descendants by parent pid) from one pass over
 /// `/proc`. Roots that no longer exist are absent from the result. A few milliseconds for a
 /// thousand processes; meant to be called every few seconds. Empty on non-Linux systems.
+#[cfg(unix)]
 pub fn sample(roots: &[i32]) -> HashMap<i32, Usage> {
     os::sample(roots)
 }
 
 /// The supervisor's own CPU time (not counting its children) and RSS. `None` on non-Linux systems.
+#[cfg(unix)]
 pub fn own_usage() -> Option<Usage> {
     os::own_usage()
 }
@@ -176,6 +215,7 @@ pub fn cpu_percent(prev_cpu_seconds: f64, cur_cpu_seconds: f64, elapsed: Duratio
     ((cur_cpu_seconds - prev_cpu_seconds) / secs * 100.0).max(0.0)
 }
 
+#[cfg(unix)]
 /// Switches `O_NONBLOCK` on or off for a descriptor, e.g. a [`Child`] pipe read end that a log
 /// pump wants to poll. The pipes come back blocking.
 pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
@@ -210,6 +250,7 @@ pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
     Ok(got as usize)
 }
 
+#[cfg(unix)]
 /// Lowercase text of an errno value, for messages like "permission denied".
 fn errno_text(errno: i32) -> String {
     let desc = nix::errno::Errno::from_raw(errno).desc();
@@ -220,6 +261,7 @@ fn errno_text(errno: i32) -> String {
     }
 }
 
+#[cfg(unix)]
 /// Whether `pid` is a running process; a zombie (exited, not yet reaped by its parent) is not.
 pub fn is_alive(pid: i32) -> bool {
     if pid <= 0 {
@@ -254,6 +296,7 @@ mod tests {
         assert_eq!(cpu_percent(1.0, 2.0, Duration::ZERO), 0.0);
     }
 
+    #[cfg(unix)]
     #[test]
     fn errno_text_is_lowercase() {
         assert_eq!(errno_text(libc::EACCES), "permission denied");

@@ -1,10 +1,15 @@
 //! Why a spawn failed: the stage the child reached, and the message users see.
 
-use std::io::{self, Read};
+use std::io;
+#[cfg(unix)]
+use std::io::Read;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+#[cfg(unix)]
 use super::errno_text;
+#[cfg(unix)]
 use super::spawn::SpawnSpec;
 
 /// Why a child could not be started. Every variant means no process is left behind.
@@ -61,6 +66,7 @@ pub enum SpawnError {
     EnvName { name: String },
 }
 
+#[cfg(unix)]
 /// Where the child failed, sent with the errno over the report pipe.
 #[derive(Clone, Copy)]
 #[repr(u32)]
@@ -78,6 +84,7 @@ pub(super) enum Stage {
     Cgroup,
 }
 
+#[cfg(unix)]
 pub(super) const STAGES: [Stage; 11] = [
     Stage::Setsid,
     Stage::Fds,
@@ -92,6 +99,7 @@ pub(super) const STAGES: [Stage; 11] = [
     Stage::Cgroup,
 ];
 
+#[cfg(unix)]
 pub(super) fn child_error(spec: &SpawnSpec, stage: u32, errno: i32) -> SpawnError {
     let reason = errno_text(errno);
     let stage = STAGES.iter().copied().find(|s| *s as u32 == stage);
@@ -146,6 +154,7 @@ pub(super) fn child_error(spec: &SpawnSpec, stage: u32, errno: i32) -> SpawnErro
     }
 }
 
+#[cfg(unix)]
 /// For `ENOENT` on a file that exists: the `#!` interpreter is what is missing.
 fn missing_interpreter(spec: &SpawnSpec) -> Option<String> {
     let path = if spec.program.is_relative() && spec.program.as_os_str().as_bytes().contains(&b'/')

@@ -370,7 +370,7 @@ impl Supervisor {
         key: &Key,
         pid: i32,
         spec: &resolve::AppSpec,
-        notify: Option<&std::os::unix::net::UnixDatagram>,
+        notify: Option<&crate::process::ext::net::UnixDatagram>,
     ) -> [Option<crate::logs::Tap>; 2] {
         let target = probe_target(key, pid, spec);
         let mut taps: [Option<crate::logs::Tap>; 2] = [None, None];
@@ -411,7 +411,7 @@ impl Supervisor {
         key: &Key,
         pid: i32,
         spec: &resolve::AppSpec,
-        fds: [std::os::fd::OwnedFd; 2],
+        fds: [crate::process::ext::fd::OwnedFd; 2],
         taps: [Option<crate::logs::Tap>; 2],
     ) {
         let (app, idx) = (key.0.as_str(), key.1);
@@ -441,8 +441,8 @@ impl Supervisor {
     pub(super) fn listen_fds(
         &mut self,
         app: &crate::config::App,
-    ) -> Result<Vec<(std::os::fd::RawFd, String)>, String> {
-        use std::os::fd::{AsRawFd, OwnedFd};
+    ) -> Result<Vec<(crate::process::ext::fd::RawFd, String)>, String> {
+        use crate::process::ext::fd::{AsRawFd, OwnedFd};
         let mut out = Vec::new();
         for l in &app.listen {
             if !self.sockets.contains_key(l) {

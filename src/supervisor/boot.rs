@@ -2,6 +2,8 @@
 //! servers, builds the [`Supervisor`] (`new`, shared with the loop tests), runs its loop and
 //! cleans up (`finish`); and the servers a reload may restart (HTTP, notifiers, cgroups).
 use crate::config::keys::EventKind;
+#[cfg(windows)]
+use crate::process::signal_hook;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Sender};
 use std::time::{Duration, Instant};

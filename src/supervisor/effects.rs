@@ -5,10 +5,10 @@
 //! The supervisor runs with [`RealEffects`]. The loop tests (`loop_tests.rs`) run the very same
 //! loop with a fake that records each effect, hands out pipes instead of processes, and a clock
 //! they move by hand: decisions are tested without processes and without sleeping.
+use crate::process::ext::fd::OwnedFd;
+use crate::process::ext::net::UnixDatagram;
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::Instant;
 

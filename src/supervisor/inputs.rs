@@ -77,7 +77,7 @@ impl Supervisor {
         p: &crate::config::Probe,
         which: crate::inputs::probes::Which,
         target: &crate::inputs::probes::Target,
-        notify: Option<&std::os::unix::net::UnixDatagram>,
+        notify: Option<&crate::process::ext::net::UnixDatagram>,
     ) {
         let sock = notify.and_then(|s| s.try_clone().ok());
         let attempt = match which {

@@ -24,6 +24,8 @@ mod schedules;
 pub mod state;
 
 use crate::config::keys::EventKind;
+#[cfg(windows)]
+use crate::process::signal_hook;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -64,7 +66,7 @@ struct PreparedStart {
     idx: u32,
     spec: resolve::AppSpec,
     sp: SpawnSpec,
-    notify: Option<std::os::unix::net::UnixDatagram>,
+    notify: Option<crate::process::ext::net::UnixDatagram>,
     /// The process's own cgroup when its app has `memory_max` or `cpu_max` and cgroups can be
     /// used.
     cgroup: Option<process::cgroup::ProcessCgroup>,
@@ -117,14 +119,14 @@ struct Supervisor {
     probes: HashMap<(String, u32), Vec<crate::inputs::probes::ProbeHandle>>,
     /// The notify socket of an instance whose `notify` health probe starts once it is ready (the
     /// readiness probe's thread, which also holds it, ends then).
-    health_notify: HashMap<(String, u32), std::os::unix::net::UnixDatagram>,
+    health_notify: HashMap<(String, u32), crate::process::ext::net::UnixDatagram>,
     /// Each live process's two log pipes in the pump, and the file each writes to.
     log_pipes: HashMap<i32, Vec<(crate::logs::PipeId, Stream, PathBuf)>>,
     /// The watched directories and their watcher.
     watcher: Option<(Vec<(PathBuf, bool)>, notify::RecommendedWatcher)>,
     /// `listen` sockets, bound once by the supervisor and passed to every instance; they stay
     /// bound across restarts and reloads until no app declares them.
-    sockets: HashMap<crate::config::Listen, std::os::fd::OwnedFd>,
+    sockets: HashMap<crate::config::Listen, crate::process::ext::fd::OwnedFd>,
     /// The first save of the current burst (see `watch::RELOAD_MAX_WAIT`).
     reload_first: Option<Instant>,
     /// The newest valid text of the file seen in the current burst of saves.

@@ -3,6 +3,8 @@
 //! `cargo test --test chaos` runs the short form (CI, under 5 minutes on 2 cores);
 //! `tests/chaos/run --long` the long one (docs/reliability.md lists both with their figures).
 //! Each test prints one line starting `chaos:` with what it measured (`--nocapture` shows them).
+// Real processes, signals and unix sockets: the Windows subset is tests/windows.
+#![cfg(unix)]
 #![allow(unsafe_code)]
 
 #[allow(dead_code)]

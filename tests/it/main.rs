@@ -4,6 +4,8 @@
 //! counts this process's children) cannot share it and stay their own.
 //! See `support/` for the guard that stops everything a test started, even on panic, and for
 //! [`support::wait_for`].
+// Real processes, signals and unix sockets: the Windows subset is tests/windows.
+#![cfg(unix)]
 // Tests may call libc directly (`support` kills and inspects processes with libc).
 #![allow(unsafe_code)]
 

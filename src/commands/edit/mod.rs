@@ -17,7 +17,7 @@ pub mod doc;
 pub mod value;
 pub mod write;
 
-use std::os::unix::fs::DirBuilderExt;
+use crate::process::ext::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

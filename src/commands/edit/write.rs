@@ -2,9 +2,9 @@
 //! original's mode and owner, then renamed over it. A symlinked `pypm.toml` is followed: the file
 //! it points to is replaced and the link stays a link.
 
+use crate::process::ext::fs::OpenOptionsExt;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The file a write to `path` really replaces: the end of its symlink chain.
@@ -45,12 +45,7 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
             .open(&tmp)?;
         f.write_all(text.as_bytes())?;
         if let Some(m) = &old {
-            f.set_permissions(fs::Permissions::from_mode(m.mode() & 0o7777))?;
-            // Only root may give a file away; anyone may keep their own uid and change to a
-            // group they are in. Failing that the file is still written, owned by us.
-            if std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid())).is_err() {
-                let _ = std::os::unix::fs::fchown(&f, None, Some(m.gid()));
-            }
+            crate::process::ext::fs::copy_mode_and_owner(&f, m)?;
         }
         f.sync_all()?;
         fs::rename(&tmp, &target)
@@ -66,9 +61,11 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
+// Unix file modes, owners and symlinks.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use crate::process::ext::fs::{MetadataExt, PermissionsExt};
 
     fn tmp() -> tempfile::TempDir {
         tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"))
@@ -99,7 +96,7 @@ mod tests {
         let real = d.path().join("real.toml");
         let link = d.path().join("pypm.toml");
         fs::write(&real, "old\n").unwrap_or_else(|e| panic!("{e}"));
-        std::os::unix::fs::symlink("real.toml", &link).unwrap_or_else(|e| panic!("{e}"));
+        crate::process::ext::fs::symlink("real.toml", &link).unwrap_or_else(|e| panic!("{e}"));
         write_atomic(&link, "new\n").unwrap_or_else(|e| panic!("{e}"));
         assert!(fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()));
         assert_eq!(fs::read_to_string(&real).unwrap_or_default(), "new\n");

@@ -1,7 +1,6 @@
 //! Where and with what an app runs: `environment` (a declared `[environments]` entry), `cwd` and
 //! `interpreter` (a known name, a Python by version, or an executable path relative to `cwd`).
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
@@ -81,7 +80,7 @@ fn check_interpreter(cx: &mut Cx, value: &str, span: Span, cwd: &Path, ctx: &str
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist"),
             Err(_) => Some("cannot be read"),
             Ok(m) if !m.is_file() => Some("is not a file"),
-            Ok(m) if m.permissions().mode() & 0o111 == 0 => Some("is not executable"),
+            Ok(m) if !crate::process::ext::fs::is_executable(&m) => Some("is not executable"),
             Ok(_) => None,
         };
         if let Some(problem) = problem {

@@ -64,9 +64,11 @@ fn probe_interval_and_timeout_must_be_at_least_1ms() {
     );
 }
 
+// Unix permission bits decide "executable".
+#[cfg(unix)]
 #[test]
 fn interpreter_is_a_known_name_or_an_existing_path() {
-    use std::os::unix::fs::PermissionsExt;
+    use crate::process::ext::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let bin = dir.path().join("svc/bin");
     std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("{e}"));

@@ -1,5 +1,7 @@
 //! Loop tests of the file and its watchers: debounces, save storms, watched files, reorders.
 use super::*;
+#[cfg(windows)]
+use crate::process::signal_hook;
 
 #[test]
 fn reordering_the_keys_of_env_does_not_roll_the_app() {

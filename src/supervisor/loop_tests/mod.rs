@@ -2,9 +2,11 @@
 //! with fake effects and a clock moved by hand. No process is started and nothing sleeps: a
 //! "child" is a pair of pipes, its exit is an event the test sends, and ten seconds pass when
 //! the test says so.
+use crate::process::ext::fd::OwnedFd;
+use crate::process::ext::net::UnixDatagram;
+#[cfg(windows)]
+use crate::process::signal_hook;
 use std::collections::{HashMap, HashSet};
-use std::os::fd::OwnedFd;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};

@@ -2,6 +2,7 @@
 //! environment is only read to find the machine's python3 (for `python -m venv` and symlinks).
 
 use super::*;
+use crate::process::ext::fs::PermissionsExt;
 use std::process::Command;
 use std::sync::OnceLock;
 use tempfile::TempDir;
@@ -55,7 +56,7 @@ fn real_venv(dir: &Path) {
 fn fake_conda(prefix: &Path) -> PathBuf {
     fs::create_dir_all(prefix.join("conda-meta")).unwrap();
     fs::create_dir_all(prefix.join("bin")).unwrap();
-    std::os::unix::fs::symlink(system_python(), prefix.join("bin/python")).unwrap();
+    crate::process::ext::fs::symlink(system_python(), prefix.join("bin/python")).unwrap();
     prefix.to_path_buf()
 }
 

@@ -1,0 +1,126 @@
+//! Job Objects: one per started instance, so everything the instance starts (its grandchildren
+//! included: a job is inherited) is stopped with it, and nothing outlives a supervisor that
+//! dies (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`: the system closes our handles, the jobs' members
+//! are killed).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+
+use windows_sys::Win32::System::JobObjects::{
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JobObjectBasicAccountingInformation, JobObjectExtendedLimitInformation,
+    QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
+};
+
+/// The exit code of a process pypm killed (`TerminateJobObject`): reported as SIGKILL.
+pub const KILL_EXIT_CODE: u32 = 0x5059_4D09;
+
+/// A Job Object handle.
+#[derive(Debug)]
+pub struct Job {
+    handle: OwnedHandle,
+}
+
+impl Job {
+    /// A new job whose members die when its last handle closes.
+    pub fn new() -> io::Result<Job> {
+        // SAFETY: no name, no security attributes; the handle is checked and then owned.
+        let raw = unsafe { CreateJobObjectW(std::ptr::null(), std::ptr::null()) };
+        if raw.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh handle nothing else owns.
+        let handle = unsafe { OwnedHandle::from_raw_handle(raw) };
+        // SAFETY: all-zero is a valid JOBOBJECT_EXTENDED_LIMIT_INFORMATION (no limits).
+        let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+        info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        // SAFETY: passes a pointer to `info` and its exact size.
+        let ok = unsafe {
+            SetInformationJobObject(
+                handle.as_raw_handle(),
+                JobObjectExtendedLimitInformation,
+                (&info as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+                std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Job { handle })
+    }
+
+    pub(super) fn raw(&self) -> std::os::windows::io::RawHandle {
+        self.handle.as_raw_handle()
+    }
+
+    /// Puts a (suspended) process in the job.
+    pub fn assign(&self, process: &OwnedHandle) -> io::Result<()> {
+        // SAFETY: both handles are valid for the call.
+        if unsafe { AssignProcessToJobObject(self.handle.as_raw_handle(), process.as_raw_handle()) }
+            == 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Kills every process in the job.
+    pub fn terminate(&self) -> io::Result<()> {
+        // SAFETY: a valid job handle.
+        if unsafe { TerminateJobObject(self.handle.as_raw_handle(), KILL_EXIT_CODE) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// CPU time (user + kernel) of every process that ran in the job, in seconds, and how
+    /// many run now.
+    pub fn accounting(&self) -> Option<(f64, u32)> {
+        // SAFETY: all-zero is a valid value of this plain struct.
+        let mut info: JOBOBJECT_BASIC_ACCOUNTING_INFORMATION = unsafe { std::mem::zeroed() };
+        // SAFETY: a pointer to `info` and its exact size; no length is returned.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                self.handle.as_raw_handle(),
+                JobObjectBasicAccountingInformation,
+                (&mut info as *mut JOBOBJECT_BASIC_ACCOUNTING_INFORMATION).cast(),
+                std::mem::size_of::<JOBOBJECT_BASIC_ACCOUNTING_INFORMATION>() as u32,
+                std::ptr::null_mut(),
+            )
+        };
+        if ok == 0 {
+            return None;
+        }
+        let ticks = info
+            .TotalUserTime
+            .saturating_add(info.TotalKernelTime)
+            .max(0);
+        Some((ticks as f64 / 1e7, info.ActiveProcesses))
+    }
+}
+
+/// The job of each running instance, by the pid of its first process.
+static JOBS: LazyLock<Mutex<HashMap<i32, Arc<Job>>>> = LazyLock::new(Default::default);
+
+fn jobs() -> MutexGuard<'static, HashMap<i32, Arc<Job>>> {
+    JOBS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn register(pid: i32, job: Arc<Job>) {
+    jobs().insert(pid, job);
+}
+
+pub fn job_of(pid: i32) -> Option<Arc<Job>> {
+    jobs().get(&pid).cloned()
+}
+
+/// Forgets the job of `pid`, killing what is left in it (its app has exited).
+pub fn release(pid: i32) {
+    let job = jobs().remove(&pid);
+    if let Some(job) = job {
+        let _ = job.terminate();
+    }
+}
