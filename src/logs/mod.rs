@@ -45,6 +45,7 @@
 
 mod follow;
 mod lines;
+mod pipes;
 #[cfg(unix)]
 mod pump;
 #[cfg(windows)]
@@ -56,7 +57,8 @@ mod timestamp;
 
 pub use follow::{FOLLOW_INTERVAL, Follower, tail_follow};
 pub use lines::Tap;
-pub use pump::{LogNotice, LogPump, LogTarget, PipeId, RETRY_INTERVAL};
+pub use pipes::{LogNotice, LogTarget, PipeId};
+pub use pump::{LogPump, RETRY_INTERVAL};
 pub use tail::{tail, tail_merged};
 pub use timestamp::format_rfc3339_millis;
 

@@ -6,6 +6,7 @@
 //! instance) and rebuilt per round, and it needs no extra dependency.
 
 use super::lines::{LineFormat, LineSplitter, Tap};
+use super::pipes::{LogNotice, LogTarget, PipeId};
 use super::sink::LogFile;
 use super::timestamp::{TS_LEN, format_bytes};
 use crate::process::ext::fd::{AsFd, OwnedFd};
@@ -50,38 +51,6 @@ const SHUTDOWN_READS: usize = 64;
 const SMALL_READ: usize = 16 * 1024;
 /// How long a pipe fed line by line rests between reads (the most a line waits for it).
 const COALESCE: Duration = Duration::from_millis(5);
-
-/// Where one pipe's lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogTarget {
-    /// The live file, e.g. `log_dir/api.out.log` or `log_dir/api.0.err.log`.
-    pub path: PathBuf,
-    /// Rotate when the next line would make the file larger than this; 0 = never rotate.
-    pub max_size: u64,
-    /// Rotated files kept (`.1` … `.max_files`).
-    pub max_files: u32,
-    /// Prefix each line with an RFC 3339 UTC timestamp and a space.
-    pub timestamps: bool,
-}
-
-/// Identifies a pipe registered with [`LogPump::add`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PipeId(pub u64);
-
-/// What the pump reports, from its own thread. Each write problem is reported once, when it
-/// starts, and once more ([`LogNotice::Resumed`]) when it is over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogNotice {
-    /// The file system holding `path` is full (`ENOSPC`/`EDQUOT`); its pipes are not read.
-    DiskFull { path: PathBuf },
-    /// `path` could not be written or rotated; its pipes are not read until it can.
-    Error { path: PathBuf, message: String },
-    /// `path` is written again after [`LogNotice::DiskFull`] or [`LogNotice::Error`].
-    Resumed { path: PathBuf },
-    /// The pipe reached end of file (every writer closed it) and its last lines were handed to
-    /// the file; the pump closed its read end.
-    Closed { id: PipeId },
-}
 
 type Notify = Box<dyn FnMut(LogNotice) + Send>;
 

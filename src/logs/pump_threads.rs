@@ -7,6 +7,7 @@
 //! on Unix) and is tried again every [`RETRY_INTERVAL`]. The API is the Unix pump's.
 
 use super::lines::{LineFormat, LineSplitter, Tap};
+use super::pipes::{LogNotice, LogTarget, PipeId};
 use super::sink::LogFile;
 use super::timestamp::{TS_LEN, format_bytes};
 use crate::process::ext::fd::OwnedFd;
@@ -25,28 +26,6 @@ const READ_SIZE: usize = 64 * 1024;
 
 /// How long shutdown waits for the pipes' last lines.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
-
-/// Where one pipe's lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogTarget {
-    pub path: PathBuf,
-    pub max_size: u64,
-    pub max_files: u32,
-    pub timestamps: bool,
-}
-
-/// Identifies a pipe registered with [`LogPump::add`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PipeId(pub u64);
-
-/// What the pump reports (see the Unix pump).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogNotice {
-    DiskFull { path: PathBuf },
-    Error { path: PathBuf, message: String },
-    Resumed { path: PathBuf },
-    Closed { id: PipeId },
-}
 
 type Notify = Box<dyn FnMut(LogNotice) + Send>;
 
