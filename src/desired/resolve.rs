@@ -11,6 +11,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::config::{self, App, Config, ConfigError, Program};
+use crate::desired::environ::{self, Environ};
 use crate::desired::python_env::{self, AppLaunch, EnvError, HostEnv};
 use crate::diagnostic::Diagnostic;
 
@@ -27,8 +28,9 @@ pub struct AppSpec {
     #[serde(flatten)]
     pub app: App,
     pub argv: Vec<String>,
-    /// The complete environment, in precedence order applied (later wins).
-    pub environ: Vec<(String, String)>,
+    /// The complete environment (SPEC §8 precedence applied), sharing the supervisor's variables
+    /// with every other app.
+    pub environ: Environ,
     pub is_python: bool,
     pub interpreter: Option<PathBuf>,
     /// How the interpreter was chosen (SPEC §3), for `check -v` and `inspect`.
@@ -75,13 +77,8 @@ fn resolve_all(config: Config, host: &HostEnv) -> Result<Desired, Vec<Diagnostic
         };
         env_ok.insert(name.clone(), ok);
     }
-    // The supervisor's variables, sorted once for every app.
-    let mut base: IndexMap<String, String> = host
-        .vars
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    base.sort_keys();
+    // The supervisor's variables, sorted once and shared by every app.
+    let base = environ::base(host.vars.iter());
     let mut apps = IndexMap::new();
     for (name, app) in &config.apps {
         let environment = app.environment.as_ref().and_then(|e| {
@@ -135,19 +132,19 @@ fn resolve_all(config: Config, host: &HostEnv) -> Result<Desired, Vec<Diagnostic
     }
 }
 
-fn spec_for(app: &App, launch: python_env::Launch, base: &IndexMap<String, String>) -> AppSpec {
+fn spec_for(app: &App, launch: python_env::Launch, base: &environ::Base) -> AppSpec {
     // SPEC §8 precedence, lowest first: supervisor, Python environment, env_file(s), env, PYPM_*.
-    let mut environ = base.clone();
+    let mut environ = Environ::new(base.clone());
     if let Some(py) = &launch.python {
         for k in &py.unset {
-            environ.shift_remove(k);
+            environ.unset(k);
         }
         for (k, v) in &py.vars {
-            environ.insert(k.clone(), v.clone());
+            environ.set(k.clone(), v.clone());
         }
     }
     for (k, v) in app.env_file_vars.iter().chain(app.env.iter()) {
-        environ.insert(k.clone(), v.clone());
+        environ.set(k.clone(), v.clone());
     }
     let user_set_unbuffered = app
         .env_file_vars
@@ -155,13 +152,13 @@ fn spec_for(app: &App, launch: python_env::Launch, base: &IndexMap<String, Strin
         .chain(app.env.iter())
         .any(|(k, _)| k == "PYTHONUNBUFFERED");
     if launch.is_python && !user_set_unbuffered {
-        environ.insert("PYTHONUNBUFFERED".into(), "1".into());
+        environ.set("PYTHONUNBUFFERED", "1");
     }
-    environ.insert("PYPM_APP".into(), app.name.clone());
+    environ.set("PYPM_APP", app.name.clone());
     AppSpec {
         app: app.clone(),
         argv: launch.argv,
-        environ: environ.into_iter().collect(),
+        environ,
         is_python: launch.is_python,
         interpreter: launch.python.as_ref().map(|p| p.interpreter.clone()),
         rule: launch.python.as_ref().map(|p| p.rule.to_string()),
@@ -223,7 +220,7 @@ mod tests {
             &host,
         )
         .unwrap_or_else(|e| panic!("{}", e.render()));
-        let env: HashMap<_, _> = d.apps["a"].environ.iter().cloned().collect();
+        let env: HashMap<_, _> = d.apps["a"].environ.iter().collect();
         assert_eq!(env["Z"], "host");
         assert_eq!(env["X"], "file");
         assert_eq!(env["Y"], "env");

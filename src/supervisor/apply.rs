@@ -483,8 +483,7 @@ impl Supervisor {
 
 /// The environment of instance `idx` of an app: its app's, and `PYPM_INSTANCE`.
 fn instance_environ(spec: &resolve::AppSpec, idx: u32) -> Vec<(String, String)> {
-    let mut environ = Vec::with_capacity(spec.environ.len() + 1);
-    environ.extend_from_slice(&spec.environ);
+    let mut environ = spec.environ.to_vec();
     environ.push(("PYPM_INSTANCE".into(), idx.to_string()));
     environ
 }

@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::control::protocol::{PlanChange, PlanVerb};
+use crate::desired::environ::Environ;
 use crate::desired::resolve::AppSpec;
 
 /// What to do with one app.
@@ -157,7 +158,8 @@ pub fn spec_hash(s: &AppSpec) -> u64 {
         }
     }
     s.argv.hash(&mut h);
-    let env: BTreeSet<&(String, String)> = s.environ.iter().collect();
+    // Pairs of `&str` hash as the pairs of `String` they replaced: the hashes did not change.
+    let env: BTreeSet<(&str, &str)> = s.environ.iter().collect();
     env.hash(&mut h);
     h.finish()
 }
@@ -188,12 +190,12 @@ fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
     }
 }
 
-fn same_environ(a: &[(String, String)], b: &[(String, String)]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let set =
-        |e: &[(String, String)]| -> BTreeSet<(String, String)> { e.iter().cloned().collect() };
+fn same_environ(a: &Environ, b: &Environ) -> bool {
+    let set = |e: &Environ| -> BTreeSet<(String, String)> {
+        e.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
     a == b || set(a) == set(b)
 }
 
