@@ -61,7 +61,7 @@ pub struct Config {
     pub pypm: Settings,
     pub environments: IndexMap<String, Environment>,
     /// Apps in the order the file declares them.
-    pub apps: IndexMap<String, App>,
+    pub apps: IndexMap<String, std::sync::Arc<App>>,
     pub notify: Vec<Notifier>,
     /// The profiles applied (`$PYPM_PROFILE`, `pypm --profile`), in order.
     pub profiles: Vec<String>,

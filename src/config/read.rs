@@ -73,7 +73,10 @@ pub(super) fn read(
             dir: dir.to_path_buf(),
             pypm,
             environments,
-            apps: apps.into_iter().map(|(k, (a, _))| (k, a)).collect(),
+            apps: apps
+                .into_iter()
+                .map(|(k, (a, _))| (k, std::sync::Arc::new(a)))
+                .collect(),
             notify,
             profiles,
             sources,

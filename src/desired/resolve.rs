@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -26,7 +27,8 @@ pub struct Desired {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct AppSpec {
     #[serde(flatten)]
-    pub app: App,
+    /// Shared with the file's [`Config`] (one copy per app).
+    pub app: Arc<App>,
     pub argv: Vec<String>,
     /// The complete environment (SPEC §8 precedence applied), sharing the supervisor's variables
     /// with every other app.
@@ -132,7 +134,7 @@ fn resolve_all(config: Config, host: &HostEnv) -> Result<Desired, Vec<Diagnostic
     }
 }
 
-fn spec_for(app: &App, launch: python_env::Launch, base: &environ::Base) -> AppSpec {
+fn spec_for(app: &Arc<App>, launch: python_env::Launch, base: &environ::Base) -> AppSpec {
     // SPEC §8 precedence, lowest first: supervisor, Python environment, env_file(s), env, PYPM_*.
     let mut environ = Environ::new(base.clone());
     if let Some(py) = &launch.python {

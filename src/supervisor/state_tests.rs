@@ -11,7 +11,7 @@ fn app() -> App {
         &Default::default(),
     );
     match c {
-        Ok(c) => c.apps["a"].clone(),
+        Ok(c) => (*c.apps["a"]).clone(),
         Err(e) => panic!("{}", e.render()),
     }
 }

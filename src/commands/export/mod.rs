@@ -244,6 +244,7 @@ pub fn export(config: Option<&Path>, args: &ExportArgs) -> Result<(), Failure> {
             .apps
             .values()
             .filter(|a| args.app.is_empty() || args.app.contains(&a.name))
+            .map(|a| &**a)
             .collect(),
         image: args.image.clone(),
         namespace: args.namespace.clone(),
@@ -343,7 +344,7 @@ pub fn parse_for_test(toml: &str) -> Config {
 pub fn for_test<'a>(cfg: &'a Config, image: Option<&str>) -> Export<'a> {
     Export {
         config: cfg,
-        apps: cfg.apps.values().collect(),
+        apps: cfg.apps.values().map(|a| &**a).collect(),
         image: image.map(str::to_string),
         namespace: None,
         project: "shop".into(),

@@ -76,7 +76,7 @@ fn registry_defaults_are_the_readers_defaults() {
     };
     let app_of = |c: &Config| App {
         spans: AppSpans::default(),
-        ..c.apps["a"].clone()
+        ..(*c.apps["a"]).clone()
     };
     let base = ok(&file("", "", "", ""));
     let tables = [
