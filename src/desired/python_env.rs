@@ -40,7 +40,7 @@ pub enum Layout {
 impl Layout {
     /// The layout of the platform pypm runs on.
     pub fn native() -> Layout {
-        if crate::process::KEY_SUPPORT == crate::process::WINDOWS_KEYS {
+        if crate::process::WINDOWS {
             Layout::Windows
         } else {
             Layout::Unix

@@ -122,6 +122,10 @@ pub const UNIX_KEYS: KeySupport = KeySupport {
     unsupported: &[],
 };
 
+/// Whether this build is for Windows, for the pure modules whose file layouts differ (Python
+/// environments: `Scripts\python.exe`, `PATH` split by `;`).
+pub const WINDOWS: bool = cfg!(windows);
+
 /// What this build's platform supports.
 pub const KEY_SUPPORT: KeySupport = if cfg!(windows) {
     WINDOWS_KEYS
