@@ -107,6 +107,7 @@ pub(super) fn read_app(
     let schedules = read_schedules(cx, &t, kind, &ctx);
     let (ready, health) = read_probes(cx, &t, &ctx, &vars);
     let simple = read_simple_keys(cx, &t, &vars);
+    refuse_unsupported_keys(cx, &t, crate::process::KEY_SUPPORT);
 
     let app = App {
         name: name.to_string(),
@@ -341,6 +342,23 @@ fn read_revision(cx: &mut Cx, t: &Table, ctx: &str, vars: &Vars) -> Option<Strin
     })
 }
 
+/// Keys this platform has no meaning for are errors at their key, naming the platform.
+pub(super) fn refuse_unsupported_keys(cx: &mut Cx, t: &Table, support: crate::process::KeySupport) {
+    for key in support.unsupported {
+        let at = t.t.iter().find(|(k, _)| k.get_ref() == key);
+        if let Some((k, _)) = at {
+            let span = k.span();
+            cx.err(
+                span,
+                format!(
+                    "`{key}` in {} is not supported on {}",
+                    t.ctx, support.platform
+                ),
+            );
+        }
+    }
+}
+
 /// The keys with no rule beyond their own type and range, defaults applied.
 struct SimpleKeys {
     enabled: bool,
@@ -421,4 +439,55 @@ pub(super) fn read_listen(cx: &mut Cx, t: &Table, dir: &Path, vars: &Vars) -> Ve
         }
     }
     out
+}
+
+#[cfg(test)]
+mod platform_keys {
+    use super::*;
+    use crate::process::{UNIX_KEYS, WINDOWS_KEYS};
+
+    /// The messages `refuse_unsupported_keys` gives for app table `src` on `support`'s platform.
+    fn refused(src: &str, support: crate::process::KeySupport) -> Vec<(String, String)> {
+        let doc = match DeTable::parse(src) {
+            Ok(d) => d,
+            Err(e) => panic!("bad test TOML: {e}"),
+        };
+        let mut cx = Cx {
+            src,
+            diags: Vec::new(),
+        };
+        let t = Table::new(&mut cx, doc.get_ref(), "app `web`".into(), keys::APP_KEYS);
+        refuse_unsupported_keys(&mut cx, &t, support);
+        cx.diags
+            .iter()
+            .map(|d| {
+                let at = d.span.clone().and_then(|s| src.get(s)).unwrap_or_default();
+                (d.message.clone(), at.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn windows_refuses_user_nofile_nice_and_listen_at_their_keys() {
+        let src = "command = [\"x\"]\nuser = \"nobody\"\nnofile = 1024\nnice = 5\n\
+                   listen = [\"tcp://127.0.0.1:0\"]\nstop_timeout = \"1s\"\n";
+        let got = refused(src, WINDOWS_KEYS);
+        let want: Vec<(String, String)> = ["user", "nofile", "nice", "listen"]
+            .iter()
+            .map(|k| {
+                (
+                    format!("`{k}` in app `web` is not supported on Windows"),
+                    k.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn unix_and_windows_without_those_keys_refuse_nothing() {
+        let all = "command = [\"x\"]\nuser = \"nobody\"\nnofile = 1024\nnice = 5\n";
+        assert_eq!(refused(all, UNIX_KEYS), Vec::new());
+        assert_eq!(refused("command = [\"x\"]\n", WINDOWS_KEYS), Vec::new());
+    }
 }

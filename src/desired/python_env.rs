@@ -25,11 +25,123 @@ use conda::{conda_default_env, conda_env, is_conda_prefix};
 /// Used by `which` when the host has no `PATH` at all (the same fallback as `execvp`).
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
+/// How Python environments are laid out on disk, which differs by platform (the lookups are the
+/// same code, and a test on Linux can ask for the Windows layout).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// `VENV/bin/python`, `PREFIX/bin/python`, `PATH` split by `:`, `python3` on `PATH`.
+    #[default]
+    Unix,
+    /// `VENV\Scripts\python.exe`, `PREFIX\python.exe` (conda), `PATH` split by `;`, a bare name
+    /// tried with each `PATHEXT` extension, `python` on `PATH`.
+    Windows,
+}
+
+impl Layout {
+    /// The layout of the platform pypm runs on.
+    pub fn native() -> Layout {
+        if crate::process::WINDOWS {
+            Layout::Windows
+        } else {
+            Layout::Unix
+        }
+    }
+
+    fn path_separator(self) -> char {
+        match self {
+            Layout::Unix => ':',
+            Layout::Windows => ';',
+        }
+    }
+
+    /// A `PATH` entry that does not depend on the current directory.
+    fn is_absolute_dir(self, d: &str) -> bool {
+        let b = d.as_bytes();
+        match self {
+            Layout::Unix => d.starts_with('/'),
+            Layout::Windows => {
+                d.starts_with('/')
+                    || d.starts_with("\\\\")
+                    || (b.len() >= 3
+                        && b[0].is_ascii_alphabetic()
+                        && b[1] == b':'
+                        && (b[2] == b'\\' || b[2] == b'/'))
+            }
+        }
+    }
+
+    /// A venv's directory of programs: `bin`, `Scripts`.
+    fn venv_bin(self, dir: &Path) -> PathBuf {
+        match self {
+            Layout::Unix => dir.join("bin"),
+            Layout::Windows => dir.join("Scripts"),
+        }
+    }
+
+    /// The interpreters a venv may have, in order.
+    fn venv_pythons(self, dir: &Path) -> Vec<PathBuf> {
+        let bin = self.venv_bin(dir);
+        match self {
+            Layout::Unix => vec![bin.join("python"), bin.join("python3")],
+            Layout::Windows => vec![bin.join("python.exe")],
+        }
+    }
+
+    /// A conda prefix's interpreter: `bin/python`, `python.exe` at the prefix's root.
+    fn conda_python(self, prefix: &Path) -> PathBuf {
+        match self {
+            Layout::Unix => prefix.join("bin/python"),
+            Layout::Windows => prefix.join("python.exe"),
+        }
+    }
+
+    /// The directories `conda activate` puts first on `PATH`, in order.
+    fn conda_bins(self, prefix: &Path) -> Vec<PathBuf> {
+        match self {
+            Layout::Unix => vec![prefix.join("bin")],
+            Layout::Windows => vec![
+                prefix.to_path_buf(),
+                prefix.join("Library").join("bin"),
+                prefix.join("Scripts"),
+            ],
+        }
+    }
+
+    /// The interpreter looked up on `PATH` when no environment is found.
+    fn system_python(self) -> &'static str {
+        match self {
+            Layout::Unix => "python3",
+            Layout::Windows => "python",
+        }
+    }
+
+    /// The file names a bare program `word` may have in a directory: itself; on Windows, when it
+    /// has no extension, `word` plus each `PATHEXT` extension first.
+    fn exe_names(self, word: &str, host: &HostEnv) -> Vec<String> {
+        match self {
+            Layout::Unix => vec![word.to_string()],
+            Layout::Windows if Path::new(word).extension().is_some() => vec![word.to_string()],
+            Layout::Windows => {
+                let exts = host.var("PATHEXT").unwrap_or(".COM;.EXE;.BAT;.CMD");
+                let mut names: Vec<String> = exts
+                    .split(';')
+                    .filter(|e| e.starts_with('.'))
+                    .map(|e| format!("{word}{}", e.to_ascii_lowercase()))
+                    .collect();
+                names.push(word.to_string());
+                names
+            }
+        }
+    }
+}
+
 /// A snapshot of the supervisor's (or `pypm check`'s) environment, injectable for tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostEnv {
     pub vars: HashMap<String, String>,
     pub home: Option<PathBuf>,
+    /// [`Layout::native`] from the process; [`Layout::Unix`] unless a test says otherwise.
+    pub layout: Layout,
 }
 
 impl HostEnv {
@@ -41,6 +153,7 @@ impl HostEnv {
         HostEnv {
             vars,
             home: std::env::home_dir(),
+            layout: Layout::native(),
         }
     }
 
@@ -52,7 +165,11 @@ impl HostEnv {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        HostEnv { vars, home }
+        HostEnv {
+            vars,
+            home,
+            layout: Layout::default(),
+        }
     }
 
     /// A variable's value; set-but-empty counts as unset, as in conda's and venv's activate scripts.
@@ -67,8 +184,8 @@ impl HostEnv {
     /// depend on the directory pypm happens to run in.
     fn path_dirs(&self) -> Vec<PathBuf> {
         let path = self.var("PATH").unwrap_or(DEFAULT_PATH);
-        path.split(':')
-            .filter(|d| d.starts_with('/'))
+        path.split(self.layout.path_separator())
+            .filter(|d| self.layout.is_absolute_dir(d))
             .map(PathBuf::from)
             .collect()
     }
@@ -205,8 +322,8 @@ pub enum EnvError {
     },
     #[error("{} is not a conda environment; looked for {}", prefix.display(), prefix.join("conda-meta").display())]
     NotACondaPrefix { prefix: PathBuf },
-    #[error("conda environment {} has no python; looked for {}", prefix.display(), prefix.join("bin/python").display())]
-    CondaNoPython { prefix: PathBuf },
+    #[error("conda environment {} has no python; looked for {}", prefix.display(), looked.display())]
+    CondaNoPython { prefix: PathBuf, looked: PathBuf },
     #[error("cannot read the conda environment's variables from {}: {reason}", path.display())]
     CondaState { path: PathBuf, reason: String },
     #[error("python `{python}` not found; looked for {}", list(looked))]
@@ -255,7 +372,7 @@ pub fn resolve_declared(name: &str, decl: &EnvDecl, host: &HostEnv) -> Result<Py
             if !dir.join("pyvenv.cfg").is_file() {
                 return Err(wrap(EnvError::NotAVenv { dir: dir.clone() }));
             }
-            let interpreter = venv_python(dir).map_err(wrap)?;
+            let interpreter = venv_python(dir, host.layout).map_err(wrap)?;
             Ok(venv_env(dir, interpreter, host, rule(DeclKind::Venv, dir)))
         }
         EnvDecl::Conda(spec) => {
@@ -343,7 +460,12 @@ fn which(word: &str, host: &HostEnv) -> Found {
     {
         return found;
     }
-    let tried: Vec<PathBuf> = host.path_dirs().iter().map(|d| d.join(word)).collect();
+    let names = host.layout.exe_names(word, host);
+    let tried: Vec<PathBuf> = host
+        .path_dirs()
+        .iter()
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .collect();
     let found = tried
         .iter()
         .find(|p| is_executable(p))
@@ -357,8 +479,17 @@ fn which(word: &str, host: &HostEnv) -> Found {
     found
 }
 
-fn venv_python(dir: &Path) -> Result<PathBuf, EnvError> {
-    let looked = vec![dir.join("bin/python"), dir.join("bin/python3")];
+/// `word` in directory `dir`, as the layout names programs (`PATHEXT` on Windows).
+fn exe_in(dir: &Path, word: &str, host: &HostEnv) -> Option<PathBuf> {
+    host.layout
+        .exe_names(word, host)
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| is_executable(p))
+}
+
+fn venv_python(dir: &Path, layout: Layout) -> Result<PathBuf, EnvError> {
+    let looked = layout.venv_pythons(dir);
     match looked.iter().find(|p| is_executable(p)) {
         Some(python) => Ok(python.clone()),
         None => Err(EnvError::VenvNoPython {
@@ -370,16 +501,31 @@ fn venv_python(dir: &Path) -> Result<PathBuf, EnvError> {
 
 /// `bin` first on the host's `PATH` (once: not again when it already comes first).
 fn prepend_path(bin: &Path, host: &HostEnv) -> String {
-    let bin = bin.to_string_lossy();
+    prepend_paths(std::slice::from_ref(&bin.to_path_buf()), host)
+}
+
+/// `bins` first on the host's `PATH`, in order (not again when they already come first).
+fn prepend_paths(bins: &[PathBuf], host: &HostEnv) -> String {
+    let sep = host.layout.path_separator();
+    let first: Vec<String> = bins
+        .iter()
+        .map(|b| b.to_string_lossy().into_owned())
+        .collect();
+    let first = first.join(&sep.to_string());
     match host.var("PATH") {
-        None => bin.into_owned(),
-        Some(path) if path.split(':').next() == Some(&*bin) => path.to_string(),
-        Some(path) => format!("{bin}:{path}"),
+        None => first,
+        Some(path)
+            if path.starts_with(&first)
+                && path[first.len()..].chars().next().is_none_or(|c| c == sep) =>
+        {
+            path.to_string()
+        }
+        Some(path) => format!("{first}{sep}{path}"),
     }
 }
 
 fn venv_env(dir: &Path, interpreter: PathBuf, host: &HostEnv, rule: Rule) -> PythonEnv {
-    let bin = dir.join("bin");
+    let bin = host.layout.venv_bin(dir);
     PythonEnv {
         vars: vec![
             (
@@ -417,7 +563,7 @@ fn names_python(word: &str) -> bool {
 }
 
 /// The first automatically detected virtualenv (rule 2), and every directory tried.
-fn auto_venv(app: &AppLaunch) -> (Option<(PathBuf, PathBuf)>, Vec<PathBuf>) {
+fn auto_venv(app: &AppLaunch, layout: Layout) -> (Option<(PathBuf, PathBuf)>, Vec<PathBuf>) {
     let mut tried = Vec::new();
     let bases = if app.cwd == app.config_dir {
         vec![app.cwd]
@@ -428,7 +574,7 @@ fn auto_venv(app: &AppLaunch) -> (Option<(PathBuf, PathBuf)>, Vec<PathBuf>) {
         for name in [".venv", "venv"] {
             let dir = base.join(name);
             if dir.join("pyvenv.cfg").is_file()
-                && let Ok(python) = venv_python(&dir)
+                && let Ok(python) = venv_python(&dir, layout)
             {
                 return (Some((dir, python)), tried);
             }
@@ -440,13 +586,13 @@ fn auto_venv(app: &AppLaunch) -> (Option<(PathBuf, PathBuf)>, Vec<PathBuf>) {
 
 /// Rules 2–4 of SPEC §3, for a Python app without a declared environment.
 fn resolve_automatic(app: &AppLaunch, host: &HostEnv) -> Result<PythonEnv, EnvError> {
-    let (found, tried) = auto_venv(app);
+    let (found, tried) = auto_venv(app, host.layout);
     if let Some((dir, python)) = found {
         return Ok(venv_env(&dir, python, host, Rule::AutoVenv(dir.clone())));
     }
     let mut looked: Vec<String> = tried.iter().map(|d| d.display().to_string()).collect();
     match host.var("VIRTUAL_ENV").map(PathBuf::from) {
-        Some(dir) => match venv_python(&dir) {
+        Some(dir) => match venv_python(&dir, host.layout) {
             Ok(python) => {
                 return Ok(venv_env(
                     &dir,
@@ -471,7 +617,8 @@ fn resolve_automatic(app: &AppLaunch, host: &HostEnv) -> Result<PythonEnv, EnvEr
         }
         None => looked.push("$CONDA_PREFIX (unset)".to_string()),
     }
-    match which("python3", host) {
+    let system = host.layout.system_python();
+    match which(system, host) {
         Ok(python) => Ok(PythonEnv {
             rule: Rule::SystemPython(python.clone()),
             interpreter: python,
@@ -481,7 +628,7 @@ fn resolve_automatic(app: &AppLaunch, host: &HostEnv) -> Result<PythonEnv, EnvEr
             unset: Vec::new(),
         }),
         Err(tried) => {
-            looked.push(format!("python3 on PATH ({})", list(&tried)));
+            looked.push(format!("{system} on PATH ({})", list(&tried)));
             Err(EnvError::NoPython { looked })
         }
     }
@@ -491,8 +638,7 @@ fn resolve_automatic(app: &AppLaunch, host: &HostEnv) -> Result<PythonEnv, EnvEr
 fn lookup(word: &str, env: Option<&PythonEnv>, host: &HostEnv) -> String {
     let in_env = env
         .and_then(|e| e.bin_dir.as_ref())
-        .map(|b| b.join(word))
-        .filter(|p| is_executable(p));
+        .and_then(|b| exe_in(b, word, host));
     match in_env.or_else(|| which(word, host).ok()) {
         Some(path) => path.to_string_lossy().into_owned(),
         None => word.to_string(),
@@ -552,13 +698,13 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
         Some((name, decl)) => Some(resolve_declared(name, decl, host)?),
         None if wants_python => Some(resolve_automatic(app, host)?),
         // A command found in the automatic venv's `bin` (e.g. `gunicorn`) runs in that venv.
-        None => match (auto_venv(app).0, first_word) {
+        None => match (auto_venv(app, host.layout).0, first_word) {
             (Some((dir, python)), Some(word)) => {
-                let bin = dir.join("bin");
+                let bin = host.layout.venv_bin(&dir);
                 let owned = if word.contains('/') {
                     app.cwd.join(word).parent() == Some(bin.as_path())
                 } else {
-                    is_executable(&bin.join(word))
+                    exe_in(&bin, word, host).is_some()
                 };
                 owned.then(|| venv_env(&dir, python, host, Rule::AutoVenv(dir.clone())))
             }

@@ -99,6 +99,40 @@ pub use spawn_error::SpawnError;
 #[cfg(windows)]
 pub use windows::*;
 
+/// The app keys a platform has no meaning for: `pypm check` refuses them there, naming the key
+/// and the platform, instead of the spawn failing later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySupport {
+    /// The platform's name as messages say it (`Windows`).
+    pub platform: &'static str,
+    /// App keys that must not be set there.
+    pub unsupported: &'static [&'static str],
+}
+
+/// Windows: no uids to switch to (`user`), no `RLIMIT_NOFILE` (`nofile`), no nice values (`nice`;
+/// priority classes are another model), and no socket passing to a child's fd 3 (`listen`).
+pub const WINDOWS_KEYS: KeySupport = KeySupport {
+    platform: "Windows",
+    unsupported: &["user", "nofile", "nice", "listen"],
+};
+
+/// Unix (Linux, macOS): every key means something.
+pub const UNIX_KEYS: KeySupport = KeySupport {
+    platform: "Unix",
+    unsupported: &[],
+};
+
+/// Whether this build is for Windows, for the pure modules whose file layouts differ (Python
+/// environments: `Scripts\python.exe`, `PATH` split by `;`).
+pub const WINDOWS: bool = cfg!(windows);
+
+/// What this build's platform supports.
+pub const KEY_SUPPORT: KeySupport = if cfg!(windows) {
+    WINDOWS_KEYS
+} else {
+    UNIX_KEYS
+};
+
 /// In a statically linked glibc build (`packaging/build-release`), limits name lookups to the
 /// sources glibc has built in: users and groups from `/etc/passwd` and `/etc/group`, hosts from
 /// `/etc/hosts` and DNS. A static program cannot safely load the NSS modules that

@@ -5,7 +5,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{EnvError, HostEnv, PythonEnv, Rule, is_executable, prepend_path};
+use super::{EnvError, HostEnv, PythonEnv, Rule, is_executable, prepend_paths};
 
 /// Finds a conda env by name, in the order of SPEC §8 "Conda names". `base` names a root itself.
 pub fn find_conda_env(name: &str, host: &HostEnv) -> Result<PathBuf, EnvError> {
@@ -14,7 +14,9 @@ pub fn find_conda_env(name: &str, host: &HostEnv) -> Result<PathBuf, EnvError> {
         candidates.extend(conda_roots(host));
     } else {
         if let Some(dirs) = host.var("CONDA_ENVS_PATH") {
-            let dirs = dirs.split(':').filter(|d| !d.is_empty());
+            let dirs = dirs
+                .split(host.layout.path_separator())
+                .filter(|d| !d.is_empty());
             candidates.extend(dirs.map(|d| host.expand_home(d).join(name)));
         }
         candidates.extend(
@@ -156,20 +158,23 @@ pub(super) fn conda_env(
     host: &HostEnv,
     rule: Rule,
 ) -> Result<PythonEnv, EnvError> {
-    let interpreter = prefix.join("bin/python");
+    let interpreter = host.layout.conda_python(prefix);
     if !is_executable(&interpreter) {
         return Err(EnvError::CondaNoPython {
             prefix: prefix.to_path_buf(),
+            looked: interpreter,
         });
     }
-    let bin = prefix.join("bin");
+    let bins = host.layout.conda_bins(prefix);
+    // A program the app names is looked for in the first (`bin`; on Windows the prefix itself).
+    let bin = bins[0].clone();
     let mut vars = vec![
         (
             "CONDA_PREFIX".to_string(),
             prefix.to_string_lossy().into_owned(),
         ),
         ("CONDA_DEFAULT_ENV".to_string(), env_name.to_string()),
-        ("PATH".to_string(), prepend_path(&bin, host)),
+        ("PATH".to_string(), prepend_paths(&bins, host)),
     ];
     vars.extend(conda_env_vars(prefix)?);
     Ok(PythonEnv {

@@ -107,6 +107,32 @@ pub fn sd_notify(_state: &str) -> io::Result<bool> {
     Ok(false)
 }
 
+/// The Wine version when this process runs under Wine (ntdll exports `wine_get_version`), else
+/// `None`. Only the Windows tests ask: they skip what Wine does not implement.
+pub fn wine_version() -> Option<String> {
+    use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
+    let ntdll: Vec<u16> = "ntdll.dll".encode_utf16().chain([0]).collect();
+    // SAFETY: a NUL-terminated name; ntdll is loaded in every process, the handle is not owned.
+    let module = unsafe { GetModuleHandleW(ntdll.as_ptr()) };
+    if module.is_null() {
+        return None;
+    }
+    // SAFETY: a valid module handle and a NUL-terminated name.
+    let f = unsafe { GetProcAddress(module, c"wine_get_version".as_ptr().cast()) }?;
+    // SAFETY: Wine's `const char *wine_get_version(void)`, a static NUL-terminated string.
+    let get: extern "C" fn() -> *const std::ffi::c_char = unsafe { std::mem::transmute(f) };
+    let p = get();
+    if p.is_null() {
+        return Some(String::new());
+    }
+    // SAFETY: non-null and NUL-terminated (above).
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
 /// No SIGPIPE on Windows: a write to a closed pipe is an error.
 pub fn restore_default_sigpipe() {}
 

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use tempfile::TempDir;
 
 mod conda;
+mod windows_layout;
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()

@@ -1,0 +1,118 @@
+//! The Windows layout of Python environments, checked on Linux through `HostEnv::layout`:
+//! `Scripts\python.exe` in a venv, `python.exe` at a conda prefix's root, `PATH` split by `;`,
+//! bare names tried with the `PATHEXT` extensions. (The paths here are Linux temp dirs; the
+//! layout only decides which names are looked for and how `PATH` is read and written.)
+
+use super::*;
+
+fn win(vars: &[(&str, &str)]) -> HostEnv {
+    HostEnv {
+        layout: Layout::Windows,
+        ..host(vars, None)
+    }
+}
+
+fn win_venv(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("pyvenv.cfg"), "home = C:\\Python312\n").unwrap();
+    exe(&dir.join("Scripts").join("python.exe"))
+}
+
+#[test]
+fn a_venv_is_scripts_python_exe_and_its_scripts_come_first_on_path() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join(".venv");
+    let python = win_venv(&dir);
+    let h = win(&[("PATH", "C:\\Windows\\system32;C:\\Windows")]);
+    let env = resolve_declared("web", &EnvDecl::Venv(dir.clone()), &h).unwrap();
+    assert_eq!(env.interpreter, python);
+    assert_eq!(env.bin_dir, Some(dir.join("Scripts")));
+    let want = format!(
+        "{};C:\\Windows\\system32;C:\\Windows",
+        s(&dir.join("Scripts"))
+    );
+    assert_eq!(var(&env, "PATH"), Some(want.as_str()));
+
+    // A Unix `bin/python` is not a Windows venv's interpreter.
+    let unix = tmp.path().join("unix");
+    fake_venv(&unix);
+    let e = err(resolve_declared("web", &EnvDecl::Venv(unix.clone()), &h));
+    assert!(e.contains("python.exe"), "{e}");
+}
+
+#[test]
+fn a_program_of_the_automatic_venv_is_found_with_pathext() {
+    let tmp = TempDir::new().unwrap();
+    win_venv(&tmp.path().join(".venv"));
+    let gunicorn = exe(&tmp.path().join(".venv/Scripts/gunicorn.exe"));
+    let h = win(&[("PATH", "C:\\Windows"), ("PATHEXT", ".COM;.EXE;.BAT")]);
+    let words = strings(&["gunicorn", "app:wsgi"]);
+    let launch = resolve_launch(
+        &AppLaunch {
+            command: Some(&words),
+            ..app(tmp.path())
+        },
+        &h,
+    )
+    .unwrap();
+    assert_eq!(launch.argv, [s(&gunicorn), "app:wsgi".to_string()]);
+    assert!(launch.python.is_some(), "gunicorn runs in the venv");
+}
+
+#[test]
+fn a_conda_prefix_is_python_exe_at_its_root_with_library_bin_and_scripts_on_path() {
+    let tmp = TempDir::new().unwrap();
+    let prefix = tmp.path().join("envs").join("ml");
+    fs::create_dir_all(prefix.join("conda-meta")).unwrap();
+    let python = exe(&prefix.join("python.exe"));
+    let h = win(&[("CONDA_PREFIX", &s(&prefix)), ("PATH", "C:\\Windows")]);
+    let script = "main.py";
+    let launch = resolve_launch(
+        &AppLaunch {
+            script: Some(script),
+            ..app(tmp.path())
+        },
+        &h,
+    )
+    .unwrap();
+    assert_eq!(launch.argv[0], s(&python));
+    let env = launch.python.expect("the conda env");
+    let want = [
+        s(&prefix),
+        s(&prefix.join("Library").join("bin")),
+        s(&prefix.join("Scripts")),
+        "C:\\Windows".to_string(),
+    ]
+    .join(";");
+    assert_eq!(var(&env, "PATH"), Some(want.as_str()));
+}
+
+#[test]
+fn without_an_environment_python_exe_is_looked_up_on_a_semicolon_path() {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join("Python312");
+    let python = exe(&dir.join("python.exe"));
+    // A relative entry is skipped; `C:\…` and `\\server\…` count as absolute.
+    let path = format!("relative;C:\\nowhere;\\\\server\\share;{}", s(&dir));
+    let h = win(&[("PATH", &path)]);
+    let launch = resolve_launch(
+        &AppLaunch {
+            script: Some("main.py"),
+            ..app(tmp.path())
+        },
+        &h,
+    )
+    .unwrap();
+    assert_eq!(launch.argv, [s(&python), "main.py".to_string()]);
+
+    let nothing = win(&[("PATH", "C:\\nowhere")]);
+    let e = err(resolve_launch(
+        &AppLaunch {
+            script: Some("main.py"),
+            ..app(tmp.path())
+        },
+        &nothing,
+    ));
+    assert!(e.contains("python on PATH"), "{e}");
+    assert!(e.contains("python.exe"), "{e}");
+}
