@@ -331,17 +331,12 @@ fn kill_signal() -> Signal {
     parse_signal("KILL").expect("KILL is a signal name")
 }
 
-/// Seconds since the epoch's day count of an event timestamp (`2026-12-07T17:18:22.123…`).
+/// Seconds since the epoch of an event timestamp (`2026-12-07T17:18:22.123Z`, RFC 3339).
 fn ts_seconds(ts: &str) -> f64 {
-    let num = |a: usize, b: usize| -> f64 {
-        ts.get(a..b)
-            .and_then(|s| s.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("bad timestamp {ts:?}"))
-    };
-    let secs_end = ts[17..]
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map_or(ts.len(), |i| 17 + i);
-    num(8, 10) * 86400.0 + num(11, 13) * 3600.0 + num(14, 16) * 60.0 + num(17, secs_end)
+    match chrono::DateTime::parse_from_rfc3339(ts) {
+        Ok(t) => t.timestamp_millis() as f64 / 1000.0,
+        Err(e) => panic!("bad timestamp {ts:?}: {e}"),
+    }
 }
 
 #[test]
