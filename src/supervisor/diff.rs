@@ -191,12 +191,7 @@ fn hash_value(v: &Value, h: &mut impl std::hash::Hasher) {
 }
 
 fn same_environ(a: &Environ, b: &Environ) -> bool {
-    let set = |e: &Environ| -> BTreeSet<(String, String)> {
-        e.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    a == b || set(a) == set(b)
+    a == b || a.iter().collect::<BTreeSet<_>>() == b.iter().collect::<BTreeSet<_>>()
 }
 
 /// Every change, in the new file's order, then removed apps.
