@@ -31,19 +31,39 @@ pub(super) unsafe fn start_child(
     entry: extern "C" fn(*mut libc::c_void) -> libc::c_int,
     arg: *mut libc::c_void,
 ) -> libc::pid_t {
-    let mut stack = vec![0u8; CHILD_STACK];
-    // The stack grows down from its 16-byte aligned top.
-    let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
-    // SAFETY: the stack outlives the child's use of it, since CLONE_VFORK returns only once the
-    // child has exec'd or exited; the rest is the caller's contract.
-    unsafe {
-        libc::clone(
-            entry,
-            top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            arg,
-        )
+    // One stack per thread, made at its first spawn and kept: a fresh 64 KiB block per child
+    // cost musl's allocator an `mmap` and a `munmap` (with its TLB shootdown) on every start and
+    // restart, and every allocator a few page faults. Reusing it is safe because CLONE_VFORK
+    // returns only once the child is done with it, and nothing else on this thread can run in
+    // between (the caller blocks every signal).
+    thread_local! {
+        static STACK: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    let clone_on = |stack: &mut Vec<u8>| {
+        if stack.len() < CHILD_STACK {
+            *stack = vec![0u8; CHILD_STACK];
+        }
+        // The stack grows down from its 16-byte aligned top.
+        let top = (stack.as_mut_ptr() as usize + CHILD_STACK) & !15;
+        // SAFETY: the stack outlives the child's use of it, since CLONE_VFORK returns only once
+        // the child has exec'd or exited; the rest is the caller's contract.
+        unsafe {
+            libc::clone(
+                entry,
+                top as *mut libc::c_void,
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                arg,
+            )
+        }
+    };
+    STACK
+        .try_with(|s| match s.try_borrow_mut() {
+            Ok(mut stack) => clone_on(&mut stack),
+            // Not reachable (the thread sleeps while the child uses it); a stack of its own then.
+            Err(_) => clone_on(&mut Vec::new()),
+        })
+        // The thread is exiting (its locals are gone): a stack of its own, too.
+        .unwrap_or_else(|_| clone_on(&mut Vec::new()))
 }
 
 // Credentials of the child between clone and exec, as raw syscalls: glibc's wrappers would

@@ -372,8 +372,12 @@ impl Supervisor {
         spec: &resolve::AppSpec,
         notify: Option<&crate::process::ext::net::UnixDatagram>,
     ) -> [Option<crate::logs::Tap>; 2] {
-        let target = probe_target(key, pid, spec);
         let mut taps: [Option<crate::logs::Tap>; 2] = [None, None];
+        if spec.app.ready.is_none() && spec.app.health.is_none() {
+            // No probe: the target (a copy of the whole environment) is not built at all.
+            return taps;
+        }
+        let target = probe_target(key, pid, spec);
         if let Some(p) = &spec.app.ready {
             if let crate::config::ProbeCheck::Log(re) = &p.check {
                 let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
