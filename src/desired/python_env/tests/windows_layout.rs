@@ -116,3 +116,98 @@ fn without_an_environment_python_exe_is_looked_up_on_a_semicolon_path() {
     assert!(e.contains("python on PATH"), "{e}");
     assert!(e.contains("python.exe"), "{e}");
 }
+
+#[test]
+fn without_python_on_path_the_py_launcher_runs_as_py_dash_3() {
+    let tmp = TempDir::new().unwrap();
+    let launcher_dir = tmp.path().join("Windows");
+    let py = exe(&launcher_dir.join("py.exe"));
+    let h = win(&[
+        ("PATH", &format!("C:\\nowhere;{}", s(&launcher_dir))),
+        ("PATHEXT", ".COM;.EXE"),
+    ]);
+    let script = AppLaunch {
+        script: Some("main.py"),
+        ..app(tmp.path())
+    };
+    let launch = resolve_launch(&script, &h).unwrap();
+    assert_eq!(launch.argv, [s(&py), "-3".into(), "main.py".into()]);
+    let env = launch.python.expect("an environment");
+    assert_eq!(env.rule, Rule::PyLauncher(py.clone()));
+    assert!(env.rule.to_string().contains("py launcher"), "{}", env.rule);
+    assert!(launch.is_python);
+
+    // `module` and a `python …` command get the same two words.
+    let module = AppLaunch {
+        module: Some("http.server"),
+        ..app(tmp.path())
+    };
+    let argv = resolve_launch(&module, &h).unwrap().argv;
+    assert_eq!(
+        argv,
+        [s(&py), "-3".into(), "-m".into(), "http.server".into()]
+    );
+    let words = strings(&["python", "-u", "main.py"]);
+    let command = AppLaunch {
+        command: Some(&words),
+        ..app(tmp.path())
+    };
+    let argv = resolve_launch(&command, &h).unwrap().argv;
+    assert_eq!(argv, [s(&py), "-3".into(), "-u".into(), "main.py".into()]);
+
+    // A `python` on PATH wins over the launcher.
+    let python = exe(&tmp.path().join("Python312").join("python.exe"));
+    let both = win(&[(
+        "PATH",
+        &format!("{};{}", s(&launcher_dir), s(python.parent().unwrap())),
+    )]);
+    assert_eq!(
+        resolve_launch(&script, &both).unwrap().argv,
+        [s(&python), "main.py".to_string()]
+    );
+
+    // Neither: the error names both places.
+    let nothing = win(&[("PATH", "C:\\nowhere")]);
+    let e = err(resolve_launch(&script, &nothing));
+    assert!(e.contains("python on PATH"), "{e}");
+    assert!(e.contains("py launcher on PATH"), "{e}");
+    assert!(e.contains("py.exe"), "{e}");
+
+    // Unix has no launcher: a `py` on PATH is not used.
+    let unix = host(&[("PATH", &s(&launcher_dir))], None);
+    assert!(resolve_launch(&script, &unix).is_err());
+}
+
+#[test]
+fn an_environment_value_with_a_backslash_or_a_drive_letter_is_a_path() {
+    for path in [
+        "C:\\envs\\ml",
+        "c:envs",
+        "D:/x/.venv",
+        ".\\venv",
+        "..\\envs\\ml",
+        "\\\\server\\envs\\ml",
+        "envs/ml",
+        ".",
+        "..",
+    ] {
+        assert!(is_path_like(path), "{path}");
+    }
+    for name in ["ml", "base", "my-env.2", "python3.11", ""] {
+        assert!(!is_path_like(name), "{name}");
+    }
+    // Resolved as a prefix (not a conda env name) and as an interpreter file (not a PATH name).
+    let h = win(&[("PATH", "C:\\nowhere")]);
+    let e = err(resolve_declared(
+        "ml",
+        &EnvDecl::Conda("C:\\envs\\ml".into()),
+        &h,
+    ));
+    assert!(e.contains("is not a conda environment"), "{e}");
+    let e = err(resolve_declared(
+        "old",
+        &EnvDecl::Python("C:\\Python312\\python.exe".into()),
+        &h,
+    ));
+    assert!(e.contains("looked for C:\\Python312\\python.exe"), "{e}");
+}
