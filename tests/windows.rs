@@ -633,3 +633,58 @@ fn check_refuses_keys_with_no_windows_meaning() {
     // And nothing was started.
     assert!(!p.state_dir().join("pypm.pid").exists());
 }
+
+/// `.bat` and `.cmd` commands run through `cmd.exe /c` (std's batch-file path): the arguments
+/// reach the script quoted for cmd, so `&` in one is not a second command.
+#[test]
+fn bat_and_cmd_scripts_run_through_cmd_with_their_arguments() {
+    let p = Project::new();
+    let exe = std::env::current_exe().expect("current exe");
+    let child = format!("\"{}\" {}", exe.display(), child_args().join(" "));
+    fs::write(
+        p.root.join("serve.bat"),
+        format!("@echo off\r\necho bat got [%1] [%2] [%3]\r\n{child}\r\n"),
+    )
+    .expect("write serve.bat");
+    fs::write(
+        p.root.join("serve.cmd"),
+        format!("@echo off\r\necho cmd got [%~1]\r\n{child}\r\n"),
+    )
+    .expect("write serve.cmd");
+    let app = |name: &str, command: &[&str]| {
+        format!(
+            "[apps.{name}]\ncommand = {}\nenv = {{ {ROLE_VAR} = \"serve\" }}\n",
+            serde_json::to_string(command).expect("json")
+        )
+    };
+    p.write_config(&format!(
+        "{}{}",
+        app("bat", &[".\\serve.bat", "one", "a b", "x&y"]),
+        app("cmd", &[".\\serve.cmd", "two words"])
+    ));
+    p.up_d();
+    p.wait_running("bat");
+    p.wait_running("cmd");
+    wait_until(
+        Duration::from_secs(20),
+        "the .bat echoes its arguments, `&` included",
+        || {
+            p.pypm_ok(&["logs", "bat", "-n", "50"])
+                .contains("bat got [one] [\"a b\"] [\"x&y\"]")
+        },
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "the .cmd echoes its argument",
+        || {
+            p.pypm_ok(&["logs", "cmd", "-n", "50"])
+                .contains("cmd got [two words]")
+        },
+    );
+    let logs = p.pypm_ok(&["logs", "bat", "-n", "50"]);
+    assert!(!logs.contains("is not recognized"), "{logs}");
+    assert!(
+        logs.contains("hello from"),
+        "the script's child ran: {logs}"
+    );
+}

@@ -135,6 +135,50 @@ impl Layout {
     }
 }
 
+/// What runs a script that Windows cannot start by itself (`CreateProcessW` runs `.exe` and
+/// `.com` files only; `.bat`/`.cmd` through `cmd.exe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptRunner {
+    /// `.py`: the app's Python (its environment's interpreter).
+    Python,
+    /// `.ps1`: `powershell -NoProfile -ExecutionPolicy Bypass -File SCRIPT ARGS…`.
+    PowerShell,
+    /// `.bat`, `.cmd`: `cmd.exe /c`. The argv is left as is: the spawn passes the script itself
+    /// to std's `Command`, which runs it through `cmd.exe /d /c` with cmd's own quoting (a
+    /// plain `cmd /c` argv would be quoted for `CommandLineToArgvW`, which cmd does not parse).
+    Cmd,
+}
+
+/// The words before a `.ps1` script's path (after `powershell`).
+pub const POWERSHELL_ARGS: [&str; 4] = ["-NoProfile", "-ExecutionPolicy", "Bypass", "-File"];
+
+impl Layout {
+    /// How a program named `program` runs when it is a script: on Windows by its extension
+    /// (any case); on Unix never (the kernel reads the `#!` line).
+    pub fn script_runner(self, program: &str) -> Option<ScriptRunner> {
+        if self == Layout::Unix {
+            return None;
+        }
+        let ext = Path::new(program)
+            .extension()?
+            .to_str()?
+            .to_ascii_lowercase();
+        match ext.as_str() {
+            "py" => Some(ScriptRunner::Python),
+            "ps1" => Some(ScriptRunner::PowerShell),
+            "bat" | "cmd" => Some(ScriptRunner::Cmd),
+            _ => None,
+        }
+    }
+}
+
+/// `powershell -NoProfile -ExecutionPolicy Bypass -File`, `powershell` looked up as any program.
+fn powershell(env: Option<&PythonEnv>, host: &HostEnv) -> Vec<String> {
+    let mut words = vec![lookup("powershell", env, host)];
+    words.extend(POWERSHELL_ARGS.iter().map(|w| w.to_string()));
+    words
+}
+
 /// A snapshot of the supervisor's (or `pypm check`'s) environment, injectable for tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostEnv {
@@ -728,7 +772,10 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
             || (matches!(interpreter, None | Some("none")) && script.ends_with(".py"))
     } else {
         // A path to a python is the user's explicit choice of interpreter: no environment for it.
-        python_interpreter || first_word.is_some_and(is_python_name)
+        python_interpreter
+            || first_word.is_some_and(|w| {
+                is_python_name(w) || host.layout.script_runner(w) == Some(ScriptRunner::Python)
+            })
     };
 
     let python = match app.environment {
@@ -762,7 +809,9 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
         argv.extend(["-m".to_string(), module.to_string()]);
     } else if let Some(script) = app.script {
         let ext = Path::new(script).extension().and_then(|e| e.to_str());
+        let ps1 = host.layout.script_runner(script) == Some(ScriptRunner::PowerShell);
         let runner = match (interpreter, ext) {
+            (None, _) if ps1 => Some("powershell"),
             (Some("none"), _) => None,
             (Some(i), _) => Some(i),
             (None, Some("py")) => Some("python"),
@@ -771,6 +820,10 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
             (None, _) => None,
         };
         match runner {
+            Some(_) if interpreter.is_none() && ps1 => {
+                argv.extend(powershell(env, host));
+                argv.push(script.to_string());
+            }
             Some(runner) => {
                 argv.extend(program(runner, app, env, host));
                 argv.push(script.to_string());
@@ -778,7 +831,18 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
             None => argv.push(in_cwd(app, script)),
         }
     } else if let Some(words) = app.command.filter(|w| !w.is_empty()) {
-        argv.extend(program(&words[0], app, env, host));
+        let first = &words[0];
+        match host.layout.script_runner(first) {
+            Some(ScriptRunner::Python) => {
+                argv.extend(program("python", app, env, host));
+                argv.push(first.clone());
+            }
+            Some(ScriptRunner::PowerShell) => {
+                argv.extend(powershell(env, host));
+                argv.push(first.clone());
+            }
+            Some(ScriptRunner::Cmd) | None => argv.extend(program(first, app, env, host)),
+        }
         argv.extend(words[1..].iter().cloned());
     } else {
         return Err(EnvError::NothingToRun);

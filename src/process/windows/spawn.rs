@@ -164,6 +164,16 @@ pub(super) fn resolve_program(
         .find(|p| p.is_file())
 }
 
+/// A `.bat`/`.cmd` file, which std's `Command` runs as `cmd.exe /e:ON /v:OFF /d /c "SCRIPT"
+/// ARGS…`, quoting each argument for cmd (not for `CommandLineToArgvW`): pypm gives it the
+/// script itself, never `cmd /c` words of its own.
+fn is_batch(program: &Path) -> bool {
+    program
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("bat") || e.eq_ignore_ascii_case("cmd"))
+}
+
 /// Lets the suspended process run: resumes its (only) thread.
 fn resume(pid: u32) -> io::Result<()> {
     // SAFETY: a snapshot handle, closed below; THREADENTRY32 is plain data with its size set.
@@ -264,6 +274,13 @@ pub(super) fn spawn_with(
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound {
             program: spec.program.clone(),
+        },
+        // std refuses what cmd.exe could not be given safely (a batch file's argument with a
+        // newline or a NUL, CVE-2024-24576): say that it is about the script's arguments.
+        io::ErrorKind::InvalidInput if is_batch(&program) => SpawnError::Exec {
+            program: spec.program.clone(),
+            errno: e.raw_os_error().unwrap_or(0),
+            reason: format!("an argument cannot be passed to a batch file through cmd.exe ({e})"),
         },
         _ => SpawnError::Exec {
             program: spec.program.clone(),

@@ -211,3 +211,83 @@ fn an_environment_value_with_a_backslash_or_a_drive_letter_is_a_path() {
     ));
     assert!(e.contains("looked for C:\\Python312\\python.exe"), "{e}");
 }
+
+#[test]
+fn scripts_run_by_their_extension_on_windows() {
+    use ScriptRunner::*;
+    let w = Layout::Windows;
+    assert_eq!(w.script_runner("deploy.ps1"), Some(PowerShell));
+    assert_eq!(w.script_runner("tools\\Deploy.PS1"), Some(PowerShell));
+    assert_eq!(w.script_runner("run.bat"), Some(Cmd));
+    assert_eq!(w.script_runner("C:\\x\\run.CMD"), Some(Cmd));
+    assert_eq!(w.script_runner("main.py"), Some(Python));
+    assert_eq!(w.script_runner("app.exe"), None);
+    assert_eq!(w.script_runner("gunicorn"), None);
+    assert_eq!(Layout::Unix.script_runner("deploy.ps1"), None);
+    assert_eq!(Layout::Unix.script_runner("run.bat"), None);
+
+    let tmp = TempDir::new().unwrap();
+    let ps_dir = tmp.path().join("WindowsPowerShell");
+    let powershell = exe(&ps_dir.join("powershell.exe"));
+    let python = exe(&tmp.path().join("Python312").join("python.exe"));
+    let path = format!("{};{}", s(&ps_dir), s(python.parent().unwrap()));
+    let h = win(&[("PATH", path.as_str()), ("PATHEXT", ".COM;.EXE;.BAT;.CMD")]);
+    let ps = |rest: &[&str]| {
+        let mut v = vec![
+            s(&powershell),
+            "-NoProfile".into(),
+            "-ExecutionPolicy".into(),
+            "Bypass".into(),
+            "-File".into(),
+        ];
+        v.extend(rest.iter().map(|w| w.to_string()));
+        v
+    };
+    let run = |command: &[&str], script: Option<&str>| {
+        let words = strings(command);
+        let a = AppLaunch {
+            command: script.is_none().then_some(words.as_slice()),
+            script,
+            args: &[],
+            ..app(tmp.path())
+        };
+        resolve_launch(&a, &h).unwrap()
+    };
+
+    // `.ps1`: PowerShell's `-File`, the script's words after it, as a command or a `script`.
+    let l = run(&["deploy.ps1", "-Name", "a b"], None);
+    assert_eq!(l.argv, ps(&["deploy.ps1", "-Name", "a b"]));
+    assert!(l.python.is_none(), "not a Python app");
+    assert_eq!(
+        run(&[], Some("tools\\deploy.ps1")).argv,
+        ps(&["tools\\deploy.ps1"])
+    );
+    // `.py` as a command: through the app's python (no `#!` on Windows).
+    let l = run(&["serve.py", "--port", "8000"], None);
+    assert_eq!(
+        l.argv,
+        [
+            s(&python),
+            "serve.py".into(),
+            "--port".into(),
+            "8000".into()
+        ]
+    );
+    assert!(l.is_python);
+    // `.bat`/`.cmd` stay as they are: the spawn runs them through `cmd.exe /c`.
+    let bat = exe(&tmp.path().join("run.bat"));
+    let l = run(&[&s(&bat), "x&y"], None);
+    assert_eq!(l.argv, [s(&bat), "x&y".to_string()]);
+
+    // The same command on Unix runs the file itself.
+    let unix = host(&[("PATH", "/usr/bin")], None);
+    let words = strings(&["./deploy.ps1"]);
+    let a = AppLaunch {
+        command: Some(&words),
+        ..app(tmp.path())
+    };
+    assert_eq!(
+        resolve_launch(&a, &unix).unwrap().argv,
+        [s(&tmp.path().join("deploy.ps1"))]
+    );
+}
