@@ -5,15 +5,91 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use windows_sys::Win32::System::JobObjects::{
-    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-    JobObjectBasicAccountingInformation, JobObjectExtendedLimitInformation,
-    QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
+    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_CPU_RATE_CONTROL_ENABLE,
+    JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP, JOB_OBJECT_LIMIT_JOB_MEMORY,
+    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOBOBJECT_BASIC_ACCOUNTING_INFORMATION,
+    JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JobObjectBasicAccountingInformation, JobObjectCpuRateControlInformation,
+    JobObjectExtendedLimitInformation, QueryInformationJobObject, SetInformationJobObject,
+    TerminateJobObject,
 };
+
+/// `cpu_max` cores as a job's CPU rate (see [`crate::process::job_cpu_rate`]).
+pub fn cpu_rate(cores: f64, cpus: usize) -> u32 {
+    crate::process::job_cpu_rate(cores, cpus)
+}
+
+/// This machine's logical CPUs, as the CPU rate counts them.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The limits a job holds, as the system reads them back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobLimits {
+    /// `JOB_OBJECT_LIMIT_JOB_MEMORY`: the committed memory of all its processes together.
+    pub memory_max: Option<u64>,
+    /// The hard cap of `JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP`, in 1/10000 of the machine.
+    pub cpu_rate: Option<u32>,
+    /// `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` is set.
+    pub kill_on_close: bool,
+}
+
+/// The extended limits of `job` (null: the job of the calling process).
+fn query_extended(job: RawHandle) -> io::Result<JOBOBJECT_EXTENDED_LIMIT_INFORMATION> {
+    // SAFETY: all-zero is a valid value of this plain struct.
+    let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+    // SAFETY: a pointer to `info` and its exact size; no length is returned.
+    let ok = unsafe {
+        QueryInformationJobObject(
+            job,
+            JobObjectExtendedLimitInformation,
+            (&mut info as *mut JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+            std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+            std::ptr::null_mut(),
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info)
+}
+
+/// The limits of `job` (null: the job of the calling process).
+fn query_limits(job: RawHandle) -> io::Result<JobLimits> {
+    let info = query_extended(job)?;
+    let flags = info.BasicLimitInformation.LimitFlags;
+    // SAFETY: all-zero is a valid value of this plain struct.
+    let mut cpu: JOBOBJECT_CPU_RATE_CONTROL_INFORMATION = unsafe { std::mem::zeroed() };
+    // SAFETY: a pointer to `cpu` and its exact size; no length is returned.
+    let cpu_ok = unsafe {
+        QueryInformationJobObject(
+            job,
+            JobObjectCpuRateControlInformation,
+            (&mut cpu as *mut JOBOBJECT_CPU_RATE_CONTROL_INFORMATION).cast(),
+            std::mem::size_of::<JOBOBJECT_CPU_RATE_CONTROL_INFORMATION>() as u32,
+            std::ptr::null_mut(),
+        )
+    } != 0;
+    let hard = JOB_OBJECT_CPU_RATE_CONTROL_ENABLE | JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP;
+    Ok(JobLimits {
+        memory_max: (flags & JOB_OBJECT_LIMIT_JOB_MEMORY != 0)
+            .then_some(info.JobMemoryLimit as u64),
+        // SAFETY: `CpuRate` is the member the hard-cap flags say is set.
+        cpu_rate: (cpu_ok && cpu.ControlFlags & hard == hard)
+            .then(|| unsafe { cpu.Anonymous.CpuRate }),
+        kill_on_close: flags & JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE != 0,
+    })
+}
+
+/// The limits of the job this process runs in (an app asks about its own instance's job).
+pub fn own_job_limits() -> io::Result<JobLimits> {
+    query_limits(std::ptr::null_mut())
+}
 
 /// The exit code of a process pypm killed (`TerminateJobObject`): reported as SIGKILL.
 pub const KILL_EXIT_CODE: u32 = 0x5059_4D09;
@@ -52,7 +128,60 @@ impl Job {
         Ok(Job { handle })
     }
 
-    pub(super) fn raw(&self) -> std::os::windows::io::RawHandle {
+    /// Sets the instance's `memory_max` (bytes, `JOB_OBJECT_LIMIT_JOB_MEMORY`: an allocation
+    /// that would take the job's committed memory over it fails), before any process is in the
+    /// job.
+    pub fn limit_memory(&self, memory_max: Option<u64>) -> io::Result<()> {
+        if let Some(max) = memory_max {
+            let mut info = query_extended(self.raw())?;
+            info.BasicLimitInformation.LimitFlags |= JOB_OBJECT_LIMIT_JOB_MEMORY;
+            info.JobMemoryLimit = usize::try_from(max).unwrap_or(usize::MAX);
+            // SAFETY: passes a pointer to `info` and its exact size.
+            let ok = unsafe {
+                SetInformationJobObject(
+                    self.raw(),
+                    JobObjectExtendedLimitInformation,
+                    (&info as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+                    std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+                )
+            };
+            if ok == 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the instance's `cpu_max` (cores): a CPU rate hard cap, see [`cpu_rate`].
+    pub fn limit_cpu(&self, cpu_max: Option<f64>) -> io::Result<()> {
+        if let Some(cores) = cpu_max {
+            // SAFETY: all-zero is a valid value of this plain struct.
+            let mut info: JOBOBJECT_CPU_RATE_CONTROL_INFORMATION = unsafe { std::mem::zeroed() };
+            info.ControlFlags =
+                JOB_OBJECT_CPU_RATE_CONTROL_ENABLE | JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP;
+            info.Anonymous.CpuRate = cpu_rate(cores, cpus());
+            // SAFETY: passes a pointer to `info` and its exact size.
+            let ok = unsafe {
+                SetInformationJobObject(
+                    self.raw(),
+                    JobObjectCpuRateControlInformation,
+                    (&info as *const JOBOBJECT_CPU_RATE_CONTROL_INFORMATION).cast(),
+                    std::mem::size_of::<JOBOBJECT_CPU_RATE_CONTROL_INFORMATION>() as u32,
+                )
+            };
+            if ok == 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits the job holds, as the system reads them back.
+    pub fn limits(&self) -> io::Result<JobLimits> {
+        query_limits(self.raw())
+    }
+
+    pub(super) fn raw(&self) -> RawHandle {
         self.handle.as_raw_handle()
     }
 
