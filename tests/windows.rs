@@ -850,3 +850,37 @@ fn memory_max_and_cpu_max_are_job_object_limits() {
         }
     }
 }
+
+/// The token file is the current user's alone: a protected DACL (nothing inherited) with one
+/// entry, full access for the user's SID.
+#[test]
+fn the_token_file_is_readable_by_the_current_user_only() {
+    let p = Project::new();
+    p.write_config(&p.app("web", "serve", ""));
+    p.up_d();
+    p.wait_running("web");
+    let sock = p.state_dir().join("pypm.sock");
+    let dacl = pypm::process::acl::file_dacl_sddl(&sock).expect("read the token file's DACL");
+    let want = pypm::process::acl::owner_only_sddl().expect("the current user's SID");
+    assert!(want.starts_with("D:P(A;;FA;;;S-1-"), "{want}");
+    if on_wine().is_some() {
+        // Wine keeps no security descriptor of its own for a file: it turns the DACL into the
+        // Unix mode bits and reads them back as SDDL with a SYSTEM entry. What it can show is
+        // that nobody else is let in (a file created the usual way has an Everyone entry).
+        let sid = want
+            .trim_start_matches("D:P(A;;FA;;;")
+            .trim_end_matches(')');
+        assert!(dacl.contains(&format!("(A;;FA;;;{sid})")), "{dacl}");
+        for other in [";WD)", ";BU)", ";AU)", ";BA)", ";IU)"] {
+            assert!(
+                !dacl.contains(other),
+                "`{other}` may read the token: {dacl}"
+            );
+        }
+        eprintln!("the_token_file: on Wine the DACL reads back as {dacl} (not {want})");
+    } else {
+        assert_eq!(dacl, want, "the DACL of {}", sock.display());
+    }
+    // The CLI (the same user) still reads it.
+    p.pypm_ok(&["status"]);
+}

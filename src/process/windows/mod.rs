@@ -10,8 +10,10 @@
 //!   to the group.
 //! - [`sample`]: CPU from job accounting, memory from `GetProcessMemoryInfo` of each process in
 //!   the job.
-//! - [`net`]: the control channel (loopback TCP + token file, see there).
+//! - [`net`]: the control channel (loopback TCP + token file, see there); [`acl`]: the token
+//!   file's DACL (the current user only).
 
+pub mod acl;
 pub mod job;
 pub mod net;
 pub mod reaper;
