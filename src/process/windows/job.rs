@@ -76,12 +76,13 @@ fn query_limits(job: RawHandle) -> io::Result<JobLimits> {
         )
     } != 0;
     let hard = JOB_OBJECT_CPU_RATE_CONTROL_ENABLE | JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP;
+    // SAFETY: every member of the union is a u32 (zeroed when the call failed).
+    let rate = unsafe { cpu.Anonymous.CpuRate };
     Ok(JobLimits {
         memory_max: (flags & JOB_OBJECT_LIMIT_JOB_MEMORY != 0)
             .then_some(info.JobMemoryLimit as u64),
-        // SAFETY: `CpuRate` is the member the hard-cap flags say is set.
-        cpu_rate: (cpu_ok && cpu.ControlFlags & hard == hard)
-            .then(|| unsafe { cpu.Anonymous.CpuRate }),
+        // `CpuRate` is the member the hard-cap flags say is set.
+        cpu_rate: (cpu_ok && cpu.ControlFlags & hard == hard).then_some(rate),
         kill_on_close: flags & JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE != 0,
     })
 }
