@@ -833,7 +833,17 @@ fn memory_max_and_cpu_max_are_job_object_limits() {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse::<u64>().ok())
     {
-        Some(mib) => assert!(mib <= 48, "refused only at {mib} MiB: {hog}"),
+        Some(mib) => {
+            assert!(mib <= 48, "refused only at {mib} MiB: {hog}");
+            // The exit after the refusal is reported as the memory limit's
+            // (JOB_OBJECT_MSG_JOB_MEMORY_LIMIT on the jobs' completion port).
+            wait_until(Duration::from_secs(20), "a memory_limit event", || {
+                p.events().iter().any(|e| {
+                    e["event"] == "memory_limit"
+                        && e.to_string().contains("Job Object refused memory")
+                })
+            });
+        }
         None => {
             assert!(
                 on_wine().is_some(),
