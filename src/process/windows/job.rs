@@ -1,7 +1,9 @@
 //! Job Objects: one per started instance, so everything the instance starts (its grandchildren
 //! included: a job is inherited) is stopped with it, and nothing outlives a supervisor that
 //! dies (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`: the system closes our handles, the jobs' members
-//! are killed).
+//! are killed). `memory_max` and `cpu_max` are limits of the job ([`Job::limit_memory`],
+//! [`Job::limit_cpu`]); the jobs with a memory limit report to one completion port, read by one
+//! thread, so an exit after the limit was hit is told apart ([`Job::hit_memory_limit`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
