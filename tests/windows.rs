@@ -71,6 +71,36 @@ fn child_role() {
             std::thread::spawn(move || child.wait());
             idle();
         }
+        // Says what its job (the instance's Job Object) limits, then lives.
+        "limits" => {
+            match pypm::process::job::own_job_limits() {
+                Ok(l) => say(&format!(
+                    "job limits memory_max={:?} cpu_rate={:?} kill_on_close={}",
+                    l.memory_max, l.cpu_rate, l.kill_on_close
+                )),
+                Err(e) => say(&format!("job limits unreadable: {e}")),
+            }
+            idle();
+        }
+        // Commits memory 8 MiB at a time (touched) up to 96 MiB: says where an allocation
+        // was refused and exits 7, or that none was and lives.
+        "hog" => {
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            for mib in (8..=96).step_by(8) {
+                let mut block: Vec<u8> = Vec::new();
+                if block.try_reserve_exact(8 << 20).is_err() {
+                    say(&format!("allocation refused at {mib} MiB"));
+                    std::process::exit(7);
+                }
+                block.resize(8 << 20, 1);
+                held.push(block);
+            }
+            say(&format!(
+                "no allocation refused up to 96 MiB ({} blocks)",
+                held.len()
+            ));
+            idle();
+        }
         other => panic!("unknown child role `{other}`"),
     }
 }
@@ -632,4 +662,235 @@ fn check_refuses_keys_with_no_windows_meaning() {
     }
     // And nothing was started.
     assert!(!p.state_dir().join("pypm.pid").exists());
+}
+
+/// `.bat` and `.cmd` commands run through `cmd.exe /c` (std's batch-file path): the arguments
+/// reach the script quoted for cmd, so `&` in one is not a second command.
+#[test]
+fn bat_and_cmd_scripts_run_through_cmd_with_their_arguments() {
+    let p = Project::new();
+    let exe = std::env::current_exe().expect("current exe");
+    let child = format!("\"{}\" {}", exe.display(), child_args().join(" "));
+    fs::write(
+        p.root.join("serve.bat"),
+        format!("@echo off\r\necho bat got [%1] [%2] [%3]\r\n{child}\r\n"),
+    )
+    .expect("write serve.bat");
+    fs::write(
+        p.root.join("serve.cmd"),
+        format!("@echo off\r\necho cmd got [%~1]\r\n{child}\r\n"),
+    )
+    .expect("write serve.cmd");
+    let app = |name: &str, command: &[&str]| {
+        format!(
+            "[apps.{name}]\ncommand = {}\nenv = {{ {ROLE_VAR} = \"serve\" }}\n",
+            serde_json::to_string(command).expect("json")
+        )
+    };
+    p.write_config(&format!(
+        "{}{}",
+        app("bat", &[".\\serve.bat", "one", "a b", "x&y"]),
+        app("cmd", &[".\\serve.cmd", "two words"])
+    ));
+    p.up_d();
+    p.wait_running("bat");
+    p.wait_running("cmd");
+    wait_until(
+        Duration::from_secs(20),
+        "the .bat echoes its arguments, `&` included",
+        || {
+            p.pypm_ok(&["logs", "bat", "-n", "50"])
+                .contains("bat got [one] [\"a b\"] [\"x&y\"]")
+        },
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "the .cmd echoes its argument",
+        || {
+            p.pypm_ok(&["logs", "cmd", "-n", "50"])
+                .contains("cmd got [two words]")
+        },
+    );
+    let logs = p.pypm_ok(&["logs", "bat", "-n", "50"]);
+    assert!(!logs.contains("is not recognized"), "{logs}");
+    assert!(
+        logs.contains("hello from"),
+        "the script's child ran: {logs}"
+    );
+}
+
+/// `memory_max` and `cpu_max` are limits of the instance's Job Object, and `inspect` says so.
+/// The app reads its own job's limits back (`QueryInformationJobObject`). Whether an allocation
+/// over `memory_max` is refused is checked where the system enforces it; Wine 8.0 keeps the
+/// memory limit without enforcing it and refuses the CPU rate (`ERROR_INVALID_PARAMETER`): the
+/// test then checks what Wine keeps and says what it skipped.
+#[test]
+fn memory_max_and_cpu_max_are_job_object_limits() {
+    let p = Project::new();
+    // Wine's own working set is over 100M: the limits leave room for it.
+    p.write_config(&format!(
+        "{}{}",
+        p.app("limited", "limits", "memory_max = \"1G\"\ncpu_max = 0.5"),
+        p.app("hog", "hog", "memory_max = \"48M\"\nrestart = \"never\"")
+    ));
+    // `up` fails when the hog has failed by then (its limit is meant to be hit).
+    let out = p.pypm(&["up", "-d"]);
+    let said = describe(&out);
+    assert!(
+        out.status.success() || said.contains("failed: hog"),
+        "up -d: {said}"
+    );
+    let pid = p.wait_running("limited");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rate = pypm::process::job_cpu_rate(0.5, cpus);
+    // What the supervisor read back from the job (`QueryInformationJobObject`) after setting it.
+    let prefix = format!("pid {pid}: job object limits ");
+    let mut kept = String::new();
+    wait_until(
+        Duration::from_secs(20),
+        "pypm.log has the job's limits",
+        || {
+            let log = fs::read_to_string(p.state_dir().join("pypm.log")).unwrap_or_default();
+            kept = log
+                .lines()
+                .find_map(|l| l.split_once(&prefix).map(|(_, k)| k.to_string()))
+                .unwrap_or_default();
+            !kept.is_empty()
+        },
+    );
+    let log = fs::read_to_string(p.state_dir().join("pypm.log")).unwrap_or_default();
+    if kept.contains("kill_on_close=false") {
+        // Wine 8.0's QueryInformationJobObject answers all zeros (not even the kill-on-close
+        // flag that it does honour): only that setting the memory limit succeeded is checked.
+        assert!(
+            on_wine().is_some(),
+            "the job lost its kill-on-close flag: {kept}"
+        );
+        assert!(!log.contains("cannot set memory_max"), "{log}");
+        eprintln!(
+            "memory_max_and_cpu_max: Wine reads no job limits back ({kept}); only that setting memory_max succeeded is checked"
+        );
+    } else {
+        assert!(
+            kept.contains(&format!("memory_max=Some({})", 1u64 << 30)),
+            "{kept}"
+        );
+    }
+    if !kept.contains(&format!("cpu_rate=Some({rate})")) {
+        assert!(on_wine().is_some(), "cpu_rate {rate} expected: {kept}");
+        assert!(log.contains("cannot set cpu_max"), "{log}");
+        eprintln!("memory_max_and_cpu_max: Wine refuses a job's CPU rate (os error 87)");
+    }
+    // The app itself reads its job's limits (Wine answers nothing for "this process's job").
+    if on_wine().is_none() {
+        let mut line = String::new();
+        wait_until(
+            Duration::from_secs(20),
+            "the app reports its job's limits",
+            || {
+                let logs = p.pypm_ok(&["logs", "limited", "-n", "50"]);
+                line = logs
+                    .lines()
+                    .find(|l| l.contains("job limits"))
+                    .unwrap_or_default()
+                    .to_string();
+                !line.is_empty()
+            },
+        );
+        let want = format!(
+            "job limits memory_max=Some({}) cpu_rate=Some({rate}) kill_on_close=true",
+            1u64 << 30
+        );
+        assert!(line.contains(&want), "{line}");
+    }
+
+    let inspect = p.pypm_ok(&["inspect", "limited"]);
+    assert!(
+        inspect.contains("1.0G: kernel-enforced by the instance's Job Object"),
+        "{inspect}"
+    );
+    assert!(
+        inspect.contains(&format!(
+            "0.5 cores: kernel-enforced by the instance's Job Object (CPU rate hard cap {rate} of 10000"
+        )),
+        "{inspect}"
+    );
+
+    // The hog is refused an allocation at most at 48 MiB (Windows), or commits past it and is
+    // then stopped by the supervisor's sampling (Wine: the job does not enforce the limit).
+    let mut hog = String::new();
+    wait_until(
+        Duration::from_secs(30),
+        "the hog is refused or stopped",
+        || {
+            hog = p.pypm_ok(&["logs", "hog", "-n", "50"]);
+            hog.contains("allocation refused at") || p.row("hog")["state"] == "failed"
+        },
+    );
+    match hog
+        .split("allocation refused at ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        Some(mib) => {
+            assert!(mib <= 48, "refused only at {mib} MiB: {hog}");
+            // The exit after the refusal is reported as the memory limit's
+            // (JOB_OBJECT_MSG_JOB_MEMORY_LIMIT on the jobs' completion port).
+            wait_until(Duration::from_secs(20), "a memory_limit event", || {
+                p.events().iter().any(|e| {
+                    e["event"] == "memory_limit"
+                        && e.to_string().contains("Job Object refused memory")
+                })
+            });
+        }
+        None => {
+            assert!(
+                on_wine().is_some(),
+                "memory_max not enforced by the job: {hog}"
+            );
+            let events = p.events();
+            assert!(
+                events.iter().any(|e| e["event"] == "memory_limit"),
+                "stopped by sampling instead: {events:?}"
+            );
+            eprintln!(
+                "memory_max_and_cpu_max: Wine does not enforce a job's memory limit (sampling did)"
+            );
+        }
+    }
+}
+
+/// The token file is the current user's alone: a protected DACL (nothing inherited) with one
+/// entry, full access for the user's SID.
+#[test]
+fn the_token_file_is_readable_by_the_current_user_only() {
+    let p = Project::new();
+    p.write_config(&p.app("web", "serve", ""));
+    p.up_d();
+    p.wait_running("web");
+    let sock = p.state_dir().join("pypm.sock");
+    let dacl = pypm::process::acl::file_dacl_sddl(&sock).expect("read the token file's DACL");
+    let want = pypm::process::acl::owner_only_sddl().expect("the current user's SID");
+    assert!(want.starts_with("D:P(A;;FA;;;S-1-"), "{want}");
+    if on_wine().is_some() {
+        // Wine keeps no security descriptor of its own for a file: it turns the DACL into the
+        // Unix mode bits and reads them back as SDDL with a SYSTEM entry. What it can show is
+        // that nobody else is let in (a file created the usual way has an Everyone entry).
+        let sid = want
+            .trim_start_matches("D:P(A;;FA;;;")
+            .trim_end_matches(')');
+        assert!(dacl.contains(&format!("(A;;FA;;;{sid})")), "{dacl}");
+        for other in [";WD)", ";BU)", ";AU)", ";BA)", ";IU)"] {
+            assert!(
+                !dacl.contains(other),
+                "`{other}` may read the token: {dacl}"
+            );
+        }
+        eprintln!("the_token_file: on Wine the DACL reads back as {dacl} (not {want})");
+    } else {
+        assert_eq!(dacl, want, "the DACL of {}", sock.display());
+    }
+    // The CLI (the same user) still reads it.
+    p.pypm_ok(&["status"]);
 }

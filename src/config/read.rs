@@ -10,6 +10,7 @@ use toml::de::{DeTable, DeValue};
 use super::expand::Vars;
 use super::keys::{self};
 use super::*;
+use crate::desired::python_env::is_path_like;
 use crate::diagnostic::{Diagnostic, Span, did_you_mean};
 
 use super::app::*;
@@ -314,11 +315,11 @@ pub(super) fn read_environments(
                 let (s, _) = t.estr(cx, one, vars).unwrap_or_default();
                 match *one {
                     "venv" => Some(EnvDecl::Venv(relative_path(dir, &s))),
-                    "conda" if s.contains('/') => {
+                    "conda" if is_path_like(&s) => {
                         Some(EnvDecl::Conda(relative_path(dir, &s).display().to_string()))
                     }
                     "conda" => Some(EnvDecl::Conda(s)),
-                    _ if s.contains('/') => Some(EnvDecl::Python(
+                    _ if is_path_like(&s) => Some(EnvDecl::Python(
                         relative_path(dir, &s).display().to_string(),
                     )),
                     _ => Some(EnvDecl::Python(s)),

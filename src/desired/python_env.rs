@@ -135,6 +135,50 @@ impl Layout {
     }
 }
 
+/// What runs a script that Windows cannot start by itself (`CreateProcessW` runs `.exe` and
+/// `.com` files only; `.bat`/`.cmd` through `cmd.exe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptRunner {
+    /// `.py`: the app's Python (its environment's interpreter).
+    Python,
+    /// `.ps1`: `powershell -NoProfile -ExecutionPolicy Bypass -File SCRIPT ARGS…`.
+    PowerShell,
+    /// `.bat`, `.cmd`: `cmd.exe /c`. The argv is left as is: the spawn passes the script itself
+    /// to std's `Command`, which runs it through `cmd.exe /d /c` with cmd's own quoting (a
+    /// plain `cmd /c` argv would be quoted for `CommandLineToArgvW`, which cmd does not parse).
+    Cmd,
+}
+
+/// The words before a `.ps1` script's path (after `powershell`).
+pub const POWERSHELL_ARGS: [&str; 4] = ["-NoProfile", "-ExecutionPolicy", "Bypass", "-File"];
+
+impl Layout {
+    /// How a program named `program` runs when it is a script: on Windows by its extension
+    /// (any case); on Unix never (the kernel reads the `#!` line).
+    pub fn script_runner(self, program: &str) -> Option<ScriptRunner> {
+        if self == Layout::Unix {
+            return None;
+        }
+        let ext = Path::new(program)
+            .extension()?
+            .to_str()?
+            .to_ascii_lowercase();
+        match ext.as_str() {
+            "py" => Some(ScriptRunner::Python),
+            "ps1" => Some(ScriptRunner::PowerShell),
+            "bat" | "cmd" => Some(ScriptRunner::Cmd),
+            _ => None,
+        }
+    }
+}
+
+/// `powershell -NoProfile -ExecutionPolicy Bypass -File`, `powershell` looked up as any program.
+fn powershell(env: Option<&PythonEnv>, host: &HostEnv) -> Vec<String> {
+    let mut words = vec![lookup("powershell", env, host)];
+    words.extend(POWERSHELL_ARGS.iter().map(|w| w.to_string()));
+    words
+}
+
 /// A snapshot of the supervisor's (or `pypm check`'s) environment, injectable for tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostEnv {
@@ -199,15 +243,27 @@ impl HostEnv {
     }
 }
 
+/// Whether a `conda` or `python` value of `[environments.NAME]` is a path rather than a name:
+/// it has a `/` or a `\`, starts with a drive letter (`C:`), or is `.`/`..`. The same rule on
+/// every platform (what it reads does not depend on where pypm runs), so `conda = 'C:\envs\ml'`
+/// and `python = '.\venv\Scripts\python.exe'` are paths wherever the file is checked.
+pub fn is_path_like(value: &str) -> bool {
+    let b = value.as_bytes();
+    value.contains(['/', '\\'])
+        || (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':')
+        || value == "."
+        || value == ".."
+}
+
 /// A declared `[environments.NAME]`, with paths already absolute.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EnvDecl {
     /// A virtualenv directory (has `pyvenv.cfg`).
     Venv(PathBuf),
-    /// A conda/mamba env name, or a prefix path if it contains `/`.
+    /// A conda/mamba env name, or a prefix path ([`is_path_like`]).
     Conda(String),
-    /// An interpreter: a path if it contains `/`, else a name looked up on `PATH`.
+    /// An interpreter: a path ([`is_path_like`]), else a name looked up on `PATH`.
     Python(String),
 }
 
@@ -247,6 +303,9 @@ pub struct Launch {
 pub struct PythonEnv {
     /// E.g. `/x/.venv/bin/python` (not canonicalized).
     pub interpreter: PathBuf,
+    /// Words that follow the interpreter in argv before anything else: `-3` for the Windows
+    /// `py` launcher ([`Rule::PyLauncher`]), else none.
+    pub interpreter_args: Vec<String>,
     /// The venv directory or conda prefix.
     pub prefix: Option<PathBuf>,
     /// Where `command` words are looked up before `PATH`.
@@ -280,6 +339,8 @@ pub enum Rule {
     VirtualEnvVar(PathBuf),
     CondaPrefixVar(PathBuf),
     SystemPython(PathBuf),
+    /// Windows, when no `python` is on `PATH` either: the `py` launcher, run as `py -3`.
+    PyLauncher(PathBuf),
 }
 
 impl fmt::Display for Rule {
@@ -297,6 +358,7 @@ impl fmt::Display for Rule {
             Rule::VirtualEnvVar(dir) => write!(f, "$VIRTUAL_ENV ({})", dir.display()),
             Rule::CondaPrefixVar(dir) => write!(f, "$CONDA_PREFIX ({})", dir.display()),
             Rule::SystemPython(path) => write!(f, "system python3 on PATH ({})", path.display()),
+            Rule::PyLauncher(path) => write!(f, "py launcher on PATH ({} -3)", path.display()),
         }
     }
 }
@@ -376,7 +438,7 @@ pub fn resolve_declared(name: &str, decl: &EnvDecl, host: &HostEnv) -> Result<Py
             Ok(venv_env(dir, interpreter, host, rule(DeclKind::Venv, dir)))
         }
         EnvDecl::Conda(spec) => {
-            let (prefix, env_name) = if spec.contains('/') {
+            let (prefix, env_name) = if is_path_like(spec) {
                 let prefix = PathBuf::from(spec);
                 if !is_conda_prefix(&prefix) {
                     return Err(wrap(EnvError::NotACondaPrefix { prefix }));
@@ -389,7 +451,7 @@ pub fn resolve_declared(name: &str, decl: &EnvDecl, host: &HostEnv) -> Result<Py
             conda_env(&prefix, &env_name, host, rule(DeclKind::Conda, &prefix)).map_err(wrap)
         }
         EnvDecl::Python(python) => {
-            let interpreter = if python.contains('/') {
+            let interpreter = if is_path_like(python) {
                 let path = PathBuf::from(python);
                 if !is_executable(&path) {
                     let looked = vec![path];
@@ -409,7 +471,7 @@ pub fn resolve_declared(name: &str, decl: &EnvDecl, host: &HostEnv) -> Result<Py
             };
             let rule = rule(DeclKind::Python, &interpreter);
             // `python = ".venv/bin/python"` is a venv in all but name: activate it.
-            let bin_dir = interpreter.parent().filter(|_| python.contains('/'));
+            let bin_dir = interpreter.parent().filter(|_| is_path_like(python));
             let venv = bin_dir
                 .and_then(Path::parent)
                 .filter(|d| d.join("pyvenv.cfg").is_file());
@@ -418,6 +480,7 @@ pub fn resolve_declared(name: &str, decl: &EnvDecl, host: &HostEnv) -> Result<Py
                 None => Ok(PythonEnv {
                     bin_dir: bin_dir.map(Path::to_path_buf),
                     interpreter,
+                    interpreter_args: Vec::new(),
                     prefix: None,
                     vars: Vec::new(),
                     unset: Vec::new(),
@@ -537,6 +600,7 @@ fn venv_env(dir: &Path, interpreter: PathBuf, host: &HostEnv, rule: Rule) -> Pyt
         // What `bin/activate` does: a PYTHONHOME from outside would break the venv's python.
         unset: vec!["PYTHONHOME".to_string()],
         interpreter,
+        interpreter_args: Vec::new(),
         prefix: Some(dir.to_path_buf()),
         bin_dir: Some(bin),
         rule,
@@ -618,20 +682,29 @@ fn resolve_automatic(app: &AppLaunch, host: &HostEnv) -> Result<PythonEnv, EnvEr
         None => looked.push("$CONDA_PREFIX (unset)".to_string()),
     }
     let system = host.layout.system_python();
+    let bare = |rule, interpreter, interpreter_args| PythonEnv {
+        rule,
+        interpreter,
+        interpreter_args,
+        prefix: None,
+        bin_dir: None,
+        vars: Vec::new(),
+        unset: Vec::new(),
+    };
     match which(system, host) {
-        Ok(python) => Ok(PythonEnv {
-            rule: Rule::SystemPython(python.clone()),
-            interpreter: python,
-            prefix: None,
-            bin_dir: None,
-            vars: Vec::new(),
-            unset: Vec::new(),
-        }),
-        Err(tried) => {
-            looked.push(format!("{system} on PATH ({})", list(&tried)));
-            Err(EnvError::NoPython { looked })
+        Ok(python) => return Ok(bare(Rule::SystemPython(python.clone()), python, Vec::new())),
+        Err(tried) => looked.push(format!("{system} on PATH ({})", list(&tried))),
+    }
+    // The python.org installer for Windows puts `py.exe` on `PATH`, not always `python.exe`.
+    if host.layout == Layout::Windows {
+        match which("py", host) {
+            Ok(py) => {
+                return Ok(bare(Rule::PyLauncher(py.clone()), py, vec!["-3".into()]));
+            }
+            Err(tried) => looked.push(format!("the py launcher on PATH ({})", list(&tried))),
         }
     }
+    Err(EnvError::NoPython { looked })
 }
 
 /// A program word: the environment's `bin` first, then the host's `PATH`, else the word itself.
@@ -662,13 +735,21 @@ pub(crate) fn path_in(cwd: &Path, path: &str) -> PathBuf {
 
 /// A program the app names: `python`/`python3` is the environment's interpreter; a path is
 /// relative to cwd; any other word is looked up.
-fn program(word: &str, app: &AppLaunch, env: Option<&PythonEnv>, host: &HostEnv) -> String {
+/// Several words for the `py` launcher (`py.exe -3`).
+fn program(word: &str, app: &AppLaunch, env: Option<&PythonEnv>, host: &HostEnv) -> Vec<String> {
     match env {
-        Some(env) if word == "python" || word == "python3" => {
-            env.interpreter.to_string_lossy().into_owned()
-        }
-        _ if word.contains('/') => in_cwd(app, word),
-        _ => lookup(word, env, host),
+        Some(env) if word == "python" || word == "python3" => env.argv(),
+        _ if word.contains('/') => vec![in_cwd(app, word)],
+        _ => vec![lookup(word, env, host)],
+    }
+}
+
+impl PythonEnv {
+    /// The interpreter and the words that go with it (`py.exe -3`).
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = vec![self.interpreter.to_string_lossy().into_owned()];
+        argv.extend(self.interpreter_args.iter().cloned());
+        argv
     }
 }
 
@@ -691,7 +772,10 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
             || (matches!(interpreter, None | Some("none")) && script.ends_with(".py"))
     } else {
         // A path to a python is the user's explicit choice of interpreter: no environment for it.
-        python_interpreter || first_word.is_some_and(is_python_name)
+        python_interpreter
+            || first_word.is_some_and(|w| {
+                is_python_name(w) || host.layout.script_runner(w) == Some(ScriptRunner::Python)
+            })
     };
 
     let python = match app.environment {
@@ -717,14 +801,17 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
     if let Some(module) = app.module {
         let python = match (interpreter, env) {
             (Some(i), _) if i != "python" => program(i, app, env, host),
-            (_, Some(env)) => env.interpreter.to_string_lossy().into_owned(),
+            (_, Some(env)) => env.argv(),
             // Unreachable (a module always gets an environment), but harmless.
-            (_, None) => lookup("python3", None, host),
+            (_, None) => vec![lookup("python3", None, host)],
         };
-        argv.extend([python, "-m".to_string(), module.to_string()]);
+        argv.extend(python);
+        argv.extend(["-m".to_string(), module.to_string()]);
     } else if let Some(script) = app.script {
         let ext = Path::new(script).extension().and_then(|e| e.to_str());
+        let ps1 = host.layout.script_runner(script) == Some(ScriptRunner::PowerShell);
         let runner = match (interpreter, ext) {
+            (None, _) if ps1 => Some("powershell"),
             (Some("none"), _) => None,
             (Some(i), _) => Some(i),
             (None, Some("py")) => Some("python"),
@@ -733,11 +820,29 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
             (None, _) => None,
         };
         match runner {
-            Some(runner) => argv.extend([program(runner, app, env, host), script.to_string()]),
+            Some(_) if interpreter.is_none() && ps1 => {
+                argv.extend(powershell(env, host));
+                argv.push(script.to_string());
+            }
+            Some(runner) => {
+                argv.extend(program(runner, app, env, host));
+                argv.push(script.to_string());
+            }
             None => argv.push(in_cwd(app, script)),
         }
     } else if let Some(words) = app.command.filter(|w| !w.is_empty()) {
-        argv.push(program(&words[0], app, env, host));
+        let first = &words[0];
+        match host.layout.script_runner(first) {
+            Some(ScriptRunner::Python) => {
+                argv.extend(program("python", app, env, host));
+                argv.push(first.clone());
+            }
+            Some(ScriptRunner::PowerShell) => {
+                argv.extend(powershell(env, host));
+                argv.push(first.clone());
+            }
+            Some(ScriptRunner::Cmd) | None => argv.extend(program(first, app, env, host)),
+        }
         argv.extend(words[1..].iter().cloned());
     } else {
         return Err(EnvError::NothingToRun);

@@ -126,6 +126,44 @@ pub const UNIX_KEYS: KeySupport = KeySupport {
 /// environments: `Scripts\python.exe`, `PATH` split by `;`).
 pub const WINDOWS: bool = cfg!(windows);
 
+/// The CPU rate a Windows job's hard cap counts in: 10000 is every CPU of the machine.
+pub const JOB_CPU_RATE_FULL: u32 = 10_000;
+
+/// `cpu_max` cores as a Windows job's CPU rate: `cores / CPUs × 10000`, at least 1, at most
+/// 10000 (more cores than the machine has is the whole machine). Pure, so Linux tests it.
+pub fn job_cpu_rate(cores: f64, cpus: usize) -> u32 {
+    let cpus = cpus.max(1) as f64;
+    let rate = (cores / cpus * f64::from(JOB_CPU_RATE_FULL)).round();
+    if rate.is_nan() || rate < 1.0 {
+        1
+    } else if rate >= f64::from(JOB_CPU_RATE_FULL) {
+        JOB_CPU_RATE_FULL
+    } else {
+        rate as u32
+    }
+}
+
+/// What enforces `memory_max` when the spawner does it itself, for `inspect` ("kernel-enforced
+/// by …"): on Windows the instance's Job Object; `None` on Unix (a cgroup or sampling, which the
+/// supervisor knows).
+pub fn spawn_memory_limit() -> Option<&'static str> {
+    cfg!(windows).then_some(
+        "the instance's Job Object (JOB_OBJECT_LIMIT_JOB_MEMORY: the committed memory of all its processes together; an allocation over it fails)",
+    )
+}
+
+/// What enforces `cpu_max` (cores) when the spawner does it itself, like
+/// [`spawn_memory_limit`].
+pub fn spawn_cpu_limit(cores: f64) -> Option<String> {
+    cfg!(windows).then(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        format!(
+            "the instance's Job Object (CPU rate hard cap {} of {JOB_CPU_RATE_FULL} on {cpus} CPUs)",
+            job_cpu_rate(cores, cpus)
+        )
+    })
+}
+
 /// What this build's platform supports.
 pub const KEY_SUPPORT: KeySupport = if cfg!(windows) {
     WINDOWS_KEYS
@@ -328,6 +366,27 @@ mod tests {
         assert_eq!(cpu_percent(1.0, 5.0, Duration::from_secs(2)), 200.0);
         assert_eq!(cpu_percent(5.0, 1.0, Duration::from_secs(2)), 0.0);
         assert_eq!(cpu_percent(1.0, 2.0, Duration::ZERO), 0.0);
+    }
+
+    #[test]
+    fn a_job_cpu_rate_is_cores_over_cpus_in_ten_thousandths_capped() {
+        assert_eq!(job_cpu_rate(1.5, 2), 7500);
+        assert_eq!(job_cpu_rate(0.5, 8), 625);
+        assert_eq!(job_cpu_rate(2.0, 2), JOB_CPU_RATE_FULL);
+        assert_eq!(
+            job_cpu_rate(16.0, 4),
+            JOB_CPU_RATE_FULL,
+            "capped at the machine"
+        );
+        assert_eq!(job_cpu_rate(0.000_01, 64), 1, "never 0 (0 is no cap)");
+        assert_eq!(
+            job_cpu_rate(1.0, 0),
+            JOB_CPU_RATE_FULL,
+            "0 CPUs counts as 1"
+        );
+        // The enforcement `inspect` reports comes from here: the Job Object only on Windows.
+        assert_eq!(spawn_memory_limit().is_some(), cfg!(windows));
+        assert_eq!(spawn_cpu_limit(1.0).is_some(), cfg!(windows));
     }
 
     #[cfg(unix)]

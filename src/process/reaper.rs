@@ -27,6 +27,9 @@ pub struct Exit {
     pub core_dumped: bool,
     /// When the reaper collected it (within milliseconds of the death).
     pub at: SystemTime,
+    /// A limit of the spawner's own refused memory before it ended (Windows Job Objects);
+    /// always false here: a cgroup's OOM kills are counted by the supervisor.
+    pub memory_limit: bool,
 }
 
 impl Exit {
@@ -44,6 +47,7 @@ impl Exit {
             signal,
             core_dumped,
             at: SystemTime::now(),
+            memory_limit: false,
         }
     }
 

@@ -52,6 +52,11 @@ pub struct SpawnSpec {
     /// `cgroup.procs` files (opened for writing, borrowed for the call) the child joins before
     /// `execve`, so everything it runs is limited from the start ([`super::cgroup`]).
     pub cgroup_procs: Vec<RawFd>,
+    /// `memory_max` (bytes) for spawners that enforce it themselves (Windows: the instance's
+    /// Job Object). Ignored here: the cgroup of [`cgroup_procs`](Self::cgroup_procs) does it.
+    pub memory_max: Option<u64>,
+    /// `cpu_max` (cores), the same way.
+    pub cpu_max: Option<f64>,
 }
 
 impl SpawnSpec {

@@ -238,6 +238,9 @@ impl Supervisor {
             nofile: spec.app.nofile,
             nice: (spec.app.nice != 0).then_some(spec.app.nice),
             user: spec.app.user.clone().filter(|_| process::is_root()),
+            // Windows: limits of the instance's Job Object (Unix: the cgroup below).
+            memory_max: spec.app.memory_max,
+            cpu_max: spec.app.cpu_max,
             ..SpawnSpec::default()
         };
         record::start_asked(&mut self.obs, &self.wants, app, idx);

@@ -242,6 +242,9 @@ impl Supervisor {
             let c = process::cgroup::Cgroups::setup();
             match &c {
                 Some(c) => log::info!("memory_max/cpu_max: enforced by {}", c.version.name()),
+                None if process::spawn_memory_limit().is_some() => {
+                    log::info!("memory_max/cpu_max: enforced by each instance's Job Object")
+                }
                 None => log::info!(
                     "memory_max: enforced by sampling (no cgroup can be created); cpu_max: not enforced"
                 ),

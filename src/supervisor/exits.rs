@@ -87,37 +87,49 @@ impl Supervisor {
         }
     }
 
+    /// `memory_max` reached (before the exit is reported): the instance is failed for its
+    /// memory, as after a sampled overrun.
+    fn memory_limit_exit(&mut self, key: &Key, pid: i32, why: String) {
+        self.emit(
+            EventKind::MemoryLimit,
+            Some(&key.0),
+            Some(key.1),
+            Some(pid),
+            format!("{why}; restarting"),
+        );
+        if let Some(i) = self.obs.instances.get_mut(key)
+            && i.pid() == Some(pid)
+        {
+            i.oom_killed(why);
+        }
+    }
+
     /// The exited process's cgroup: an OOM kill in it is reported (before the exit), and the
-    /// cgroup is removed (or kept for later while a straggler is inside).
+    /// cgroup is removed (or kept for later while a straggler is inside). Without a cgroup, a
+    /// spawner's own limit (a Windows Job Object) that refused memory is reported the same way.
     fn cgroup_exit(&mut self, key: &Key, e: &Exit) {
-        let (app, idx) = (key.0.clone(), key.1);
+        let max = self
+            .desired
+            .apps
+            .get(&key.0)
+            .and_then(|s| s.app.memory_max)
+            .map(crate::config::units::format_size)
+            .unwrap_or_default();
+        if e.memory_limit {
+            let why = format!(
+                "memory limit: its Job Object refused memory over memory_max {max} and it exited"
+            );
+            self.memory_limit_exit(key, e.pid, why);
+        }
         let Some((cg, seen)) = self.proc_cgroups.remove(&e.pid) else {
             return;
         };
         // Killed by the kernel for its cgroup's memory.max: say so before the exit.
         if cg.oom_kills() > seen && e.signal == Some(crate::process::Signal::SIGKILL as i32) {
-            let max = self
-                .desired
-                .apps
-                .get(&app)
-                .and_then(|s| s.app.memory_max)
-                .map(crate::config::units::format_size)
-                .unwrap_or_default();
             let why = format!(
                 "memory limit: killed by the kernel's OOM killer in its cgroup (memory_max {max})"
             );
-            self.emit(
-                EventKind::MemoryLimit,
-                Some(&app),
-                Some(idx),
-                Some(e.pid),
-                format!("{why}; restarting"),
-            );
-            if let Some(i) = self.obs.instances.get_mut(key)
-                && i.pid() == Some(e.pid)
-            {
-                i.oom_killed(why);
-            }
+            self.memory_limit_exit(key, e.pid, why);
         }
         if !cg.remove() {
             self.cgroup_leftovers.push(cg);

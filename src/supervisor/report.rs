@@ -243,11 +243,18 @@ impl Supervisor {
                     fmt(m),
                     ver.name()
                 ),
-                _ => format!(
-                    "{}: enforced by sampling the RSS of the instance's process tree every {}s and restarting it when over (event memory_limit); no cgroup can be created here",
-                    fmt(m),
-                    super::plan::MEMORY_SAMPLE_INTERVAL.as_secs()
-                ),
+                _ => match crate::process::spawn_memory_limit() {
+                    Some(by) => format!(
+                        "{}: kernel-enforced by {by}; the RSS of its processes is also sampled every {}s and the instance restarted when over (event memory_limit)",
+                        fmt(m),
+                        super::plan::MEMORY_SAMPLE_INTERVAL.as_secs()
+                    ),
+                    None => format!(
+                        "{}: enforced by sampling the RSS of the instance's process tree every {}s and restarting it when over (event memory_limit); no cgroup can be created here",
+                        fmt(m),
+                        super::plan::MEMORY_SAMPLE_INTERVAL.as_secs()
+                    ),
+                },
             }),
             cpu_max: a.cpu_max.map(|c| match cg {
                 Some((ver, _, true)) => format!(
@@ -256,7 +263,10 @@ impl Supervisor {
                     (c * crate::process::cgroup::CPU_PERIOD_US as f64).round(),
                     crate::process::cgroup::CPU_PERIOD_US
                 ),
-                _ => format!("{c} cores: not enforced (no cgroup can be created here)"),
+                _ => match crate::process::spawn_cpu_limit(c) {
+                    Some(by) => format!("{c} cores: kernel-enforced by {by}"),
+                    None => format!("{c} cores: not enforced (no cgroup can be created here)"),
+                },
             }),
             nofile: a.nofile.map(|n| format!("{n}: setrlimit(RLIMIT_NOFILE) before exec")),
             nice: format!("{}: setpriority before exec", a.nice),

@@ -248,3 +248,38 @@ fn schedule_defaults_and_errors() {
         assert!(e.contains(want), "{src}\n---\n{e}");
     }
 }
+
+/// A `conda` or `python` value written the Windows way (backslashes, a drive letter, `.\`) is a
+/// path, read relative to the file's directory like a `/` one; a bare word stays a name.
+#[test]
+fn windows_style_environment_paths_are_paths_not_names() {
+    let c = ok(r#"
+[environments.drive]
+conda = 'C:\envs\ml'
+[environments.dot]
+conda = '.\envs\ml'
+[environments.forward]
+conda = 'C:/envs/ml'
+[environments.name]
+conda = "ml"
+[environments.venv]
+venv = 'D:\x\.venv'
+[environments.interp]
+python = 'C:\Python312\python.exe'
+[environments.byname]
+python = "python3.11"
+"#);
+    let dir = std::env::temp_dir();
+    let path = |s: &str| dir.join(s).display().to_string();
+    let decl = |n: &str| c.environments[n].decl.clone();
+    assert_eq!(decl("drive"), EnvDecl::Conda(path("C:\\envs\\ml")));
+    assert_eq!(decl("dot"), EnvDecl::Conda(path(".\\envs\\ml")));
+    assert_eq!(decl("forward"), EnvDecl::Conda(path("C:/envs/ml")));
+    assert_eq!(decl("name"), EnvDecl::Conda("ml".into()));
+    assert_eq!(decl("venv"), EnvDecl::Venv(dir.join("D:\\x\\.venv")));
+    assert_eq!(
+        decl("interp"),
+        EnvDecl::Python(path("C:\\Python312\\python.exe"))
+    );
+    assert_eq!(decl("byname"), EnvDecl::Python("python3.11".into()));
+}

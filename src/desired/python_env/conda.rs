@@ -179,6 +179,7 @@ pub(super) fn conda_env(
     vars.extend(conda_env_vars(prefix)?);
     Ok(PythonEnv {
         interpreter,
+        interpreter_args: Vec::new(),
         prefix: Some(prefix.to_path_buf()),
         bin_dir: Some(bin),
         vars,

@@ -3,15 +3,19 @@
 //! and a loopback control socket.
 //!
 //! - [`spawn`]: `CreateProcessW` suspended, with `CREATE_NEW_PROCESS_GROUP`, in a Job Object of
-//!   its own (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`) before it runs; stdout/stderr pipes.
+//!   its own (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`, and `memory_max`/`cpu_max` as the job's
+//!   memory limit and CPU rate cap, see [`job`]) before it runs; stdout/stderr pipes.
 //! - [`Reaper`]: a small thread per child waits on its handle and delivers its [`Exit`]; the
-//!   rest of its job is killed then (no grandchild outlives its app).
+//!   rest of its job is killed then (no grandchild outlives its app); an exit after the job
+//!   refused memory says so ([`Exit::memory_limit`]).
 //! - Signals ([`signal`]): SIGKILL terminates the job, any other signal is a `CTRL_BREAK_EVENT`
 //!   to the group.
 //! - [`sample`]: CPU from job accounting, memory from `GetProcessMemoryInfo` of each process in
 //!   the job.
-//! - [`net`]: the control channel (loopback TCP + token file, see there).
+//! - [`net`]: the control channel (loopback TCP + token file, see there); [`acl`]: the token
+//!   file's DACL (the current user only).
 
+pub mod acl;
 pub mod job;
 pub mod net;
 pub mod reaper;

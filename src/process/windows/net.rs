@@ -4,9 +4,10 @@
 //! AF_UNIX exists since Windows 10 1803 but not in Wine (8.0 answers `WSAEAFNOSUPPORT`), and a
 //! named pipe cannot be polled by the servers' front (`control::gate`). A loopback socket can,
 //! with `WSAPoll`, so the protocol and its server are the same code as on Unix. Who may connect:
-//! whoever can read the file (it lives in the state directory, which inherits the user's
-//! profile ACL), because a connection must send the token before anything else; a connection
-//! that sends another is closed before its request is read.
+//! whoever can read the file, which is the current user only (a protected DACL with the user's
+//! SID alone, given when the file is created, see [`super::acl`]), because a connection must
+//! send the token before anything else; a connection that sends another is closed before its
+//! request is read.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -48,7 +49,7 @@ impl UnixListener {
         let token = new_token()?;
         let addr = inner.local_addr()?;
         let text = format!("{addr} {}\n", String::from_utf8_lossy(&token));
-        crate::store::write_atomic(path.as_ref(), text.as_bytes())?;
+        super::acl::write_private_atomic(path.as_ref(), text.as_bytes())?;
         Ok(UnixListener { inner, token })
     }
 

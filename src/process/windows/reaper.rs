@@ -32,6 +32,9 @@ pub struct Exit {
     pub signal: Option<i32>,
     pub core_dumped: bool,
     pub at: SystemTime,
+    /// Its Job Object refused memory over `memory_max` before it ended
+    /// (`JOB_OBJECT_MSG_JOB_MEMORY_LIMIT`).
+    pub memory_limit: bool,
 }
 
 impl Exit {
@@ -47,6 +50,7 @@ impl Exit {
             signal,
             core_dumped: false,
             at: SystemTime::now(),
+            memory_limit: false,
         }
     }
 
@@ -80,9 +84,14 @@ pub(super) fn watch(
                 GetExitCodeProcess(process.as_raw_handle(), &mut code);
                 code
             };
+            // An exit after the job refused memory is the memory limit's doing (the
+            // notification may trail the exit a little: bounded wait, limited jobs only).
+            let memory_limit = job::job_of(pid)
+                .is_some_and(|j| j.hit_memory_limit(pid as u32, Duration::from_millis(500)));
             // The app is over: what it left running in its job goes with it.
             job::release(pid);
-            let exit = Exit::from_code(pid, code);
+            let mut exit = Exit::from_code(pid, code);
+            exit.memory_limit = memory_limit;
             match watcher {
                 Some(tx) => {
                     let _ = tx.send(exit);

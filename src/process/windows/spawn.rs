@@ -57,6 +57,10 @@ pub struct SpawnSpec {
     pub stdin: Option<RawFd>,
     /// Not on Windows (no cgroups; always empty).
     pub cgroup_procs: Vec<RawFd>,
+    /// `memory_max` in bytes: the Job Object's `JOB_OBJECT_LIMIT_JOB_MEMORY`.
+    pub memory_max: Option<u64>,
+    /// `cpu_max` in cores: the Job Object's CPU rate hard cap ([`super::job::cpu_rate`]).
+    pub cpu_max: Option<f64>,
 }
 
 impl SpawnSpec {
@@ -164,6 +168,16 @@ pub(super) fn resolve_program(
         .find(|p| p.is_file())
 }
 
+/// A `.bat`/`.cmd` file, which std's `Command` runs as `cmd.exe /e:ON /v:OFF /d /c "SCRIPT"
+/// ARGS…`, quoting each argument for cmd (not for `CommandLineToArgvW`): pypm gives it the
+/// script itself, never `cmd /c` words of its own.
+fn is_batch(program: &Path) -> bool {
+    program
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("bat") || e.eq_ignore_ascii_case("cmd"))
+}
+
 /// Lets the suspended process run: resumes its (only) thread.
 fn resume(pid: u32) -> io::Result<()> {
     // SAFETY: a snapshot handle, closed below; THREADENTRY32 is plain data with its size set.
@@ -261,9 +275,29 @@ pub(super) fn spawn_with(
         cmd.stdin(Stdio::null());
     }
     let job = Job::new().map_err(io_err("cannot create a job object"))?;
+    // Not fatal: the supervisor still samples memory; the app runs without the cap.
+    if let Err(e) = job.limit_memory(spec.memory_max) {
+        log::warn!(
+            "cannot set memory_max on the job object of {}: {e}",
+            spec.program.display()
+        );
+    }
+    if let Err(e) = job.limit_cpu(spec.cpu_max) {
+        log::warn!(
+            "cannot set cpu_max on the job object of {}: {e}",
+            spec.program.display()
+        );
+    }
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound {
             program: spec.program.clone(),
+        },
+        // std refuses what cmd.exe could not be given safely (a batch file's argument with a
+        // newline or a NUL, CVE-2024-24576): say that it is about the script's arguments.
+        io::ErrorKind::InvalidInput if is_batch(&program) => SpawnError::Exec {
+            program: spec.program.clone(),
+            errno: e.raw_os_error().unwrap_or(0),
+            reason: format!("an argument cannot be passed to a batch file through cmd.exe ({e})"),
         },
         _ => SpawnError::Exec {
             program: spec.program.clone(),
@@ -291,6 +325,18 @@ pub(super) fn spawn_with(
         return Err(e);
     }
     let start_time = creation_time(&process).unwrap_or(0);
+    if spec.memory_max.is_some() || spec.cpu_max.is_some() {
+        // What the system kept (Wine keeps the memory limit, refuses the CPU rate).
+        match job.limits() {
+            Ok(l) => log::debug!(
+                "pid {pid}: job object limits memory_max={:?} cpu_rate={:?} kill_on_close={}",
+                l.memory_max,
+                l.cpu_rate,
+                l.kill_on_close
+            ),
+            Err(e) => log::debug!("pid {pid}: cannot read the job object's limits: {e}"),
+        }
+    }
     let pid = pid as i32;
     job::register(pid, Arc::new(job));
     reaper::watch(pid, process, watcher).map_err(io_err("cannot watch the process"))?;

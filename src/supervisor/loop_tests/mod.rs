@@ -251,6 +251,7 @@ impl Harness {
             signal: signal.map(|s| s as i32),
             core_dumped: false,
             at: SystemTime::now(),
+            memory_limit: false,
         }));
     }
 

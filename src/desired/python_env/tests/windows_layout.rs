@@ -116,3 +116,178 @@ fn without_an_environment_python_exe_is_looked_up_on_a_semicolon_path() {
     assert!(e.contains("python on PATH"), "{e}");
     assert!(e.contains("python.exe"), "{e}");
 }
+
+#[test]
+fn without_python_on_path_the_py_launcher_runs_as_py_dash_3() {
+    let tmp = TempDir::new().unwrap();
+    let launcher_dir = tmp.path().join("Windows");
+    let py = exe(&launcher_dir.join("py.exe"));
+    let h = win(&[
+        ("PATH", &format!("C:\\nowhere;{}", s(&launcher_dir))),
+        ("PATHEXT", ".COM;.EXE"),
+    ]);
+    let script = AppLaunch {
+        script: Some("main.py"),
+        ..app(tmp.path())
+    };
+    let launch = resolve_launch(&script, &h).unwrap();
+    assert_eq!(launch.argv, [s(&py), "-3".into(), "main.py".into()]);
+    let env = launch.python.expect("an environment");
+    assert_eq!(env.rule, Rule::PyLauncher(py.clone()));
+    assert!(env.rule.to_string().contains("py launcher"), "{}", env.rule);
+    assert!(launch.is_python);
+
+    // `module` and a `python …` command get the same two words.
+    let module = AppLaunch {
+        module: Some("http.server"),
+        ..app(tmp.path())
+    };
+    let argv = resolve_launch(&module, &h).unwrap().argv;
+    assert_eq!(
+        argv,
+        [s(&py), "-3".into(), "-m".into(), "http.server".into()]
+    );
+    let words = strings(&["python", "-u", "main.py"]);
+    let command = AppLaunch {
+        command: Some(&words),
+        ..app(tmp.path())
+    };
+    let argv = resolve_launch(&command, &h).unwrap().argv;
+    assert_eq!(argv, [s(&py), "-3".into(), "-u".into(), "main.py".into()]);
+
+    // A `python` on PATH wins over the launcher.
+    let python = exe(&tmp.path().join("Python312").join("python.exe"));
+    let both = win(&[(
+        "PATH",
+        &format!("{};{}", s(&launcher_dir), s(python.parent().unwrap())),
+    )]);
+    assert_eq!(
+        resolve_launch(&script, &both).unwrap().argv,
+        [s(&python), "main.py".to_string()]
+    );
+
+    // Neither: the error names both places.
+    let nothing = win(&[("PATH", "C:\\nowhere")]);
+    let e = err(resolve_launch(&script, &nothing));
+    assert!(e.contains("python on PATH"), "{e}");
+    assert!(e.contains("py launcher on PATH"), "{e}");
+    assert!(e.contains("py.exe"), "{e}");
+
+    // Unix has no launcher: a `py` on PATH is not used.
+    let unix = host(&[("PATH", &s(&launcher_dir))], None);
+    assert!(resolve_launch(&script, &unix).is_err());
+}
+
+#[test]
+fn an_environment_value_with_a_backslash_or_a_drive_letter_is_a_path() {
+    for path in [
+        "C:\\envs\\ml",
+        "c:envs",
+        "D:/x/.venv",
+        ".\\venv",
+        "..\\envs\\ml",
+        "\\\\server\\envs\\ml",
+        "envs/ml",
+        ".",
+        "..",
+    ] {
+        assert!(is_path_like(path), "{path}");
+    }
+    for name in ["ml", "base", "my-env.2", "python3.11", ""] {
+        assert!(!is_path_like(name), "{name}");
+    }
+    // Resolved as a prefix (not a conda env name) and as an interpreter file (not a PATH name).
+    let h = win(&[("PATH", "C:\\nowhere")]);
+    let e = err(resolve_declared(
+        "ml",
+        &EnvDecl::Conda("C:\\envs\\ml".into()),
+        &h,
+    ));
+    assert!(e.contains("is not a conda environment"), "{e}");
+    let e = err(resolve_declared(
+        "old",
+        &EnvDecl::Python("C:\\Python312\\python.exe".into()),
+        &h,
+    ));
+    assert!(e.contains("looked for C:\\Python312\\python.exe"), "{e}");
+}
+
+#[test]
+fn scripts_run_by_their_extension_on_windows() {
+    use ScriptRunner::*;
+    let w = Layout::Windows;
+    assert_eq!(w.script_runner("deploy.ps1"), Some(PowerShell));
+    assert_eq!(w.script_runner("tools\\Deploy.PS1"), Some(PowerShell));
+    assert_eq!(w.script_runner("run.bat"), Some(Cmd));
+    assert_eq!(w.script_runner("C:\\x\\run.CMD"), Some(Cmd));
+    assert_eq!(w.script_runner("main.py"), Some(Python));
+    assert_eq!(w.script_runner("app.exe"), None);
+    assert_eq!(w.script_runner("gunicorn"), None);
+    assert_eq!(Layout::Unix.script_runner("deploy.ps1"), None);
+    assert_eq!(Layout::Unix.script_runner("run.bat"), None);
+
+    let tmp = TempDir::new().unwrap();
+    let ps_dir = tmp.path().join("WindowsPowerShell");
+    let powershell = exe(&ps_dir.join("powershell.exe"));
+    let python = exe(&tmp.path().join("Python312").join("python.exe"));
+    let path = format!("{};{}", s(&ps_dir), s(python.parent().unwrap()));
+    let h = win(&[("PATH", path.as_str()), ("PATHEXT", ".COM;.EXE;.BAT;.CMD")]);
+    let ps = |rest: &[&str]| {
+        let mut v = vec![
+            s(&powershell),
+            "-NoProfile".into(),
+            "-ExecutionPolicy".into(),
+            "Bypass".into(),
+            "-File".into(),
+        ];
+        v.extend(rest.iter().map(|w| w.to_string()));
+        v
+    };
+    let run = |command: &[&str], script: Option<&str>| {
+        let words = strings(command);
+        let a = AppLaunch {
+            command: script.is_none().then_some(words.as_slice()),
+            script,
+            args: &[],
+            ..app(tmp.path())
+        };
+        resolve_launch(&a, &h).unwrap()
+    };
+
+    // `.ps1`: PowerShell's `-File`, the script's words after it, as a command or a `script`.
+    let l = run(&["deploy.ps1", "-Name", "a b"], None);
+    assert_eq!(l.argv, ps(&["deploy.ps1", "-Name", "a b"]));
+    assert!(l.python.is_none(), "not a Python app");
+    assert_eq!(
+        run(&[], Some("tools\\deploy.ps1")).argv,
+        ps(&["tools\\deploy.ps1"])
+    );
+    // `.py` as a command: through the app's python (no `#!` on Windows).
+    let l = run(&["serve.py", "--port", "8000"], None);
+    assert_eq!(
+        l.argv,
+        [
+            s(&python),
+            "serve.py".into(),
+            "--port".into(),
+            "8000".into()
+        ]
+    );
+    assert!(l.is_python);
+    // `.bat`/`.cmd` stay as they are: the spawn runs them through `cmd.exe /c`.
+    let bat = exe(&tmp.path().join("run.bat"));
+    let l = run(&[&s(&bat), "x&y"], None);
+    assert_eq!(l.argv, [s(&bat), "x&y".to_string()]);
+
+    // The same command on Unix runs the file itself.
+    let unix = host(&[("PATH", "/usr/bin")], None);
+    let words = strings(&["./deploy.ps1"]);
+    let a = AppLaunch {
+        command: Some(&words),
+        ..app(tmp.path())
+    };
+    assert_eq!(
+        resolve_launch(&a, &unix).unwrap().argv,
+        [s(&tmp.path().join("deploy.ps1"))]
+    );
+}
