@@ -734,8 +734,8 @@ pub(crate) fn path_in(cwd: &Path, path: &str) -> PathBuf {
 }
 
 /// A program the app names: `python`/`python3` is the environment's interpreter; a path is
-/// relative to cwd; any other word is looked up.
-/// Several words for the `py` launcher (`py.exe -3`).
+/// relative to cwd; any other word is looked up. Several words for the `py` launcher
+/// (`py.exe -3`).
 fn program(word: &str, app: &AppLaunch, env: Option<&PythonEnv>, host: &HostEnv) -> Vec<String> {
     match env {
         Some(env) if word == "python" || word == "python3" => env.argv(),
@@ -809,23 +809,20 @@ pub fn resolve_launch(app: &AppLaunch, host: &HostEnv) -> Result<Launch, EnvErro
         argv.extend(["-m".to_string(), module.to_string()]);
     } else if let Some(script) = app.script {
         let ext = Path::new(script).extension().and_then(|e| e.to_str());
-        let ps1 = host.layout.script_runner(script) == Some(ScriptRunner::PowerShell);
         let runner = match (interpreter, ext) {
-            (None, _) if ps1 => Some("powershell"),
+            (None, _) if host.layout.script_runner(script) == Some(ScriptRunner::PowerShell) => {
+                Some(powershell(env, host))
+            }
             (Some("none"), _) => None,
-            (Some(i), _) => Some(i),
-            (None, Some("py")) => Some("python"),
-            (None, Some("js")) => Some("node"),
-            (None, Some("sh")) => Some("bash"),
+            (Some(i), _) => Some(program(i, app, env, host)),
+            (None, Some("py")) => Some(program("python", app, env, host)),
+            (None, Some("js")) => Some(program("node", app, env, host)),
+            (None, Some("sh")) => Some(program("bash", app, env, host)),
             (None, _) => None,
         };
         match runner {
-            Some(_) if interpreter.is_none() && ps1 => {
-                argv.extend(powershell(env, host));
-                argv.push(script.to_string());
-            }
             Some(runner) => {
-                argv.extend(program(runner, app, env, host));
+                argv.extend(runner);
                 argv.push(script.to_string());
             }
             None => argv.push(in_cwd(app, script)),

@@ -65,9 +65,9 @@ pub(super) unsafe fn start_child(
     };
     // The stack grows down from its 16-byte aligned top.
     let top = (base + CHILD_STACK) & !15;
-    // SAFETY: the stack outlives the child's use of it (it is unmapped only after clone returns,
-    // lives), since CLONE_VFORK returns only once the child has exec'd or exited; the rest is
-    // the caller's contract.
+    // SAFETY: the stack outlives the child's use of it (it is unmapped, if at all, only after
+    // clone returns, and CLONE_VFORK returns only once the child has exec'd or exited); the rest
+    // is the caller's contract.
     let pid = unsafe {
         libc::clone(
             entry,

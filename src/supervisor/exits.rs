@@ -108,16 +108,19 @@ impl Supervisor {
     /// cgroup is removed (or kept for later while a straggler is inside). Without a cgroup, a
     /// spawner's own limit (a Windows Job Object) that refused memory is reported the same way.
     fn cgroup_exit(&mut self, key: &Key, e: &Exit) {
-        let max = self
-            .desired
-            .apps
-            .get(&key.0)
-            .and_then(|s| s.app.memory_max)
-            .map(crate::config::units::format_size)
-            .unwrap_or_default();
+        // Only formatted when a limit was hit (not on every exit).
+        let max = |s: &Self| {
+            s.desired
+                .apps
+                .get(&key.0)
+                .and_then(|a| a.app.memory_max)
+                .map(crate::config::units::format_size)
+                .unwrap_or_default()
+        };
         if e.memory_limit {
             let why = format!(
-                "memory limit: its Job Object refused memory over memory_max {max} and it exited"
+                "memory limit: its Job Object refused memory over memory_max {} and it exited",
+                max(self)
             );
             self.memory_limit_exit(key, e.pid, why);
         }
@@ -127,7 +130,8 @@ impl Supervisor {
         // Killed by the kernel for its cgroup's memory.max: say so before the exit.
         if cg.oom_kills() > seen && e.signal == Some(crate::process::Signal::SIGKILL as i32) {
             let why = format!(
-                "memory limit: killed by the kernel's OOM killer in its cgroup (memory_max {max})"
+                "memory limit: killed by the kernel's OOM killer in its cgroup (memory_max {})",
+                max(self)
             );
             self.memory_limit_exit(key, e.pid, why);
         }
